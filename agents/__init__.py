@@ -1,0 +1,1 @@
+"""Student agents: baselines (random, n-gram) and, later, causal-LM policies."""

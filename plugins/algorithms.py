@@ -1,0 +1,49 @@
+"""Built-in RL algorithms from stable-baselines3 and sb3-contrib."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from story_env.hookspecs import hookimpl
+from story_env.registry import AlgorithmSpec, RegisterAlgorithm
+
+
+def _lazy(path: str) -> Callable[[], type]:
+    module, _, attr = path.partition(":")
+
+    def load() -> type:
+        return getattr(importlib.import_module(module), attr)
+
+    return load
+
+
+@hookimpl
+def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
+    register(
+        "ppo", AlgorithmSpec(_lazy("stable_baselines3:PPO")), description="PPO (stable-baselines3)"
+    )
+    register(
+        "a2c", AlgorithmSpec(_lazy("stable_baselines3:A2C")), description="A2C (stable-baselines3)"
+    )
+    register("trpo", AlgorithmSpec(_lazy("sb3_contrib:TRPO")), description="TRPO (sb3-contrib)")
+    register(
+        "maskable_ppo",
+        AlgorithmSpec(_lazy("sb3_contrib:MaskablePPO"), needs_action_masks=True),
+        description="PPO with invalid-action masks (sb3-contrib)",
+    )
+    register(
+        "recurrent_ppo",
+        AlgorithmSpec(_lazy("sb3_contrib:RecurrentPPO"), recurrent=True),
+        description="PPO with an LSTM policy (sb3-contrib)",
+    )
+    register(
+        "dqn",
+        AlgorithmSpec(_lazy("stable_baselines3:DQN"), q_values=True, on_policy=False),
+        description="DQN (stable-baselines3)",
+    )
+    register(
+        "qrdqn",
+        AlgorithmSpec(_lazy("sb3_contrib:QRDQN"), q_values=True, on_policy=False),
+        description="Quantile-regression DQN (sb3-contrib)",
+    )

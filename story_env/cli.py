@@ -1,0 +1,132 @@
+"""The ``storytelling`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from story_env.errors import StorytellingError
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({exc})") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object like '{{\"seed\": 1}}', got {text!r}"
+        )
+    return value
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print every registered teacher, student and algorithm with its provider."""
+    from story_env.registry import registry
+
+    reg = registry()
+    for kind in ("teacher", "student", "algorithm"):
+        entries = sorted(reg.entries(kind), key=lambda e: e.name)  # type: ignore[arg-type]
+        print(f"{kind}s:")
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            alias = f" (aliases: {', '.join(e.aliases)})" if e.aliases else ""
+            print(
+                f"  {e.name:<{width}}  [{e.distribution}; plugin {e.plugin}]  {e.description}{alias}"
+            )
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Let a student agent write stories and print each with the teacher's scores."""
+    from story_env.registry import create_student
+    from story_env.vector import StorytellingVectorEnv
+
+    if args.episodes < 1:
+        raise StorytellingError(f"--episodes must be >= 1, got {args.episodes}")
+    student = create_student(args.agent, **args.agent_kwargs)
+    env = StorytellingVectorEnv(
+        num_envs=min(args.num_envs, args.episodes),
+        teacher=args.teacher,
+        student=args.agent,
+        student_kwargs=args.agent_kwargs,
+        teacher_kwargs=args.teacher_kwargs,
+        max_new_tokens=args.max_new_tokens,
+        length_bonus=args.length_bonus,
+    )
+    agent = student.make_agent(seed=args.seed)
+    obs, _ = env.reset(seed=args.seed)
+    finished: list[dict[str, Any]] = []
+    while len(finished) < args.episodes:
+        actions, _ = agent.predict(obs)
+        obs, _, terminated, truncated, infos = env.step(actions)
+        for i in np.flatnonzero(terminated | truncated):
+            if len(finished) == args.episodes:
+                break
+            info = {k: v[i] for k, v in infos["final_info"].items() if not k.startswith("_")}
+            info["scores"] = {k: v[i] for k, v in info["scores"].items() if not k.startswith("_")}
+            finished.append(info)
+            if not args.quiet:
+                _print_story(len(finished), info)
+    rewards = np.array([f["reward"] for f in finished])
+    print(
+        f"\n== {len(finished)} stories | teacher {args.teacher} | agent {args.agent} | seed {args.seed}"
+    )
+    print(
+        f"reward: mean {rewards.mean():.3f}  std {rewards.std():.3f}  min {rewards.min():.3f}  max {rewards.max():.3f}"
+    )
+    for dim in finished[0]["scores"]:
+        values = np.array([f["scores"][dim] for f in finished])
+        print(f"{dim}: mean {values.mean():.2f}")
+    return 0
+
+
+def _print_story(n: int, info: dict[str, Any]) -> None:
+    scores = "  ".join(f"{k} {v:.2f}" for k, v in info["scores"].items())
+    print(f"--- story {n}: reward {info['reward']:.3f}  {scores}")
+    print(f"{info['prompt']}{info['story']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storytelling", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list registered teachers, students and algorithms")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("play", help="let an agent write stories and grade them")
+    p.add_argument("--teacher", default="heuristic", help="teacher name (default: heuristic)")
+    p.add_argument("--agent", default="ngram", help="student agent name (default: ngram)")
+    p.add_argument("--episodes", type=int, default=5, help="stories to write (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--num-envs", type=int, default=8, help="stories written at once (default: 8)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=90, help="story length limit (default: 90)"
+    )
+    p.add_argument("--length-bonus", type=float, default=0.0, help="the paper's b (default: 0)")
+    p.add_argument(
+        "--teacher-kwargs", type=_json_dict, default={}, help="JSON object for the teacher"
+    )
+    p.add_argument("--agent-kwargs", type=_json_dict, default={}, help="JSON object for the agent")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_play)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``storytelling`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except StorytellingError as exc:
+        print(f"storytelling: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The story batch: the state and rules shared by the single and the vector env.
+
+``StoryBatch`` holds N stories being written at once (N = 1 for ``StorytellingEnv``).
+Each step appends one token per story; every story that ends in that step is decoded
+and sent to the teacher in a single batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from story_env.errors import ActionError, ConfigError, EpisodeError, TeacherError
+from story_env.prompts import load_prompts
+from story_env.rewards import RewardConfig
+from story_env.student import StoryTokenizer
+from story_env.teacher import Scores, StoryRequest, Teacher
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The env's keyword arguments, validated. All values are plain (JSON-able).
+
+    Attributes:
+        teacher: Registered teacher name (``storytelling plugins`` lists them).
+        student: Registered student name; its tokenizer is the action space.
+        max_new_tokens: Story length limit in tokens; the episode is truncated there.
+        prompts: Prompt pool given inline; default the paper's single fixed prompt.
+        prompt_file: A file with one prompt per line, instead of ``prompts``.
+        weights: Per-dimension reward weights (a list in the teacher's order, or a dict).
+        length_bonus: The paper's ``b`` (0.4 in the paper; 0 = off).
+        teacher_kwargs: Keyword arguments for the teacher's factory.
+        student_kwargs: Keyword arguments for the student's factory.
+        teacher_fallback: Reward for a story the teacher failed to grade; ``None`` raises.
+    """
+
+    teacher: str = "heuristic"
+    student: str = "random"
+    max_new_tokens: int = 90
+    prompts: Sequence[str] | None = None
+    prompt_file: str | None = None
+    weights: Sequence[float] | Mapping[str, float] | None = None
+    length_bonus: float = 0.0
+    teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    student_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    teacher_fallback: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise ConfigError(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(
+                f"max_new_tokens must be >= 1, got {self.max_new_tokens}; the paper uses 90"
+            )
+        if self.teacher_fallback is not None and not 0.0 <= self.teacher_fallback <= 1.0:
+            raise ConfigError(
+                f"teacher_fallback must be in [0, 1] or None, got {self.teacher_fallback}"
+            )
+
+
+def build_components(
+    config: EnvConfig,
+) -> tuple[Teacher, StoryTokenizer, RewardConfig, tuple[str, ...]]:
+    """Create the teacher and student named by ``config`` through the plugin registry."""
+    from story_env.registry import create_student, create_teacher
+
+    teacher = create_teacher(config.teacher, **dict(config.teacher_kwargs))
+    student = create_student(config.student, **dict(config.student_kwargs))
+    reward = RewardConfig.build(
+        teacher.dimensions,
+        teacher.max_score,
+        config.weights,
+        config.length_bonus,
+        config.max_new_tokens,
+    )
+    return teacher, student.tokenizer, reward, load_prompts(config.prompts, config.prompt_file)
+
+
+class StoryBatch:
+    """N stories in progress: token buffers, lengths, and the end-of-story rules."""
+
+    def __init__(
+        self,
+        n: int,
+        config: EnvConfig,
+        teacher: Teacher,
+        tokenizer: StoryTokenizer,
+        reward: RewardConfig,
+        prompts: tuple[str, ...],
+    ) -> None:
+        self.n, self.config, self.teacher, self.tokenizer, self.reward = (
+            n,
+            config,
+            teacher,
+            tokenizer,
+            reward,
+        )
+        self.prompts = prompts
+        self.vocab_size = int(tokenizer.vocab_size)
+        self.eos = int(tokenizer.eos_token_id)
+        self.pad = self.vocab_size  # outside the action range, so padding is unambiguous
+        self.prompt_ids = [np.asarray(tokenizer.encode(p), dtype=np.int64) for p in prompts]
+        self.context_len = max(len(p) for p in self.prompt_ids) + config.max_new_tokens
+        self.tokens = np.full((n, self.context_len), self.pad, dtype=np.int64)
+        self.lengths = np.zeros(n, dtype=np.int64)
+        self.prompt_lengths = np.zeros(n, dtype=np.int64)
+        self.prompt_index = np.zeros(n, dtype=np.int64)
+        self.active = np.zeros(n, dtype=bool)
+        self._rows = np.arange(n)
+
+    def reset_slot(self, i: int, rng: np.random.Generator) -> None:
+        """Start a new story in slot ``i`` with a prompt drawn by ``rng``."""
+        k = int(rng.integers(len(self.prompts))) if len(self.prompts) > 1 else 0
+        ids = self.prompt_ids[k]
+        self.tokens[i].fill(self.pad)
+        self.tokens[i, : len(ids)] = ids
+        self.lengths[i] = self.prompt_lengths[i] = len(ids)
+        self.prompt_index[i] = k
+        self.active[i] = True
+
+    def validate(self, actions: Any) -> np.ndarray:
+        """Return ``actions`` as an int array of shape (n,), or raise a clear error."""
+        arr = np.asarray(actions)
+        if arr.shape not in ((self.n,), ()) or (arr.shape == () and self.n != 1):
+            raise ActionError(f"expected {self.n} token id(s), got an array of shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ActionError(
+                f"actions must be integer token ids, got dtype {arr.dtype} ({actions!r})"
+            )
+        arr = arr.reshape(self.n).astype(np.int64, copy=False)
+        bad = (arr < 0) | (arr >= self.vocab_size)
+        if bad.any():
+            raise ActionError(
+                f"action {int(arr[bad][0])} is outside the student's vocabulary "
+                f"[0, {self.vocab_size - 1}]; actions are token ids of the student's tokenizer"
+            )
+        if not self.active.all():
+            raise EpisodeError(
+                "step() called after the episode ended (terminated or truncated); call reset() first"
+            )
+        return arr
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, dict[str, Any]]]:
+        """Append one token per story; grade the stories that end now.
+
+        Returns:
+            rewards (n,), terminated (n,), truncated (n,), and the final info of each slot
+            that ended, keyed by slot.
+        """
+        self.tokens[self._rows, self.lengths] = actions
+        self.lengths += 1
+        terminated = actions == self.eos
+        truncated = ~terminated & (self.lengths - self.prompt_lengths >= self.config.max_new_tokens)
+        rewards = np.zeros(self.n, dtype=np.float64)
+        ended = np.flatnonzero(terminated | truncated)
+        infos: dict[int, dict[str, Any]] = {}
+        if len(ended):
+            self.active[ended] = False
+            infos = self._grade(ended, rewards)
+        return rewards, terminated, truncated, infos
+
+    def story_ids(self, i: int) -> np.ndarray:
+        """The generated token ids of slot ``i`` (without the end-of-story token)."""
+        ids = self.tokens[i, self.prompt_lengths[i] : self.lengths[i]]
+        return ids[:-1] if len(ids) and ids[-1] == self.eos else ids
+
+    def _grade(self, slots: np.ndarray, rewards: np.ndarray) -> dict[int, dict[str, Any]]:
+        requests = [
+            StoryRequest(
+                self.prompts[self.prompt_index[i]],
+                self.tokenizer.decode(self.story_ids(i).tolist()),
+            )
+            for i in slots
+        ]
+        grades = self.teacher.score(requests)
+        if len(grades) != len(requests):
+            raise TeacherError(
+                f"teacher {self.teacher.name!r} returned {len(grades)} grades for {len(requests)} stories"
+            )
+        infos = {}
+        for i, request, scores in zip(slots, requests, grades, strict=True):
+            words = len(request.story.split())
+            rewards[i], info = self._reward(scores, words)
+            info.update(
+                prompt=request.prompt,
+                story=request.story,
+                words=words,
+                tokens=int(self.lengths[i] - self.prompt_lengths[i]),
+                teacher_raw=scores.raw,
+            )
+            infos[int(i)] = info
+        return infos
+
+    def _reward(self, scores: Scores, words: int) -> tuple[float, dict[str, Any]]:
+        if scores.ok:
+            reward = self.reward.reward(scores, words)
+            return reward, {
+                "scores": dict(scores.values),
+                "teacher_score": self.reward.teacher_score(scores),
+                "reward": reward,
+                "teacher_error": None,
+            }
+        if self.config.teacher_fallback is None:
+            raise TeacherError(
+                f"teacher {self.teacher.name!r} failed to grade a story: {scores.error}. "
+                "Pass teacher_fallback=<reward in [0, 1]> to continue with a flagged fallback reward."
+            )
+        reward = float(self.config.teacher_fallback)
+        return reward, {
+            "scores": {},
+            "teacher_score": None,
+            "reward": reward,
+            "teacher_error": scores.error,
+        }
+
+    def render(self, i: int) -> str:
+        """Prompt and story so far, as text."""
+        k = self.prompt_index[i]
+        return f"{self.prompts[k]}{self.tokenizer.decode(self.story_ids(i).tolist())}"

@@ -1,0 +1,65 @@
+"""The project's error classes: one base, narrow subclasses.
+
+Every message says what was wrong, the value that was given, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class StorytellingError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(StorytellingError, ValueError):
+    """A keyword argument, flag or config value is invalid."""
+
+
+class UnknownPluginError(StorytellingError, KeyError):
+    """A teacher, student or algorithm name is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        message = (
+            f"unknown {kind} {name!r}.{hint} Registered {kind}s: {', '.join(known) or '(none)'}. "
+            f"Run `storytelling plugins` to see every plugin and the package that provides it."
+        )
+        super().__init__(message)
+        self.kind, self.name, self.known = kind, name, known
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class DuplicatePluginError(StorytellingError):
+    """Two plugins registered the same name."""
+
+
+class PluginLoadError(StorytellingError, ImportError):
+    """A third-party plugin failed to import or to register."""
+
+
+class DependencyMissingError(StorytellingError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class EpisodeError(StorytellingError, RuntimeError):
+    """The environment was used out of order (e.g. ``step`` after the episode ended)."""
+
+
+class TeacherError(StorytellingError, RuntimeError):
+    """A teacher failed to grade a story and the failure policy says to raise."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest known name, or an empty string."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class ActionError(StorytellingError, ValueError):
+    """An action is not a token id of the student's vocabulary."""

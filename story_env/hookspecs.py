@@ -1,0 +1,55 @@
+"""Hook specifications: the only ways a plugin extends Storytelling-v0.
+
+Every hook takes a ``register`` callback; the host owns the names, aliases and the
+detection of duplicates. A plugin implements a hook with ``@story_env.hookimpl`` and
+is found through the ``storytelling`` entry-point group, e.g. in its pyproject::
+
+    [project.entry-points.storytelling]
+    my_teacher = "my_package.plugin"
+
+Hooks are called with keyword arguments only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from story_env.registry import RegisterAlgorithm, RegisterStudent, RegisterTeacher
+
+PROJECT = "storytelling"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def storytelling_register_teachers(register: RegisterTeacher) -> None:
+    """Register teacher factories.
+
+    Call ``register(name, factory, description=..., aliases=())`` once per teacher.
+    ``factory(**kwargs)`` must return an object following ``story_env.teacher.Teacher``;
+    import heavy dependencies inside the factory, not at module import.
+    """
+
+
+@hookspec
+def storytelling_register_students(register: RegisterStudent) -> None:
+    """Register student factories.
+
+    Call ``register(name, factory, description=..., aliases=())`` once per student.
+    ``factory(**kwargs)`` must return an object following ``story_env.student.Student``:
+    it gives the tokenizer that defines the env's action space and an agent that writes.
+    """
+
+
+@hookspec
+def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
+    """Register RL algorithms.
+
+    Call ``register(name, spec)`` with a ``story_env.registry.AlgorithmSpec`` that says how
+    to load the stable-baselines3-style class and what it needs (action masks, recurrent
+    state, discrete Q-values).
+    """

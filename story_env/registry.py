@@ -1,0 +1,231 @@
+"""The plugin manager and the registry of teachers, students and algorithms.
+
+``plugin_manager()`` builds (once per process) a pluggy manager: it adds the hookspecs,
+registers the built-in plugins from ``plugins/``, loads third-party plugins from the
+``storytelling`` entry-point group unless ``STORYTELLING_DISABLE_PLUGIN_AUTOLOAD`` is set,
+and runs ``check_pending()``. ``registry()`` asks every plugin to register its names.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Literal, Protocol
+
+import pluggy
+
+from story_env import hookspecs
+from story_env.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
+
+ENTRY_POINT_GROUP = "storytelling"
+DISABLE_AUTOLOAD_ENV = "STORYTELLING_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_PLUGINS = ("plugins.teachers", "plugins.students", "plugins.algorithms")
+Kind = Literal["teacher", "student", "algorithm"]
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """How to build an RL algorithm and what it needs.
+
+    Attributes:
+        load: Returns the algorithm class (imported lazily), e.g. ``stable_baselines3.PPO``.
+        needs_action_masks: The algorithm calls ``action_masks()`` (MaskablePPO).
+        recurrent: The policy keeps a recurrent state between steps (RecurrentPPO).
+        q_values: The algorithm learns discrete Q-values (DQN, QR-DQN).
+        on_policy: The algorithm learns from fresh rollouts (PPO family, A2C, TRPO).
+        defaults: Default constructor keyword arguments for this task.
+    """
+
+    load: Callable[[], type]
+    needs_action_masks: bool = False
+    recurrent: bool = False
+    q_values: bool = False
+    on_policy: bool = True
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name."""
+
+    kind: Kind
+    name: str
+    obj: Any
+    plugin: str
+    distribution: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+class RegisterTeacher(Protocol):
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+    ) -> None: ...
+
+
+RegisterStudent = RegisterTeacher
+
+
+class RegisterAlgorithm(Protocol):
+    def __call__(
+        self,
+        name: str,
+        spec: AlgorithmSpec,
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+    ) -> None: ...
+
+
+_HOOKS: dict[Kind, str] = {
+    "teacher": "storytelling_register_teachers",
+    "student": "storytelling_register_students",
+    "algorithm": "storytelling_register_algorithms",
+}
+
+
+class Registry:
+    """Every registered teacher, student and algorithm, with the plugin that provided it."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self._entries = entries
+        self._index: dict[tuple[Kind, str], Entry] = {}
+        for entry in entries:
+            for key in (entry.name, *entry.aliases):
+                self._index[(entry.kind, key)] = entry
+
+    def names(self, kind: Kind) -> list[str]:
+        """Registered names of one kind (aliases not included), sorted."""
+        return sorted(e.name for e in self._entries if e.kind == kind)
+
+    def entries(self, kind: Kind | None = None) -> Iterator[Entry]:
+        """All entries, or those of one kind, in registration order."""
+        return (e for e in self._entries if kind is None or e.kind == kind)
+
+    def get(self, kind: Kind, name: str) -> Entry:
+        """Look a name (or alias) up; raise ``UnknownPluginError`` with the valid names."""
+        try:
+            return self._index[(kind, name)]
+        except KeyError:
+            known = [k for (k_kind, k) in self._index if k_kind == kind]
+            raise UnknownPluginError(kind, name, known) from None
+
+
+def _distribution_of(module: ModuleType | object) -> str:
+    package = getattr(module, "__name__", type(module).__module__).split(".")[0]
+    names = importlib.metadata.packages_distributions().get(package, [])
+    if not names:
+        return "storytelling"
+    version = importlib.metadata.version(names[0])
+    return f"{names[0]} {version}"
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginLoadError(
+                f"plugin {ep.name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP!r}, "
+                f"from {dist}) failed to import: {type(exc).__name__}: {exc}. Fix or uninstall "
+                f"that package, or set {DISABLE_AUTOLOAD_ENV}=1 to skip third-party plugins."
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        _DISTRIBUTIONS[ep.name] = dist
+
+
+_DISTRIBUTIONS: dict[str, str] = {}
+
+
+@functools.cache
+def plugin_manager() -> pluggy.PluginManager:
+    """Build the process-wide plugin manager (built-ins, then entry points)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for module_name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+        _DISTRIBUTIONS[module_name] = _distribution_of(importlib.import_module(module_name))
+    if not os.environ.get(DISABLE_AUTOLOAD_ENV):
+        _load_entry_points(pm)
+    pm.check_pending()
+    return pm
+
+
+def registry() -> Registry:
+    """Ask every registered plugin for its teachers, students and algorithms."""
+    pm = plugin_manager()
+    entries: list[Entry] = []
+    owners: dict[tuple[Kind, str], Entry] = {}
+    for kind, hook_name in _HOOKS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            plugin_name = impl.plugin_name
+            dist = _DISTRIBUTIONS.get(plugin_name) or _distribution_of(impl.plugin)
+
+            def register(
+                name: str,
+                obj: Any,
+                *,
+                description: str = "",
+                aliases: tuple[str, ...] = (),
+                _kind: Kind = kind,
+                _plugin: str = plugin_name,
+                _dist: str = dist,
+            ) -> None:
+                entry = Entry(_kind, name, obj, _plugin, _dist, description, tuple(aliases))
+                for key in (name, *entry.aliases):
+                    if (_kind, key) in owners:
+                        other = owners[(_kind, key)]
+                        raise DuplicatePluginError(
+                            f"{_kind} name {key!r} is registered twice: by plugin {other.plugin!r} "
+                            f"({other.distribution}) and by plugin {_plugin!r} ({_dist}). "
+                            f"Uninstall one of them or rename the {_kind}."
+                        )
+                    owners[(_kind, key)] = entry
+                entries.append(entry)
+
+            impl.function(register=register)
+    return Registry(entries)
+
+
+def create_teacher(name: str, **kwargs: Any) -> Any:
+    """Instantiate the teacher registered as ``name`` with keyword arguments."""
+    return _create("teacher", name, kwargs)
+
+
+def create_student(name: str, **kwargs: Any) -> Any:
+    """Instantiate the student registered as ``name`` with keyword arguments."""
+    return _create("student", name, kwargs)
+
+
+def get_algorithm(name: str) -> AlgorithmSpec:
+    """Return the ``AlgorithmSpec`` registered as ``name``."""
+    return registry().get("algorithm", name).obj
+
+
+def _create(kind: Kind, name: str, kwargs: dict[str, Any]) -> Any:
+    from story_env.errors import ConfigError
+
+    entry = registry().get(kind, name)
+    try:
+        return entry.obj(**kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc) or "positional argument" in str(exc):
+            raise ConfigError(
+                f"bad keyword arguments {sorted(kwargs)} for {kind} {name!r} "
+                f"(from {entry.distribution}): {exc}"
+            ) from exc
+        raise

@@ -1,0 +1,84 @@
+"""stable-baselines3 adapter for the native vector env (imports SB3, so kept apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+from story_env.vector import StorytellingVectorEnv
+
+
+class SB3VecEnv(VecEnv):
+    """Lets stable-baselines3 algorithms drive ``StorytellingVectorEnv`` (the batched path).
+
+    SB3 expects ``step`` to return lists of infos with ``terminal_observation`` and
+    ``TimeLimit.truncated`` for finished slots; this adapter translates.
+
+    Example:
+        >>> from story_env.sb3 import make_sb3_vec_env
+        >>> venv = make_sb3_vec_env(num_envs=4, teacher="heuristic")
+    """
+
+    def __init__(self, vec_env: StorytellingVectorEnv) -> None:
+        self.vec_env = vec_env
+        super().__init__(
+            vec_env.num_envs, vec_env.single_observation_space, vec_env.single_action_space
+        )
+        self._actions: np.ndarray | None = None
+        self.render_mode = vec_env.render_mode
+
+    def reset(self) -> np.ndarray:
+        seeds = [s for s in self._seeds] if any(s is not None for s in self._seeds) else None
+        obs, _ = self.vec_env.reset(seed=seeds)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, terminated, truncated, infos = self.vec_env.step(self._actions)
+        dones = terminated | truncated
+        out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i in np.flatnonzero(dones):
+            info = {k: v[i] for k, v in infos["final_info"].items() if not k.startswith("_")}
+            if isinstance(info.get("scores"), dict):
+                info["scores"] = {
+                    k: v[i] for k, v in info["scores"].items() if not k.startswith("_")
+                }
+            info["terminal_observation"] = infos["final_obs"][i]
+            info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            out[i] = info
+        return obs, rewards.astype(np.float32), dones, out
+
+    def close(self) -> None:
+        self.vec_env.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self.vec_env, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self.vec_env, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        result = getattr(self.vec_env, method_name)(*args, **kwargs)
+        return [result] * len(self._indices(indices))
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: Any) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        return [indices] if isinstance(indices, int) else list(indices)
+
+
+def make_sb3_vec_env(num_envs: int = 1, **kwargs: Any) -> SB3VecEnv:
+    """Build ``StorytellingVectorEnv(num_envs, **kwargs)`` wrapped for stable-baselines3."""
+    return SB3VecEnv(StorytellingVectorEnv(num_envs=num_envs, **kwargs))

@@ -1,0 +1,75 @@
+"""The student contract: a tokenizer (the env's vocabulary) and an agent that writes.
+
+The env takes its action space from the chosen student's tokenizer, so a policy's
+action ids and the env's token ids always agree. Agents follow stable-baselines3's
+``predict`` signature, so a trained SB3 model and a baseline agent are used the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class StoryTokenizer(Protocol):
+    """The few tokenizer operations the env needs."""
+
+    vocab_size: int
+    eos_token_id: int
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``; special tokens are dropped."""
+        ...
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens (ids 0..255) plus an end-of-story token (id 256).
+
+    Works offline with no training; the default vocabulary of the baseline students.
+    """
+
+    vocab_size = 257
+    eos_token_id = 256
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return bytes(int(i) for i in ids if 0 <= int(i) < 256).decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return "ByteTokenizer(vocab_size=257)"
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Anything with stable-baselines3's ``predict``: observations in, token ids out."""
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        """Return the next token id for each observation row (and a recurrent state)."""
+        ...
+
+
+@runtime_checkable
+class Student(Protocol):
+    """What a student plugin's factory returns."""
+
+    name: str
+    tokenizer: StoryTokenizer
+
+    def make_agent(self, *, seed: int | None = None) -> Agent:
+        """An agent that writes with this student's vocabulary."""
+        ...

@@ -1,0 +1,98 @@
+"""The native vector env (N stories at once, one teacher batch per step) and its SB3 adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from story_env.core import EnvConfig, StoryBatch, build_components
+from story_env.errors import ConfigError
+
+
+class StorytellingVectorEnv(VectorEnv):
+    """``num_envs`` stories written in lockstep, sharing one teacher and one tokenizer.
+
+    Every story that ends in a step is graded in a single ``teacher.score`` batch. Slots
+    reset in the same step they end (``AutoresetMode.SAME_STEP``): the returned
+    observation starts the next story, and ``info["final_obs"]`` / ``info["final_info"]``
+    hold the finished one. ``reset(seed=s)`` seeds slot ``i`` with ``s + i``, so slot ``i``
+    replays ``gym.make("Storytelling-v0").reset(seed=s + i)`` exactly.
+
+    Takes the same keyword arguments as ``StorytellingEnv`` plus ``num_envs``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
+        if render_mode not in (None, "ansi"):
+            raise ConfigError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
+        for key in ("teacher_kwargs", "student_kwargs"):
+            kwargs[key] = dict(kwargs.get(key) or {})
+        try:
+            self.config = EnvConfig(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"bad keyword argument for Storytelling-v0: {exc}") from exc
+        self.teacher, self.tokenizer, self.reward_config, pool = build_components(self.config)
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.batch = StoryBatch(
+            num_envs, self.config, self.teacher, self.tokenizer, self.reward_config, pool
+        )
+        self.single_action_space = spaces.Discrete(self.batch.vocab_size)
+        self.single_observation_space = spaces.Box(
+            0, self.batch.vocab_size, shape=(self.batch.context_len,), dtype=np.int64
+        )
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._rngs = [np.random.default_rng() for _ in range(num_envs)]
+
+    @property
+    def pad_id(self) -> int:
+        """The padding id of observations (= ``vocab_size``)."""
+        return self.batch.pad
+
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ConfigError(f"got {len(seeds)} seeds for {self.num_envs} envs")
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self._rngs[i], _ = gym.utils.seeding.np_random(s)
+            self.batch.reset_slot(i, self._rngs[i])
+        return self.batch.tokens.copy(), {}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = self.batch.validate(actions)
+        rewards, terminated, truncated, finals = self.batch.step(actions)
+        infos: dict[str, Any] = {}
+        for i, final_info in finals.items():
+            infos = self._add_info(
+                infos, {"final_obs": self.batch.tokens[i].copy(), "final_info": final_info}, i
+            )
+            self.batch.reset_slot(i, self._rngs[i])
+        return self.batch.tokens.copy(), rewards, terminated, truncated, infos
+
+    def render(self) -> tuple[str, ...] | None:
+        if self.render_mode == "ansi":
+            return tuple(self.batch.render(i) for i in range(self.num_envs))
+        return None

@@ -1,0 +1,69 @@
+"""The `storytelling` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from story_env.cli import main
+
+
+def test_plugins_lists_every_kind_with_its_distribution(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("teachers:") < out.index("students:") < out.index("algorithms:")
+    heuristic = next(line for line in out.splitlines() if line.strip().startswith("heuristic"))
+    assert "[storytelling" in heuristic and "plugin plugins.teachers" in heuristic
+    assert "maskable_ppo" in out and "aliases: bigram" in out
+
+
+def test_play_prints_stories_scores_and_a_summary(capsys):
+    assert (
+        main(
+            [
+                "play",
+                "--teacher",
+                "heuristic",
+                "--agent",
+                "ngram",
+                "--episodes",
+                "3",
+                "--seed",
+                "1",
+                "--max-new-tokens",
+                "40",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("--- story") == 3
+    assert "== 3 stories | teacher heuristic | agent ngram | seed 1" in out
+    assert "reward: mean" in out and "coherence: mean" in out
+
+
+def test_play_is_reproducible(capsys):
+    args = ["play", "--agent", "ngram", "--episodes", "2", "--seed", "7", "--max-new-tokens", "30"]
+    main(args)
+    first = capsys.readouterr().out
+    main(args)
+    assert capsys.readouterr().out == first
+
+
+def test_unknown_teacher_exits_with_a_clear_message():
+    result = subprocess.run(
+        [sys.executable, "-m", "story_env.cli", "play", "--teacher", "llama", "--episodes", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "unknown teacher 'llama'" in result.stderr and "heuristic" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_json_kwargs_are_rejected(capsys):
+    try:
+        main(["play", "--teacher-kwargs", "{seed: 1}"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "not valid JSON" in capsys.readouterr().err
