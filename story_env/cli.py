@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,11 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import StorytellingError
+
+
+# Modules that add subcommands: each has ``add_command(subparsers)`` and imports its
+# heavy dependencies inside the command function, so `storytelling --help` stays fast.
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _json_dict(text: str) -> dict[str, Any]:
@@ -45,7 +51,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     """Let a student agent write stories and print each with the teacher's scores."""
     from story_env.registry import create_student
-    from story_env.vector import StorytellingVectorEnv
+    from story_env.vector import StorytellingVectorEnv, slot_info
 
     if args.episodes < 1:
         raise StorytellingError(f"--episodes must be >= 1, got {args.episodes}")
@@ -68,8 +74,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         for i in np.flatnonzero(terminated | truncated):
             if len(finished) == args.episodes:
                 break
-            info = {k: v[i] for k, v in infos["final_info"].items() if not k.startswith("_")}
-            info["scores"] = {k: v[i] for k, v in info["scores"].items() if not k.startswith("_")}
+            info = slot_info(infos["final_info"], i)
             finished.append(info)
             if not args.quiet:
                 _print_story(len(finished), info)
@@ -115,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-kwargs", type=_json_dict, default={}, help="JSON object for the agent")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_play)
+
+    for module_name in EXTRA_COMMAND_MODULES:
+        importlib.import_module(module_name).add_command(sub)
     return parser
 
 

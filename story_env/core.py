@@ -213,7 +213,7 @@ class StoryBatch:
         reward = float(self.config.teacher_fallback)
         return reward, {
             "scores": {},
-            "teacher_score": None,
+            "teacher_score": float("nan"),
             "reward": reward,
             "teacher_error": scores.error,
         }

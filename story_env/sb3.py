@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-from story_env.vector import StorytellingVectorEnv
+from story_env.vector import StorytellingVectorEnv, slot_info
 
 
 class SB3VecEnv(VecEnv):
@@ -45,11 +45,7 @@ class SB3VecEnv(VecEnv):
         dones = terminated | truncated
         out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
-            info = {k: v[i] for k, v in infos["final_info"].items() if not k.startswith("_")}
-            if isinstance(info.get("scores"), dict):
-                info["scores"] = {
-                    k: v[i] for k, v in info["scores"].items() if not k.startswith("_")
-                }
+            info = slot_info(infos["final_info"], i)
             info["terminal_observation"] = infos["final_obs"][i]
             info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             out[i] = info

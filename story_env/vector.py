@@ -96,3 +96,18 @@ class StorytellingVectorEnv(VectorEnv):
         if self.render_mode == "ansi":
             return tuple(self.batch.render(i) for i in range(self.num_envs))
         return None
+
+
+def slot_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
+    """Slot ``i``'s entries of a batched vector-env info dict (nested dicts included).
+
+    Example: ``slot_info(infos["final_info"], i)["story"]`` is the story slot ``i`` finished.
+    """
+    out: dict[str, Any] = {}
+    for key, value in infos.items():
+        mask = infos.get(f"_{key}")
+        if key.startswith("_") or (mask is not None and not mask[i]):
+            continue
+        item = slot_info(value, i) if isinstance(value, dict) else value[i]
+        out[key] = item.item() if isinstance(item, np.generic) else item
+    return out

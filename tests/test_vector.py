@@ -122,3 +122,49 @@ def test_ppo_learns_a_few_steps(vectorized):
     assert model.num_timesteps >= 256
     action, _ = model.predict(env.reset()[0] if not vectorized else env.reset())
     assert np.all((action >= 0) & (action < 257))
+
+
+class FlakyTeacher:
+    """Failure injection: fails every other story."""
+
+    name = "flaky"
+    dimensions = ("readability", "coherence", "creativity")
+    max_score = 3.0
+
+    def __init__(self):
+        self.count = 0
+
+    def score(self, requests):
+        from story_env.teacher import Scores
+
+        out = []
+        for _ in requests:
+            self.count += 1
+            ok = self.count % 2
+            out.append(
+                Scores.from_values(dict.fromkeys(self.dimensions, 3.0), 3.0)
+                if ok
+                else Scores.failed("timeout")
+            )
+        return out
+
+
+class FlakyPlugin:
+    @story_env.hookimpl
+    def storytelling_register_teachers(self, register):
+        register("flaky", FlakyTeacher)
+
+
+def test_vector_env_reports_mixed_successes_and_failures_per_slot(temporary_plugin):
+    from story_env.vector import slot_info
+
+    temporary_plugin(FlakyPlugin(), "flaky-teacher")
+    envs = StorytellingVectorEnv(num_envs=2, teacher="flaky", teacher_fallback=0.25)
+    envs.reset(seed=0)
+    eos = envs.tokenizer.eos_token_id
+    _, rewards, *_, infos = envs.step(np.array([eos, eos]))
+    first, second = (slot_info(infos["final_info"], i) for i in range(2))
+    assert rewards.tolist() == [1.0, 0.25]
+    assert first["teacher_error"] is None and first["scores"]["creativity"] == 3.0
+    assert second["teacher_error"] == "timeout" and second["scores"] == {}
+    assert np.isnan(second["teacher_score"])
