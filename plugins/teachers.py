@@ -20,6 +20,24 @@ def _random(**kwargs: Any) -> Any:
     return RandomTeacher(**kwargs)
 
 
+def _hf(**kwargs: Any) -> Any:
+    from teachers.hf import HFTeacher
+
+    return HFTeacher(**kwargs)
+
+
+def _llamacpp(**kwargs: Any) -> Any:
+    from teachers.llamacpp import LlamaCppTeacher
+
+    return LlamaCppTeacher(**kwargs)
+
+
+def _api(**kwargs: Any) -> Any:
+    from teachers.api import APITeacher
+
+    return APITeacher(**kwargs)
+
+
 @hookimpl
 def storytelling_register_teachers(register: RegisterTeacher) -> None:
     register(
@@ -28,3 +46,18 @@ def storytelling_register_teachers(register: RegisterTeacher) -> None:
         description="Fast offline grader: readability, coherence, creativity from text statistics",
     )
     register("random", _random, description="The paper's control: uniformly random grades (seeded)")
+    register(
+        "hf",
+        _hf,
+        description="Local transformers LLM judge (default SmolLM2-135M-Instruct); generate or probability mode",
+    )
+    register(
+        "llamacpp",
+        _llamacpp,
+        description="LLM judge through llama.cpp in-process (xllamacpp) on a GGUF file",
+    )
+    register(
+        "api",
+        _api,
+        description="Any OpenAI-compatible chat-completions server (vLLM, llama.cpp, Ollama, hosted)",
+    )

@@ -13,10 +13,9 @@ import numpy as np
 
 from story_env.errors import StorytellingError
 
-
 # Modules that add subcommands: each has ``add_command(subparsers)`` and imports its
 # heavy dependencies inside the command function, so `storytelling --help` stays fast.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ("agents.cli",)
 
 
 def _json_dict(text: str) -> dict[str, Any]:
@@ -50,12 +49,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     """Let a student agent write stories and print each with the teacher's scores."""
-    from story_env.registry import create_student
     from story_env.vector import StorytellingVectorEnv, slot_info
 
     if args.episodes < 1:
         raise StorytellingError(f"--episodes must be >= 1, got {args.episodes}")
-    student = create_student(args.agent, **args.agent_kwargs)
     env = StorytellingVectorEnv(
         num_envs=min(args.num_envs, args.episodes),
         teacher=args.teacher,
@@ -65,7 +62,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         length_bonus=args.length_bonus,
     )
-    agent = student.make_agent(seed=args.seed)
+    agent = env.student.make_agent(seed=args.seed)
     obs, _ = env.reset(seed=args.seed)
     finished: list[dict[str, Any]] = []
     while len(finished) < args.episodes:

@@ -16,7 +16,7 @@ import numpy as np
 from story_env.errors import ActionError, ConfigError, EpisodeError, TeacherError
 from story_env.prompts import load_prompts
 from story_env.rewards import RewardConfig
-from story_env.student import StoryTokenizer
+from story_env.student import StoryTokenizer, Student
 from story_env.teacher import Scores, StoryRequest, Teacher
 
 
@@ -63,12 +63,12 @@ class EnvConfig:
 
 def build_components(
     config: EnvConfig,
-) -> tuple[Teacher, StoryTokenizer, RewardConfig, tuple[str, ...]]:
+) -> tuple[Teacher, Student, RewardConfig, tuple[str, ...]]:
     """Create the teacher and student named by ``config`` through the plugin registry."""
-    from story_env.registry import create_student, create_teacher
+    from story_env.registry import create_teacher
 
     teacher = create_teacher(config.teacher, **dict(config.teacher_kwargs))
-    student = create_student(config.student, **dict(config.student_kwargs))
+    student = resolve_student(config.student, config.student_kwargs)
     reward = RewardConfig.build(
         teacher.dimensions,
         teacher.max_score,
@@ -76,7 +76,20 @@ def build_components(
         config.length_bonus,
         config.max_new_tokens,
     )
-    return teacher, student.tokenizer, reward, load_prompts(config.prompts, config.prompt_file)
+    return teacher, student, reward, load_prompts(config.prompts, config.prompt_file)
+
+
+def resolve_student(name: str, kwargs: Mapping[str, Any]) -> Any:
+    """Create a registered student, or load a local model folder given as the name."""
+    import os
+
+    from story_env.registry import create_student, registry
+
+    if os.sep in name or name.startswith(".") or (
+        os.path.isdir(name) and name not in registry().names("student")
+    ):
+        return create_student("hf", path=name, **dict(kwargs))
+    return create_student(name, **dict(kwargs))
 
 
 class StoryBatch:

@@ -85,7 +85,8 @@ class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
             dict(student_kwargs or {}),
             teacher_fallback,
         )
-        self.teacher, self.tokenizer, self.reward_config, pool = build_components(self.config)
+        self.teacher, self.student, self.reward_config, pool = build_components(self.config)
+        self.tokenizer = self.student.tokenizer
         self.render_mode = render_mode
         self._batch = StoryBatch(
             1, self.config, self.teacher, self.tokenizer, self.reward_config, pool

@@ -40,7 +40,8 @@ class StorytellingVectorEnv(VectorEnv):
             self.config = EnvConfig(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"bad keyword argument for Storytelling-v0: {exc}") from exc
-        self.teacher, self.tokenizer, self.reward_config, pool = build_components(self.config)
+        self.teacher, self.student, self.reward_config, pool = build_components(self.config)
+        self.tokenizer = self.student.tokenizer
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.batch = StoryBatch(

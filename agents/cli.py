@@ -1,0 +1,110 @@
+"""Subcommands for students: ``pretrain`` and ``build-student``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(float(x)) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated word counts, got {text!r}"
+        ) from exc
+
+
+def _read_stories(path: str) -> list[str]:
+    import gzip
+
+    from story_env.errors import ConfigError
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"corpus file {path!r} does not exist")
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rt", encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from agents import corpus
+    from agents.pretrain import ModelConfig, PretrainConfig, pretrain
+
+    config = PretrainConfig(
+        words=args.words,
+        save_at=args.save_at,
+        block_size=args.block_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        state_every_steps=args.state_every,
+        model=ModelConfig(
+            n_layer=args.layers,
+            n_embd=args.embd,
+            n_head=args.heads,
+            n_positions=args.positions,
+            vocab_size=args.vocab_size,
+        ),
+    )
+    train = _read_stories(args.train_file) if args.train_file else corpus.load_corpus("train")
+    val = _read_stories(args.val_file) if args.val_file else corpus.load_corpus("validation")
+    result = pretrain(
+        config, train, val, args.out, resume=args.resume, progress=not args.no_progress
+    )
+    print(
+        f"done: {result['words_seen']:,} words seen in {result['step']} steps; validation "
+        f"perplexity {result['val_perplexity']:.2f}; {result['tokens_per_second']:,.0f} tokens/s; "
+        f"checkpoint {result['final_dir']}"
+    )
+    return 0
+
+
+def cmd_build_student(args: argparse.Namespace) -> int:
+    from agents.tiny import build_tiny
+
+    if args.name != "tiny":
+        from story_env.errors import ConfigError
+
+        raise ConfigError(f"only the 'tiny' student is built by the project; got {args.name!r}")
+    print(build_tiny(args.words))
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="next-word pretraining of a small student, by words seen")
+    p.add_argument(
+        "--words",
+        type=lambda s: int(float(s)),
+        required=True,
+        help="words seen at the end (e.g. 2e6)",
+    )
+    p.add_argument(
+        "--save-at", type=_int_list, default=(), help="comma-separated word counts to checkpoint at"
+    )
+    p.add_argument("--out", required=True, help="run folder (checkpoints, state, metrics)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--train-file", help="stories, one per line (.txt or .txt.gz); default: the packaged corpus"
+    )
+    p.add_argument(
+        "--val-file", help="validation stories, one per line; default: the packaged corpus"
+    )
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--embd", type=int, default=256)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--positions", type=int, default=256)
+    p.add_argument("--block-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--state-every", type=int, default=50, help="steps between resumable states")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("build-student", help="build (pretrain and cache) the embedded tiny student")
+    p.add_argument("name", nargs="?", default="tiny")
+    p.add_argument("--words", type=lambda s: int(float(s)), default=None, help="pretraining budget")
+    p.set_defaults(func=cmd_build_student)

