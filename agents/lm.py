@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,23 +83,33 @@ class LMAgent:
 
 
 class LMStudent:
-    """A student backed by a transformers causal LM.
+    """A student backed by a transformers causal LM, loaded only when first needed.
+
+    The env needs only the tokenizer, so building an env (or checking one) never loads
+    the weights; ``model`` loads them on first access.
 
     Args:
         name: The student's registered name.
-        model: A ``PreTrainedModel`` with an LM head.
         tokenizer: Its transformers tokenizer.
+        load_model: Returns the ``PreTrainedModel`` (called once).
     """
 
-    def __init__(self, name: str, model: Any, tokenizer: Any) -> None:
+    def __init__(self, name: str, tokenizer: Any, load_model: Callable[[], Any]) -> None:
         self.name = name
-        self.model = model
         self.tokenizer = HFTokenizer(tokenizer)
-        if model.get_input_embeddings().num_embeddings < self.tokenizer.vocab_size:
+        self._load_model = load_model
+
+    @functools.cached_property
+    def model(self) -> Any:
+        """The causal LM (loaded on first access)."""
+        model = self._load_model()
+        rows = model.get_input_embeddings().num_embeddings
+        if rows < self.tokenizer.vocab_size:
             raise ConfigError(
-                f"student {name!r}: the model has {model.get_input_embeddings().num_embeddings} "
-                f"embeddings but the tokenizer has {self.tokenizer.vocab_size} tokens"
+                f"student {self.name!r}: the model has {rows} embeddings but the tokenizer "
+                f"has {self.tokenizer.vocab_size} tokens"
             )
+        return model
 
     def make_agent(self, *, seed: int | None = None) -> LMAgent:
         return LMAgent(self.model, pad_id=self.tokenizer.vocab_size, seed=seed)
@@ -121,10 +132,16 @@ def load_path_student(path: str | Path, name: str | None = None) -> LMStudent:
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load a causal LM from {str(folder)!r}: {exc}") from exc
-    return LMStudent(name or str(folder), model, tokenizer)
+        raise ConfigError(f"cannot load a tokenizer from {str(folder)!r}: {exc}") from exc
+
+    def load_model() -> Any:
+        try:
+            return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load a causal LM from {str(folder)!r}: {exc}") from exc
+
+    return LMStudent(name or str(folder), tokenizer, load_model)
 
 
 def smollm2_gguf_path() -> Path:
@@ -147,10 +164,24 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def load_smollm2() -> tuple[Any, Any]:
-    """SmolLM2-135M-Instruct as a trainable float32 transformers model, from the package."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@functools.cache
+def smollm2_tokenizer() -> Any:
+    """SmolLM2's tokenizer, read from the package's GGUF (cached per process)."""
+    from transformers import AutoTokenizer
 
+    path = _gguf_ready()
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def load_smollm2_model() -> Any:
+    """SmolLM2-135M-Instruct as a trainable float32 transformers model, from the package."""
+    from transformers import AutoModelForCausalLM
+
+    path = _gguf_ready()
+    return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def _gguf_ready() -> Path:
     path = smollm2_gguf_path()
     try:
         import gguf  # noqa: F401
@@ -160,6 +191,4 @@ def load_smollm2() -> tuple[Any, Any]:
         raise DependencyMissingError(
             "loading SmolLM2 from GGUF needs `gguf`; run `pip install 'storytelling[llamacpp]'`"
         ) from exc
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
-    return model, tokenizer
+    return path

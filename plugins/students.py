@@ -27,10 +27,9 @@ def _tiny(**kwargs: Any) -> Any:
 
 
 def _smollm2() -> Any:
-    from agents.lm import LMStudent, load_smollm2
+    from agents.lm import LMStudent, load_smollm2_model, smollm2_tokenizer
 
-    model, tokenizer = load_smollm2()
-    return LMStudent("smollm2", model, tokenizer)
+    return LMStudent("smollm2", smollm2_tokenizer(), load_smollm2_model)
 
 
 def _hf(*, path: str) -> Any:

@@ -1,0 +1,89 @@
+"""LM students: tiny (built and cached), smollm2 (from the package), local model folders."""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import story_env  # noqa: F401
+from agents.baselines import seed_stories
+from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+from story_env.errors import ConfigError, UnknownPluginError
+
+SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=256, vocab_size=400)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    stories = seed_stories()
+    config = PretrainConfig(words=500, block_size=32, batch_size=4, model=SMALL)
+    pretrain(config, stories, stories, out, progress=False, log=lambda *_: None)
+    return out / checkpoint_name(500)
+
+
+@pytest.fixture
+def tiny_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORYTELLING_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_local_checkpoint_folder_is_a_student(checkpoint):
+    env = gym.make("Storytelling-v0", student=str(checkpoint), max_new_tokens=20)
+    assert env.action_space.n == len(env.unwrapped.student.tokenizer.hf) == 400
+    gym_check_env(env.unwrapped)
+    same = gym.make("Storytelling-v0", student="hf", student_kwargs={"path": str(checkpoint)})
+    assert same.action_space.n == 400
+
+
+def test_lm_agent_writes_in_the_students_vocabulary(checkpoint):
+    env = gym.make("Storytelling-v0", student=str(checkpoint), max_new_tokens=30)
+    agent = env.unwrapped.student.make_agent(seed=0)
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, reward, term, trunc, info = env.step(agent.predict(obs)[0])
+        done = term or trunc
+    assert isinstance(info["story"], str) and 0.0 <= reward <= 1.0
+
+
+def test_path_without_a_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"holds no transformers model \(no config.json\)"):
+        gym.make("Storytelling-v0", student=str(tmp_path))
+    with pytest.raises(ConfigError, match="is not a directory"):
+        gym.make("Storytelling-v0", student="./no/such/folder")
+
+
+def test_unknown_student_name():
+    with pytest.raises(UnknownPluginError, match=r"unknown student 'tinny'.*Did you mean 'tiny'"):
+        gym.make("Storytelling-v0", student="tinny")
+
+
+def test_tiny_is_built_once_then_loaded_from_cache(tiny_cache):
+    start = time.perf_counter()
+    env = gym.make("Storytelling-v0", student="tiny", student_kwargs={"words": 20_000})
+    built = time.perf_counter() - start
+    folders = list((tiny_cache / "students").glob("tiny-*/words-*"))
+    assert len(folders) == 1
+    mtime = folders[0].stat().st_mtime
+    start = time.perf_counter()
+    again = gym.make("Storytelling-v0", student="tiny", student_kwargs={"words": 20_000})
+    assert folders[0].stat().st_mtime == mtime  # not rebuilt
+    assert time.perf_counter() - start < built
+    assert again.action_space.n == env.action_space.n == env.unwrapped.tokenizer.vocab_size
+    gym_check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped)
+
+
+def test_smollm2_student_passes_the_env_checkers():
+    env = gym.make("Storytelling-v0", student="smollm2")
+    assert env.action_space.n == 49152
+    assert (
+        env.unwrapped.tokenizer.decode(env.unwrapped.tokenizer.encode(" Once upon")) == " Once upon"
+    )
+    gym_check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped)
