@@ -47,8 +47,8 @@ def tiny_dir(recipe: PretrainConfig) -> Path:
     from agents import corpus
 
     digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode())
-    for split in ("train", "validation"):
-        digest.update(corpus.corpus_file(split).read_bytes())
+    for split in corpus.SPLITS:
+        digest.update((corpus.DATA_DIR / corpus.SPLIT_FILES[split]).read_bytes())
     return cache_root() / "students" / f"tiny-{digest.hexdigest()[:12]}"
 
 

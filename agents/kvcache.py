@@ -1,0 +1,131 @@
+"""Incremental decoding for a batch of growing token sequences (one per env slot).
+
+During rollouts each env slot's sequence grows by one token per step, and a slot that
+ends starts again from a new prompt. ``IncrementalLM`` keeps the model's past
+key/values for every slot, so a step costs one token's forward pass per slot; a slot
+that restarts has its new prompt appended to the same cache, its old entries masked out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class IncrementalLM:
+    """Last-position hidden states of (N, L) padded sequences, reusing a KV cache.
+
+    Args:
+        model: A transformers causal LM.
+        pad_id: The padding id of observations (right padding).
+        max_cache: Rebuild the cache from scratch once it holds this many positions.
+    """
+
+    def __init__(self, model: Any, pad_id: int, max_cache: int = 1024) -> None:
+        self.model = model
+        self.base = model.base_model
+        self.pad_id = pad_id
+        self.max_cache = max_cache
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the cache (the next call recomputes every row)."""
+        self.past: Any = None
+        self.mask: torch.Tensor | None = None  # (N, T) 1 = valid cache position
+        self.tokens: torch.Tensor | None = None  # (N, L) ids seen so far
+        self.lengths: torch.Tensor | None = None  # (N,)
+        self.hidden: torch.Tensor | None = None  # (N, H) hidden state at the last token
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Hidden state after the last real token of each row: (N, H)."""
+        if self.past is None or self.tokens is None or ids.shape != self.tokens.shape:
+            return self._prefill(ids, lengths)
+        assert self.mask is not None and self.lengths is not None and self.hidden is not None
+        n, width = ids.shape
+        cols = torch.arange(width)
+        prev = self.lengths
+        same_prefix = ((ids == self.tokens) | (cols[None, :] >= prev[:, None])).all(dim=1)
+        delta = lengths - prev
+        unchanged = same_prefix & (delta == 0)
+        extend = same_prefix & (delta == 1)
+        restart = ~(unchanged | extend)
+        if unchanged.all():
+            return self.hidden
+        new_counts = torch.where(restart, lengths, extend.long())
+        chunk_w = int(new_counts.max())
+        if self.mask.shape[1] + chunk_w > self.max_cache:
+            return self._prefill(ids, lengths)
+        # right-align each row's new tokens in a (N, chunk_w) chunk; the rest is masked
+        offsets = chunk_w - new_counts  # (N,)
+        j = torch.arange(chunk_w)[None, :]  # (1, W)
+        valid = j >= offsets[:, None]  # (N, W)
+        first_new = torch.where(restart, torch.zeros_like(prev), prev)  # position of first new token
+        src = (first_new[:, None] + j - offsets[:, None]).clamp(0, width - 1)  # (N, W)
+        chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
+        positions = (first_new[:, None] + j - offsets[:, None]).clamp(min=0)
+        old_mask = self.mask.masked_fill(restart[:, None], 0)
+        mask = torch.cat([old_mask, valid.long()], dim=1)  # (N, T + W)
+        out = self.base(
+            input_ids=chunk,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=self.past,
+            use_cache=True,
+        )
+        last = out.last_hidden_state[:, -1]  # (N, H)
+        self.hidden = torch.where(unchanged[:, None], self.hidden, last)
+        self.past, self.mask = out.past_key_values, mask
+        self.tokens, self.lengths = ids.clone(), lengths.clone()
+        return self.hidden
+
+    def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # left-align is what the observation has; rebuild as left-padded so every row's
+        # last token sits in the final column
+        n, width = ids.shape
+        max_len = int(lengths.max())
+        j = torch.arange(max_len)[None, :]
+        offsets = max_len - lengths
+        valid = j >= offsets[:, None]
+        src = (j - offsets[:, None]).clamp(0, width - 1)
+        chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
+        positions = (j - offsets[:, None]).clamp(min=0)
+        out = self.base(
+            input_ids=chunk, attention_mask=valid.long(), position_ids=positions, use_cache=True
+        )
+        self.past, self.mask = out.past_key_values, valid.long()
+        self.tokens, self.lengths = ids.clone(), lengths.clone()
+        self.hidden = out.last_hidden_state[:, -1]
+        return self.hidden
+
+
+def last_hidden_teacher_forced(model: Any, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Hidden state after the last real token of each row, computing each episode once.
+
+    Rows that are prefixes of a longer row in the batch (earlier steps of the same
+    story) share that row's single forward pass. Returns (N, H), with gradients.
+    """
+    order = torch.argsort(lengths, descending=True)
+    reps: list[int] = []  # row index of each distinct episode, longest first
+    owner = torch.empty(len(ids), dtype=torch.long)
+    cols = torch.arange(ids.shape[1])
+    for r in order.tolist():
+        n = int(lengths[r])
+        found = -1
+        if reps:
+            rep_ids = ids[reps]  # (R, L)
+            match = ((rep_ids == ids[r]) | (cols[None, :] >= n)).all(dim=1)
+            hits = torch.nonzero(match)
+            if len(hits):
+                found = int(hits[0])
+        if found < 0:
+            reps.append(r)
+            found = len(reps) - 1
+        owner[r] = found
+    rep_ids = ids[reps]
+    max_len = int(lengths[reps].max())
+    batch = rep_ids[:, :max_len].masked_fill(rep_ids[:, :max_len] >= model.config.vocab_size, 0)
+    # right padding: causal attention keeps real tokens from seeing the pads
+    hidden = model.base_model(input_ids=batch).last_hidden_state  # (R, max_len, H)
+    return hidden[owner, lengths - 1]

@@ -1,0 +1,852 @@
+"""A fast, offline, rule-based teacher for the paper's three-dimension rubric.
+
+``HeuristicTeacher`` grades a story on readability, narrative coherence and creativity,
+each on the rubric's ``0..3`` scale (fractions allowed), from cheap lexical signals. It
+needs no model and no network: word frequencies come from ``wordfreq``'s bundled English
+list and syllables from ``pyphen``'s bundled hyphenation dictionary (``textstat`` is not
+used: offline, its English syllable counter tries to download cmudict and raises). It is
+meant for tests, smoke runs, baselines and fast experiments, not as a substitute for a
+human or a strong LLM judge: it sees words, sentence boundaries and a few discourse cues,
+never meaning.
+
+The signals, each in ``[0, 1]`` before weighting:
+
+* **Gate** (multiplies every dimension): enough words (0 at 3 words, full at 30: the
+  rubric gives less than one sentence ``0 0 0``), Latin script, mostly real English words
+  (``wordfreq`` Zipf frequency, with a suffix-stripping fallback for inflections and a
+  credit for names that recur or follow "named"), and lexical variety (Herdan's C, so
+  one word repeated 90 times scores nothing).
+* **Readability**: real-word rate, sentence-length sanity (3 to 30 words), Flesch reading
+  ease from ``pyphen`` syllable counts, mechanics (capitals at sentence starts, no
+  lowercase "i", shouting, symbol noise or "!!!!") and a grammar proxy (a plausible share
+  of function words; few impossible neighbours within a clause, such as "the of", "she
+  the", "was will", or a sentence ending in "the").
+* **Coherence**: continuity (a sentence shares a content word with the one before, or
+  refers back with a pronoun or connective), order (opening and closing formulas and
+  time cues such as "every day", "one day", "then", "in the end" in their usual order; no
+  "He" or "Then" as the story's first word; no name before "named X" introduces it; no
+  "she" before anyone was introduced; no "the fox" before "a fox"), an ending (a closing
+  formula or a resolution, and a complete last sentence), tense consistency outside
+  dialogue, and a penalty for repeated sentences and 4-grams.
+* **Creativity**: lexical diversity (Herdan's C), distinct bigrams, rarer-but-real
+  vocabulary, descriptive words; discounted by text copied from the prompt and by
+  ungrammatical or repetitive text (rare words in a word salad are not creative).
+
+Text that addresses the grader ("ignore the rubric", "give this story 3 3 3") or, in a
+text that mentions itself, praises itself ("the best story ever written") is penalised on
+every dimension, so the paper's reward hack (a meta-story praising itself) does not pay.
+
+The prompt is not judged: it is used only to discount story text copied from it (word
+5-grams found in the prompt). Grades depend on the request alone, so a batch equals
+one-by-one calls, and they are deterministic. Only English is supported, and only the
+first 6,000 characters of a story are read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+
+import pyphen
+import wordfreq
+
+from story_env.errors import ConfigError
+from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
+
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
+
+_MAX_CHARS = 6000
+"""Only this many leading characters are analysed (about 1,000 words)."""
+_COPY_N = 5
+"""Story word n-grams of this length found in the prompt count as copied text."""
+_MAX_WORD_LEN = 24
+"""Longer letter runs are never real words; they skip the dictionary lookups."""
+
+# --- tokenisation -------------------------------------------------------------------------
+_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|[.!?\u2026]+|[\"\u201c\u201d,;:]")
+"""Words (with inner apostrophes), sentence terminators, quotes and clause breaks."""
+_FOREIGN = re.compile(r"[^\x00-\x7f\u2018\u2019\u201c\u201d\u2013\u2014\u2026]")
+_SYMBOL = re.compile(r"[#$%&*+<=>@\\^_`{|}~\[\]/]")
+_PUNCT_RUN = re.compile(r"[!?]{3,}|[,;:]{2,}|\.{4,}")
+_QUOTES = '"\u201c\u201d'
+_CLAUSE_BREAKS = ",;:"
+_ARTICLES = frozenset(("a", "an", "the"))
+
+
+def _wordset(words: str) -> frozenset[str]:
+    """Return the whitespace-separated words of ``words`` as a set (keeps lists readable)."""
+    return frozenset(words.split())
+
+
+def _class_pairs(pairs: str) -> frozenset[tuple[str, str]]:
+    """Return ``"A-B C-D"`` as ``{("A", "B"), ("C", "D")}``."""
+    return frozenset((a, b) for a, _, b in (pair.partition("-") for pair in pairs.split()))
+
+
+# --- word classes -------------------------------------------------------------------------
+_DETERMINERS = _wordset("a an the my your our their its every")
+_PREPOSITIONS = _wordset(
+    "of in on at by for with about into through from to under over between during without "
+    "onto upon across behind beside toward towards among"
+)
+_SUBJECTS = _wordset("i he she we they")
+_CONJUNCTIONS = _wordset("and or but nor because")
+_BE = _wordset("is am are was were")
+_FUNCTION_WORDS = (
+    _DETERMINERS
+    | _PREPOSITIONS
+    | _SUBJECTS
+    | _CONJUNCTIONS
+    | _BE
+    | _wordset(
+        """me you him her it us them his hers mine yours ours theirs myself yourself himself
+        herself itself ourselves themselves this that these those who whom whose which what
+        where when why how so yet if as than then though although while until unless since up
+        down out off again here there all any both each few more most other some such no not
+        only own same too very can will just should would could might must shall may do does
+        did done be been being have has had having let's i'm it's don't didn't can't won't
+        wasn't weren't isn't aren't couldn't wouldn't shouldn't hasn't haven't hadn't i'll
+        you'll he'll she'll we'll they'll i've you've we've they've i'd you'd he'd she'd we'd
+        they'd that's there's what's here's who's"""
+    )
+)
+_LIGHT_WORDS = _wordset(
+    """said says say went go goes get got saw see like one day time upon once also back now
+    really much many made make came come thing things way lot little big"""
+)
+"""Common words that link sentences too easily to count as shared content."""
+_BACK_REFERENCES = _wordset(
+    """he she it they him her them his their its this these those then so but also too again
+    after later finally soon next suddenly together there"""
+)
+_BAD_OPENERS = _wordset(
+    """he she they his her their him them then so but and finally later also afterwards next
+    still again soon"""
+)
+"""First words that refer back to something, odd at the very start of a story."""
+_PERSONAL_PRONOUNS = _wordset("he she they him her them his their")
+_REFERENT_MARKERS = frozenset(("a", "an", "named"))
+"""Words that introduce someone; "she" before any of them (or a name) has no referent."""
+_PAST_MARKERS = _wordset(
+    """was were had did went saw said came took made found gave ran ate felt knew thought told
+    got sat stood fell flew swam sang began became heard held left met put brought caught
+    could would slept woke wore won drew drank grew threw spoke bought sent built"""
+)
+_PRESENT_MARKERS = _wordset(
+    """is are am has does goes says sees comes takes makes finds gives runs eats feels knows
+    thinks tells gets sits stands falls flies swims sings begins becomes hears holds"""
+)
+_DESCRIPTIVE = _wordset(
+    """red orange yellow green blue purple pink brown black white gray grey golden silver shiny
+    sparkly glittering bright dark pale colorful colourful rainbow big small tiny little
+    huge giant enormous tall short long wide narrow round soft fluffy smooth rough fuzzy
+    warm cold cool icy hot wet dry sticky crunchy silky furry loud quiet gentle sweet sour
+    bitter salty sparkling glowing shimmering twinkling happy sad angry scared brave proud
+    kind friendly curious excited lonely shy silly calm cheerful grumpy sleepy hungry tired
+    clever wise funny jolly beautiful magical mysterious ancient secret strange wonderful
+    lovely pretty cozy cosy wild fresh dusty misty sunny rainy snowy windy stormy starry old
+    new young deep high heavy light fast slow quick busy noisy delicious glorious gloomy
+    spooky creaky dazzling fierce tender fragile velvet crisp"""
+)
+_DESCRIPTIVE_SUFFIXES = ("ful", "ous", "ish", "less", "ive", "ly")
+
+_GRAMMAR_CLASS: dict[str, str] = {
+    **dict.fromkeys(_DETERMINERS, "DET"),
+    **dict.fromkeys(_PREPOSITIONS, "PREP"),
+    **dict.fromkeys(_SUBJECTS, "SUBJ"),
+    **dict.fromkeys(_CONJUNCTIONS, "CONJ"),
+    **dict.fromkeys(_BE, "BE"),
+    **dict.fromkeys(
+        ("will", "would", "can", "could", "shall", "should", "may", "might", "must"), "MOD"
+    ),
+    **dict.fromkeys(("me", "him", "us", "them"), "OBJ"),
+    "very": "VERY",
+}
+_BAD_PAIRS = _class_pairs(
+    """DET-DET DET-PREP DET-SUBJ DET-OBJ DET-CONJ DET-BE DET-MOD PREP-SUBJ PREP-CONJ PREP-BE
+    PREP-MOD SUBJ-SUBJ SUBJ-OBJ SUBJ-DET SUBJ-PREP CONJ-CONJ BE-BE BE-MOD BE-CONJ MOD-MOD
+    MOD-DET MOD-OBJ MOD-BE MOD-CONJ VERY-DET VERY-PREP VERY-SUBJ VERY-OBJ VERY-CONJ VERY-BE
+    VERY-MOD"""
+)
+"""Adjacent word classes (within a clause) that English grammar (almost) never allows:
+"the of", "she the", "was will", "very the"."""
+_BAD_ENDINGS = frozenset(["DET", "CONJ", "SUBJ"])
+
+# --- discourse cues (matched on sentences of lowercase words, one sentence a line) --------
+_INTRO_CUES = (  # two patterns: one mixing "^" with unanchored parts is 3x slower
+    re.compile(r"\b(?:once upon a time|long ago|there (?:once )?lived|far far away)\b"),
+    re.compile(r"^(?:once )?there (?:once )?(?:was|were)\b", re.MULTILINE),
+)
+_CLOSING_CUE = re.compile(
+    r"\bthe end\b|\bhappily ever after\b|\bfrom (?:that|this|then)\b|\bever since\b"
+    r"|\bnever forgot\b|\bin the end\b|\bat last\b|\bfinally\b|\bforever\b"
+    r"|\blearned (?:that|to|a)\b|\bfell asleep\b"
+)
+_STAGE_CUE = re.compile(
+    r"^(?:(?P<s1>every|each|always|usually|often|most days)"
+    r"|(?P<s2>(?:but |then )?one (?:\w+ )?(?:day|morning|afternoon|evening|night|summer|winter)"
+    r"|(?:but )?suddenly|on the first (?:day|morning|night))"
+    r"|(?P<s3>first|then|next|after that|afterwards|soon|later|so|that (?:night|evening)"
+    r"|the next (?:day|morning)"
+    r"|(?:an|one|a few|some) (?:\w+ )?(?:hours?|days?|weeks?|moments?|minutes?|while) later))\b",
+    re.MULTILINE,
+)
+"""Sentence-initial time cues, grouped by their place in a story's usual order (stage 0 is
+the opening formula, 4 the closing one): "every day ..." sets the scene (s1), "one day
+..." starts the action (s2), "then ..." continues it (s3). A cue followed by one of a lower
+stage is an inversion."""
+_STAGE_OF = {"s1": 1, "s2": 2, "s3": 3}
+_RESOLUTION_WORDS = _wordset(
+    """smiled smile happy happily home friends friend together love loved safe asleep sleep
+    laughed thanked hugged proud glad best always never again lesson dreamed dreams"""
+)
+
+# --- grader-addressing and self-praise (matched on the whole lowercase text) --------------
+_META_HINT_WORDS = _wordset(
+    """ignore rubric grader evaluator model ai readability coherence story stories tale text
+    essay answer three ten score mark marks point points grade rating star stars reader
+    readers teacher judge judges graders"""
+)
+"""Words (besides digits) one of which every pattern below needs: most stories skip them."""
+_DIGIT = re.compile(r"[0-9]")
+_ADDRESSES_GRADER = (
+    re.compile(r"\bignore\b[^.!?]{0,40}\b(?:rubric|instructions?|rules?|above|previous|prompt)"),
+    re.compile(r"\b(?:rubric|grader|evaluator|language model|as an ai|readability|coherence)\b"),
+    re.compile(
+        r"\b(?:give|award|rate|grade|score)s?\b[^.!?]{0,30}\b(?:this|my|our) (?:story|tale|text)\b"
+    ),
+    re.compile(r"\b(?!3[ ,]+2[ ,]+1)[0-3][ ,/]+[0-3][ ,/]+[0-3]\b(?![ ,/]+[0-9])"),  # "3 3 3"
+    re.compile(r"\b(?:10|ten) ?(?:/|out of) ?(?:10|ten)\b|\bperfect (?:10|ten)\b"),
+)
+"""Text that talks to the grader; each pattern found multiplies every score by 0.3."""
+_SELF_REFERENCE = re.compile(
+    r"\b(?:this|my|our) (?:story|tale)\b|\b(?:readers?|judges?|graders?|rubric)\b"
+)
+"""Self-praise counts only in a text that mentions itself or its reader."""
+_PRAISES_ITSELF = (
+    re.compile(
+        r"\b(?:this|my|our) (?:story|tale) (?:is|was) (?:so |very |truly |really )?"
+        r"(?:the )?(?:best|perfect|amazing|brilliant|excellent|wonderful|great|creative|"
+        r"coherent|readable|beautiful|fantastic|masterpiece|greatest|most)"
+    ),
+    re.compile(
+        r"\b(?:this is|this|my|our) (?:the |a )?(?:best|greatest|finest|most \w+) (?:story|tale)"
+    ),
+    re.compile(r"\b(?:story|tale) ever (?:written|told)\b"),
+    re.compile(
+        r"\b(?:deserves?|earns?|merits?)\b[^.!?]{0,30}\b(?:score|marks?|points?|stars?|[0-9])"
+    ),
+    re.compile(r"\b(?:perfect|full|top|maximum|highest) (?:score|marks?|points?|grade|rating)"),
+    re.compile(r"\b[0-9]+ ?(?:/|out of) ?(?:3|5|9|10|100)\b"),
+    re.compile(r"\b(?:dear|hello|hey) (?:reader|judge|grader|evaluator)\b"),
+    re.compile(
+        r"\b(?:readers?|judges?|graders?) (?:will|should|must) (?:love|give|rate|score|agree)"
+    ),
+)
+"""Text that praises itself; each pattern found multiplies every score by 0.6."""
+
+
+def _clip(value: float) -> float:
+    """Clamp ``value`` to ``[0, 1]``."""
+    return 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
+
+
+@lru_cache(maxsize=1)
+def _frequencies() -> dict[str, float]:
+    """Return wordfreq's English word -> frequency table (bundled, loaded once)."""
+    return wordfreq.get_frequency_dict("en")
+
+
+@lru_cache(maxsize=1)
+def _hyphenator() -> pyphen.Pyphen:
+    """Return pyphen's bundled US English hyphenation dictionary (loaded once)."""
+    return pyphen.Pyphen(lang="en_US")
+
+
+def _zipf(word: str) -> float:
+    """Return the Zipf frequency of a lowercase word (0 when unknown)."""
+    freq = _frequencies().get(word)
+    return math.log10(freq) + 9.0 if freq else 0.0
+
+
+def _stems(word: str) -> list[str]:
+    """Return plausible stems of an inflected word ("jumped" -> "jump", "jumpe", ...)."""
+    stems: list[str] = []
+    if word.endswith("'s"):
+        stems.append(word[:-2])
+    for suffix in ("ing", "ed", "es", "s", "ly", "est", "er"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            base = word[: -len(suffix)]
+            stems += [base, base + "e"]
+            if len(base) > 2 and base[-1] == base[-2]:
+                stems.append(base[:-1])
+            if base.endswith("i"):
+                stems.append(base[:-1] + "y")
+    return stems
+
+
+@dataclass(frozen=True, slots=True)
+class _WordInfo:
+    """What the teacher needs to know about one lowercase word (cached)."""
+
+    realness: float
+    zipf: float
+    syllables: int
+    function: bool
+    descriptive: bool
+    stem: str
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_info(word: str) -> _WordInfo:
+    """Look a lowercase word up once: frequency, realness, syllables, flags and a stem."""
+    function = word in _FUNCTION_WORDS
+    if len(word) > _MAX_WORD_LEN:
+        return _WordInfo(0.0, 0.0, max(1, len(word) // 3), False, False, word)
+    zipf = _zipf(word)
+    best = zipf
+    if zipf < 3.0:
+        best = max([zipf] + [_zipf(stem) - 0.3 for stem in _stems(word)])
+    syllables = len(_hyphenator().positions(word)) + 1
+    descriptive = not function and (
+        word in _DESCRIPTIVE
+        or (len(word) > 5 and best >= 2.0 and word.endswith(_DESCRIPTIVE_SUFFIXES))
+    )
+    stem = word[:-2] if word.endswith("'s") else word
+    if len(stem) > 3 and stem.endswith("s") and not stem.endswith("ss"):
+        stem = stem[:-1]
+    return _WordInfo(
+        realness=_clip((best - 1.0) / 1.5),
+        zipf=zipf,
+        syllables=syllables,
+        function=function,
+        descriptive=descriptive,
+        stem=stem,
+    )
+
+
+@lru_cache(maxsize=256)
+def _prompt_ngrams(prompt: str) -> frozenset[tuple[str, ...]]:
+    """Return the lowercase word n-grams of a prompt (cached: prompts repeat)."""
+    tokens = _TOKEN.findall(prompt.replace("\u2019", "'"))
+    words = [token.lower() for token in tokens if token[0].isalpha()]
+    return frozenset(zip(*(words[k:] for k in range(_COPY_N)), strict=False))
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """A story split into sentences of lowercase words, with what the split noticed."""
+
+    sentences: list[list[str]] = field(default_factory=list)
+    starts_upper: list[bool] = field(default_factory=list)  # sentence begins with a capital
+    after_quote: list[bool] = field(default_factory=list)  # it follows '."' (a dialogue tag)
+    complete: bool = True  # the text ends with a sentence terminator
+    capitalised: Counter[str] = field(default_factory=Counter)  # capitalised content words
+    introduced: list[tuple[int, str]] = field(default_factory=list)  # (sentence, X): "named X"
+    appositions: list[tuple[int, str]] = field(default_factory=list)  # (sentence, X): "X the ..."
+    first_sentence: dict[str, int] = field(default_factory=dict)  # word -> first sentence
+    first_token: dict[str, int] = field(default_factory=dict)  # word -> first token index
+    article_violations: int = 0  # "the fox ..." before "a fox ..."
+    bad_pairs: int = 0  # impossible adjacent words in a clause, or a sentence ending "the."
+    midcap_function: int = 0  # "the dog Ran To The park"
+    shouting: int = 0  # ALL-CAPS words
+    lowercase_i: int = 0
+    past: int = 0  # past-tense markers outside quotes
+    present: int = 0  # present-tense markers outside quotes
+
+
+def _parse(text: str) -> _Parsed:
+    """Split ``text`` into sentences in one pass over its tokens.
+
+    Tokens are words, sentence terminators, quotes and clause breaks (commas, semicolons,
+    colons). Curly apostrophes must already be straight.
+    """
+    parsed = _Parsed()
+    sentences, first_sentence, first_token = (
+        parsed.sentences,
+        parsed.first_sentence,
+        parsed.first_token,
+    )
+    current: list[str] = []
+    definite_at: dict[str, int] = {}
+    indefinite: set[str] = set()
+    in_quote = last_was_terminator = quote_after_terminator = False
+    previous = article = ""  # article: "a", "an" or "the" while its noun phrase lasts
+    word_class = ""  # grammar class of the previous word in the same clause
+    article_span = position = 0
+    for token in _TOKEN.findall(text):
+        head = token[0]
+        if head in _CLAUSE_BREAKS:
+            word_class = ""
+            continue
+        if head in _QUOTES:
+            quote_after_terminator = quote_after_terminator or last_was_terminator
+            in_quote = (not in_quote) if head == '"' else head == "\u201c"
+            word_class = ""
+            continue
+        if not head.isalpha():  # a sentence terminator
+            if current:
+                sentences.append(current)
+                current = []
+            parsed.bad_pairs += word_class in _BAD_ENDINGS  # "... and the."
+            last_was_terminator = True
+            previous = article = word_class = ""
+            continue
+        low = token.lower()
+        index = len(sentences)
+        upper = head.isupper()
+        function = low in _FUNCTION_WORDS
+        this_class = _GRAMMAR_CLASS.get(low, "")
+        if (word_class, this_class) in _BAD_PAIRS or (low == previous and function):
+            parsed.bad_pairs += 1  # "the of", "she the", "the the"
+        word_class = this_class
+        if not current:
+            parsed.starts_upper.append(upper)
+            parsed.after_quote.append(quote_after_terminator)
+            quote_after_terminator = False
+        elif upper and function and low != "i":
+            parsed.midcap_function += 1
+        if upper and len(token) > 1:
+            if token.isupper():
+                parsed.shouting += 1
+            elif not function:
+                parsed.capitalised[low] += 1
+        elif token == "i":
+            parsed.lowercase_i += 1
+        if not in_quote:
+            if low in _PAST_MARKERS or (low[-2:] == "ed" and len(low) > 4):
+                parsed.past += 1
+            elif low in _PRESENT_MARKERS:
+                parsed.present += 1
+        if previous == "named":
+            parsed.introduced.append((index, low))
+        elif low == "the" and len(current) == 1 and parsed.starts_upper[-1]:
+            parsed.appositions.append((index, current[0]))  # "Tim the turtle ..."
+        if article and not function:
+            if low not in _DESCRIPTIVE:  # "a little fox": look past the adjectives
+                if article == "the":
+                    definite_at.setdefault(low, index)
+                else:
+                    if definite_at.get(low, index) < index and low not in indefinite:
+                        parsed.article_violations += 1
+                    indefinite.add(low)
+                article_span -= 1
+                if article_span == 0:
+                    article = ""
+        else:
+            article, article_span = (low, 2) if low in _ARTICLES else ("", 0)
+        if low not in first_token:
+            first_token[low] = position
+            first_sentence[low] = index
+        position += 1
+        current.append(low)
+        previous = low
+        last_was_terminator = False
+    if current:
+        sentences.append(current)
+        parsed.complete = False
+    return parsed
+
+
+@dataclass(slots=True)
+class _Features:
+    """The measured sub-features of one story, each in ``[0, 1]`` unless it is a count."""
+
+    words: int = 0
+    sentences: int = 0
+    script: float = 0.0  # share of Latin-script characters
+    real: float = 0.0  # mean realness of the words
+    diversity: float = 0.0  # Herdan's C
+    sentence_length: float = 0.0
+    flesch: float = 0.0
+    mechanics: float = 0.0
+    grammar: float = 0.0
+    continuity: float = 0.0
+    order: float = 0.0
+    ending: float = 0.0
+    tense: float = 1.0
+    repeated: float = 0.0
+    distinct_bigrams: float = 0.0
+    rarity: float = 0.0
+    descriptive: float = 0.0
+    copied: float = 0.0  # share of the story's word 5-grams found in the prompt
+    grader_hits: int = 0  # grader-addressing patterns found
+    praise_hits: int = 0  # self-praise patterns found
+
+
+def _sentence_length_sanity(sentences: list[list[str]], n_words: int) -> float:
+    """Share of words in sentences of 3..30 words (word-weighted: a run-on dominates)."""
+    good = 0.0
+    for sentence in sentences:
+        size = len(sentence)
+        if 3 <= size <= 30:
+            good += size
+        elif size < 3:
+            good += 0.5 * size
+        elif size < 50:
+            good += size * (50 - size) / 20.0
+    return good / n_words
+
+
+def _mechanics(text: str, visible: int, parsed: _Parsed, n_words: int) -> float:
+    """Capitals at sentence starts, no lowercase "i", shouting, symbol noise or "!!!!"."""
+    checked = [
+        upper
+        for i, (upper, quoted) in enumerate(
+            zip(parsed.starts_upper, parsed.after_quote, strict=True)
+        )
+        if not quoted and not (i == 0 and not upper)  # a continuation may start lowercase
+    ]
+    capital_rate = sum(checked) / len(checked) if checked else 1.0
+    return (
+        capital_rate
+        * _clip(1.0 - 5.0 * len(_SYMBOL.findall(text)) / visible)
+        * _clip(1.0 - 3.0 * parsed.shouting / n_words)
+        * _clip(1.0 - 5.0 * (parsed.midcap_function + parsed.lowercase_i) / n_words)
+        * _clip(1.0 - 0.15 * len(_PUNCT_RUN.findall(text)))
+    )
+
+
+def _grammar_and_repetition(
+    parsed: _Parsed, infos: dict[str, _WordInfo], n_words: int
+) -> tuple[float, float, float]:
+    """Return (grammar proxy, repetition, distinct-bigram rate).
+
+    The grammar proxy wants a plausible share of function words and few impossible
+    adjacent words (counted while parsing). Repetition adds the share of repeated word
+    4-grams to the share of duplicated sentences (a weak model's loops).
+    """
+    sentences = parsed.sentences
+    function_count = 0
+    bigrams: list[tuple[str, str]] = []
+    fourgrams: list[tuple[str, str, str, str]] = []
+    for sentence in sentences:
+        function_count += sum(infos[word].function for word in sentence)
+        bigrams += pairwise(sentence)
+        fourgrams += zip(sentence, sentence[1:], sentence[2:], sentence[3:], strict=False)
+    function_rate = function_count / n_words
+    band = min(_clip((function_rate - 0.12) / 0.18), _clip((0.85 - function_rate) / 0.2))
+    grammar = band * _clip(1.0 - 8.0 * parsed.bad_pairs / n_words)
+
+    repeated_grams = 1.0 - len(set(fourgrams)) / len(fourgrams) if fourgrams else 0.0
+    long_sentences = [tuple(s) for s in sentences if len(s) >= 3]
+    duplicates = len(long_sentences) - len(set(long_sentences))
+    repeated = _clip(repeated_grams + duplicates / len(sentences))
+    distinct_bigrams = len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+    return grammar, repeated, distinct_bigrams
+
+
+def _continuity(sentences: list[list[str]], infos: dict[str, _WordInfo]) -> float:
+    """Mean link of each sentence to the ones before it.
+
+    A shared content word with the previous sentence links fully, with the one before
+    that 0.7; a back-reference in the first words ("she", "then") 0.5; a word shared with
+    an earlier sentence 0.4. Text without sentence breaks is cut into 12-word pieces; a
+    single short sentence scores 0.5.
+    """
+    if len(sentences) < 2:
+        words = sentences[0]
+        sentences = [words[i : i + 12] for i in range(0, len(words), 12)]
+        if len(sentences) < 2:
+            return 0.5
+    content = [
+        {infos[w].stem for w in s if not infos[w].function and w not in _LIGHT_WORDS and len(w) > 2}
+        for s in sentences
+    ]
+    linked = 0.0
+    for i in range(1, len(sentences)):
+        if content[i] & content[i - 1]:
+            linked += 1.0
+        elif i > 1 and content[i] & content[i - 2]:
+            linked += 0.7
+        elif _BACK_REFERENCES.intersection(sentences[i][:4]):
+            linked += 0.5
+        elif any(content[i] & content[j] for j in range(i - 2)):
+            linked += 0.4
+    return linked / (len(sentences) - 1)
+
+
+@dataclass(slots=True)
+class _Cues:
+    """Which sentences hold discourse cues (by sentence index)."""
+
+    intro: set[int]  # an opening formula: "once upon a time", "there lived"
+    closing: set[int]  # a closing formula: "from that day on", "in the end"
+    stage: dict[int, int]  # a sentence-initial time cue and its stage (1..3)
+
+
+def _find_cues(sentences: list[list[str]]) -> _Cues:
+    """Find the cues with one regex sweep each over all sentences (one a line)."""
+    lines = "\n".join(" ".join(s) for s in sentences)
+    starts = [0]
+    for sentence in sentences[:-1]:
+        starts.append(starts[-1] + sum(map(len, sentence)) + len(sentence))
+
+    def at(position: int) -> int:
+        return bisect_right(starts, position) - 1
+
+    stage: dict[int, int] = {}
+    for cue in _STAGE_CUE.finditer(lines):
+        stage[at(cue.start())] = _STAGE_OF[cue.lastgroup or ""]
+    return _Cues(
+        intro={at(cue.start()) for pattern in _INTRO_CUES for cue in pattern.finditer(lines)},
+        closing={at(cue.start()) for cue in _CLOSING_CUE.finditer(lines)},
+        stage=stage,
+    )
+
+
+def _order(parsed: _Parsed, cues: _Cues, names: set[str]) -> float:
+    """1 minus penalties for things told out of order.
+
+    Penalised: an opening formula late or a closing formula early; time cues out of
+    their usual order ("then ..." before "one day ..."); a story that opens with "He",
+    "Then" or "An hour later"; a name used before "named X" or "X the ..." introduces it;
+    "he" / "she" / "they" before any name or "a ..." introduced someone; "the fox"
+    before "a fox".
+    """
+    n_sentences = len(parsed.sentences)
+    stages: list[int] = []
+    penalty = 0.0
+    for i in range(n_sentences):
+        if i in cues.intro:
+            stages.append(0)
+            penalty += 0.25 if i > max(1, n_sentences // 3) else 0.0
+        elif i in cues.closing:
+            stages.append(4)
+            penalty += 0.2 if i < n_sentences // 2 else 0.0
+        elif i in cues.stage:
+            stages.append(cues.stage[i])
+    odd_opening = parsed.sentences[0][0] in _BAD_OPENERS or (
+        0 not in cues.intro and 0 not in cues.closing and cues.stage.get(0) == 3
+    )
+    if parsed.starts_upper[0] and odd_opening:
+        penalty += 0.3
+    penalty += 0.15 * sum(a > b for i, a in enumerate(stages) for b in stages[i + 1 :])
+    first_sentence, first_token = parsed.first_sentence, parsed.first_token
+    introduced = parsed.introduced + [(i, w) for i, w in parsed.appositions if w in names]
+    penalty += 0.3 * sum(first_sentence[name] < index for index, name in introduced)
+    pronoun_at = min((first_token[p] for p in _PERSONAL_PRONOUNS if p in first_token), default=-1)
+    if pronoun_at >= 0:
+        referents = names.union(_REFERENT_MARKERS).intersection(first_token)
+        if pronoun_at < min((first_token[r] for r in referents), default=len(first_token) + 1):
+            penalty += 0.3
+    penalty += min(0.45, 0.15 * parsed.article_violations)
+    return _clip(1.0 - penalty)
+
+
+def _ending(parsed: _Parsed, cues: _Cues) -> float:
+    """A closing formula or a resolution at the end, times a complete last sentence."""
+    last = len(parsed.sentences) - 1
+    if last in cues.closing:
+        ending = 1.0
+    elif last > 1 and last - 1 in cues.closing:
+        ending = 0.8
+    elif _RESOLUTION_WORDS.intersection(parsed.sentences[-1]):
+        ending = 0.7
+    else:
+        ending = 0.4
+    return ending * (1.0 if parsed.complete else 0.4)
+
+
+def _measure(story: str, prompt: str) -> _Features:
+    """Measure every sub-feature of ``story``; the prompt only serves to detect copying."""
+    feats = _Features()
+    text = story[:_MAX_CHARS].replace("\u2019", "'")  # curly apostrophes as in wordfreq
+    visible = len("".join(text.split()))
+    if visible == 0:
+        return feats
+    if not text.isascii():
+        feats.script = _clip(1.0 - 4.0 * len(_FOREIGN.findall(text)) / visible)
+    else:
+        feats.script = 1.0
+    parsed = _parse(text)
+    sentences = parsed.sentences
+    if not sentences:
+        return feats
+
+    words = [word for sentence in sentences for word in sentence]
+    infos = {word: _word_info(word) for word in set(words)}
+    names = {word for word, count in parsed.capitalised.items() if count >= 2}
+    names.update(name for _, name in parsed.introduced)
+    n_words = feats.words = len(words)
+    n_sentences = feats.sentences = len(sentences)
+
+    realness = 0.0
+    syllables = 0
+    for word in words:
+        info = infos[word]
+        realness += 1.0 if word in names else info.realness
+        syllables += info.syllables
+    feats.real = realness / n_words
+    feats.diversity = math.log(len(infos)) / math.log(n_words) if n_words > 1 else 0.0
+
+    feats.sentence_length = _sentence_length_sanity(sentences, n_words)
+    reading_ease = 206.835 - 1.015 * n_words / n_sentences - 84.6 * syllables / n_words
+    feats.flesch = _clip((reading_ease - 40.0) / 45.0)  # children's prose is 85+
+    feats.mechanics = _mechanics(text, visible, parsed, n_words)
+    feats.grammar, feats.repeated, feats.distinct_bigrams = _grammar_and_repetition(
+        parsed, infos, n_words
+    )
+
+    cues = _find_cues(sentences)
+    feats.continuity = _continuity(sentences, infos)
+    feats.order = _order(parsed, cues, names)
+    feats.ending = _ending(parsed, cues)
+    tensed = parsed.past + parsed.present
+    feats.tense = max(parsed.past, parsed.present) / tensed if tensed >= 3 else 1.0
+
+    real_content = [
+        infos[w]
+        for w in words
+        if not infos[w].function and w not in names and infos[w].realness >= 0.5
+    ]
+    if real_content:
+        feats.rarity = sum(_clip((5.5 - i.zipf) / 2.5) for i in real_content) / len(real_content)
+        feats.descriptive = sum(i.descriptive for i in real_content) / len(real_content)
+
+    grams = list(zip(*(words[k:] for k in range(_COPY_N)), strict=False))
+    prompt_grams = _prompt_ngrams(prompt) if grams else frozenset()
+    if prompt_grams:
+        feats.copied = sum(g in prompt_grams for g in grams) / len(grams)
+
+    if not _META_HINT_WORDS.isdisjoint(parsed.first_token) or _DIGIT.search(text):
+        lowered = text.lower()
+        feats.grader_hits = sum(bool(p.search(lowered)) for p in _ADDRESSES_GRADER)
+        if _SELF_REFERENCE.search(lowered):
+            feats.praise_hits = sum(bool(p.search(lowered)) for p in _PRAISES_ITSELF)
+    return feats
+
+
+def _grade(feats: _Features) -> tuple[float, float, float]:
+    """Turn measured features into (readability, coherence, creativity), each in ``0..1``.
+
+    Each dimension is a weighted sum of its signals, scaled down by the gate, by grader
+    talk and self-praise, by repetition, and by the grammar proxy (word salad is neither
+    readable, coherent nor creative). The weights were set by hand so that good short
+    children's stories score about 0.85-0.95 and shuffled, looping, salad and degenerate
+    texts score clearly lower (see tests/test_heuristic_teacher.py).
+    """
+    if feats.words == 0:
+        return 0.0, 0.0, 0.0
+    gate = (
+        _clip((feats.words - 3) / 27.0)
+        * feats.script
+        * _clip((feats.real - 0.6) / 0.35)
+        * _clip((feats.diversity - 0.5) / 0.25)
+    )
+    gate *= 0.3**feats.grader_hits * 0.6**feats.praise_hits
+    if gate == 0.0:
+        return 0.0, 0.0, 0.0
+    repetition = _clip(1.0 - 2.0 * feats.repeated)
+    readability = (
+        (
+            0.2 * _clip((feats.real - 0.8) / 0.18)
+            + 0.2 * feats.sentence_length
+            + 0.15 * feats.flesch
+            + 0.2 * feats.mechanics
+            + 0.25 * feats.grammar
+        )
+        * (0.4 + 0.6 * feats.grammar)
+        * (0.5 + 0.5 * repetition)
+    )
+    coherence = (
+        (0.3 * feats.continuity + 0.4 * feats.order + 0.15 * feats.ending + 0.15 * feats.tense)
+        * (0.4 + 0.6 * feats.grammar)
+        * (0.5 + 0.5 * _clip(feats.continuity / 0.4))  # unrelated sentences are no story
+        * repetition
+    )
+    creativity = (
+        (
+            0.3 * _clip((feats.diversity - 0.7) / 0.2)
+            + 0.15 * _clip((feats.distinct_bigrams - 0.6) / 0.35)
+            + 0.3 * _clip(feats.rarity / 0.4)
+            + 0.25 * _clip(feats.descriptive / 0.2)
+        )
+        * (1.0 - feats.copied)
+        * (0.3 + 0.7 * feats.grammar)
+        * repetition
+    )
+    return gate * readability, gate * coherence, gate * creativity
+
+
+def _trace(feats: _Features) -> str:
+    """A one-line, human-readable summary of the sub-features behind a grade."""
+    return (
+        f"words={feats.words} sents={feats.sentences} script={feats.script:.2f} "
+        f"real={feats.real:.2f} herdan={feats.diversity:.2f} | "
+        f"slen={feats.sentence_length:.2f} flesch={feats.flesch:.2f} "
+        f"mech={feats.mechanics:.2f} gram={feats.grammar:.2f} | "
+        f"cont={feats.continuity:.2f} order={feats.order:.2f} end={feats.ending:.2f} "
+        f"tense={feats.tense:.2f} rep={feats.repeated:.2f} | "
+        f"bigr={feats.distinct_bigrams:.2f} rare={feats.rarity:.2f} "
+        f"desc={feats.descriptive:.2f} copied={feats.copied:.2f} | "
+        f"grader={feats.grader_hits} praise={feats.praise_hits}"
+    )
+
+
+class HeuristicTeacher:
+    """Grades stories with fast lexical heuristics on the paper's 0..3 rubric.
+
+    Deterministic, offline and stateless: the same request always gets the same grade,
+    and a batch equals one-by-one calls. See the module docstring for the signals.
+
+    Attributes:
+        name: The registry name, ``"heuristic"``.
+        dimensions: ``("readability", "coherence", "creativity")``.
+        max_score: ``3.0``, the rubric's top score on each dimension.
+    """
+
+    name = "heuristic"
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+    max_score = 3.0
+
+    def __init__(self, *, language: str = "en") -> None:
+        """Create the teacher and load its word lists.
+
+        Args:
+            language: The stories' language; only ``"en"`` is supported.
+
+        Raises:
+            ConfigError: ``language`` is not supported.
+        """
+        if language not in SUPPORTED_LANGUAGES:
+            raise ConfigError(
+                f"HeuristicTeacher supports language {', '.join(map(repr, SUPPORTED_LANGUAGES))}, "
+                f"got {language!r}; use language='en' or an LLM teacher for other languages"
+            )
+        self.language = language
+        _frequencies()
+        _hyphenator()
+
+    def score(self, requests: Sequence[StoryRequest]) -> list[Scores]:
+        """Grade a batch of stories; one ``Scores`` per request, in order.
+
+        Args:
+            requests: The stories to grade; each prompt is used only to discount copying.
+
+        Returns:
+            One ``Scores`` per request: values rounded to 3 decimals, with a trace of the
+            sub-features as ``raw``; a failed grade (``error`` set) only when a story or
+            prompt is not a string.
+        """
+        return [self._score_one(request) for request in requests]
+
+    def _score_one(self, request: StoryRequest) -> Scores:
+        """Grade one story; a story that is not text gets a failed grade, not a number."""
+        if not isinstance(request.story, str) or not isinstance(request.prompt, str):
+            return Scores.failed(
+                f"story and prompt must be str, got {type(request.story).__name__} and "
+                f"{type(request.prompt).__name__}"
+            )
+        feats = _measure(request.story, request.prompt)
+        values = {
+            dimension: round(self.max_score * grade, 3)
+            for dimension, grade in zip(self.dimensions, _grade(feats), strict=True)
+        }
+        return Scores.from_values(values, self.max_score, raw=_trace(feats))
