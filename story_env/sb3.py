@@ -47,7 +47,10 @@ class SB3VecEnv(VecEnv):
         for i in np.flatnonzero(dones):
             info = slot_info(infos["final_info"], i)
             info["terminal_observation"] = infos["final_obs"][i]
-            info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            # A story cut at max_new_tokens is still graded and nothing follows it, so for
+            # SB3 it is terminal: no value bootstrapping past the teacher's grade.
+            info["TimeLimit.truncated"] = False
+            info["story_truncated"] = bool(truncated[i] and not terminated[i])
             out[i] = info
         return obs, rewards.astype(np.float32), dones, out
 

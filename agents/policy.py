@@ -1,0 +1,130 @@
+"""A causal LM as a stable-baselines3 actor-critic policy.
+
+The student's LM head gives the action logits, so the untrained policy *is* the
+pretrained student; the value is a linear head on the last hidden state. Rollouts keep
+the model's past key/values per env slot (one token's forward pass per step); training
+passes evaluate every distinct episode in a minibatch once, teacher-forced.
+
+Use it through ``policy_kwargs``-free classes::
+
+    PPO(CausalLMPolicy, venv, policy_kwargs={"student": "tiny"})
+    MaskablePPO(MaskableCausalLMPolicy, venv, policy_kwargs={"student": "tiny"})
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import torch
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+from agents.kvcache import IncrementalLM, last_hidden_teacher_forced
+from story_env.errors import ConfigError
+
+
+class LMFeaturesExtractor(BaseFeaturesExtractor):
+    """Token-id observations -> the LM's hidden state after the last real token.
+
+    Args:
+        observation_space: The env's ``Box`` of token ids padded with ``vocab_size``.
+        student: Registered student name or a model folder (its weights are copied).
+        student_kwargs: Keyword arguments of the student's factory.
+        attn_implementation: Override the model's attention kernel (e.g. ``"eager"``).
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        student: str = "tiny",
+        student_kwargs: Mapping[str, Any] | None = None,
+        attn_implementation: str | None = None,
+    ) -> None:
+        from story_env.core import resolve_student
+
+        source = resolve_student(student, dict(student_kwargs or {}))
+        model = copy.deepcopy(source.model)  # the policy trains its own copy
+        if (
+            attn_implementation is not None
+        ):  # TRPO needs "eager": SDPA has no double backward on CPU
+            model.set_attn_implementation(attn_implementation)
+        super().__init__(observation_space, features_dim=model.config.hidden_size)
+        self.model = model
+        self.pad_id = int(observation_space.high.max())
+        vocab = model.get_output_embeddings().out_features
+        if vocab != self.pad_id:
+            raise ConfigError(
+                f"student {student!r} has {vocab} output logits but the env's vocabulary has "
+                f"{self.pad_id} tokens; build the env and the policy with the same student"
+            )
+        self.incremental = IncrementalLM(model, self.pad_id)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        ids = observations.long()  # (batch, context) SB3 hands Box observations as float
+        lengths = (ids != self.pad_id).sum(dim=1)
+        if torch.is_grad_enabled():
+            return last_hidden_teacher_forced(self.model, ids, lengths)
+        return self.incremental(ids, lengths)
+
+
+class _CausalLMMixin:
+    """Shared by the plain and the maskable policy: LM head as action net, no MLP."""
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        lr_schedule: Any,
+        student: str = "tiny",
+        student_kwargs: Mapping[str, Any] | None = None,
+        attn_implementation: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for key in ("features_extractor_class", "net_arch"):
+            if key in kwargs:
+                raise ConfigError(
+                    f"{key} is fixed by the causal-LM policy; remove it from policy_kwargs"
+                )
+        super().__init__(  # type: ignore[call-arg]
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=[],
+            ortho_init=False,
+            features_extractor_class=LMFeaturesExtractor,
+            features_extractor_kwargs={
+                "student": student,
+                "student_kwargs": dict(student_kwargs or {}),
+                "attn_implementation": attn_implementation,
+            },
+            share_features_extractor=True,
+            **kwargs,
+        )
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        self.action_net = self.features_extractor.model.get_output_embeddings()  # type: ignore[attr-defined]
+        torch.nn.init.zeros_(self.value_net.weight)  # type: ignore[attr-defined]
+        torch.nn.init.zeros_(self.value_net.bias)  # type: ignore[attr-defined]
+        self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
+            self.parameters(),
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,  # type: ignore[attr-defined]
+        )
+
+    def set_training_mode(self, mode: bool) -> None:
+        # weights change during training: cached keys/values would be stale afterwards
+        self.features_extractor.incremental.clear()  # type: ignore[attr-defined]
+        super().set_training_mode(mode)  # type: ignore[misc]
+
+
+class CausalLMPolicy(_CausalLMMixin, ActorCriticPolicy):
+    """Actor-critic policy for PPO, A2C and TRPO whose actor is the student LM."""
+
+
+class MaskableCausalLMPolicy(_CausalLMMixin, MaskableActorCriticPolicy):
+    """The same policy for sb3-contrib's MaskablePPO (action masks from the env)."""

@@ -1,0 +1,130 @@
+"""The frozen reference student: per-step KL shaping and top-p / top-k action masks.
+
+``ReferenceVecEnv`` wraps a stable-baselines3 VecEnv. Each step it adds
+``kl_coef * log p_ref(token | prefix)`` to the reward, where ``p_ref`` is a frozen copy
+of the starting student; with an entropy bonus of the same coefficient this is the
+KL-regularised objective ``E[R] - kl_coef * KL(pi || p_ref)`` the paper optimises. It
+also answers ``action_masks()`` with the reference's top-p / top-k set (the NLPO idea),
+which MaskablePPO uses to keep the policy among tokens the reference finds plausible.
+The reference keeps its own key/value cache per env slot, so it costs one token's
+forward pass per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from agents.kvcache import IncrementalLM
+from story_env.errors import ConfigError
+
+
+class ReferenceVecEnv(VecEnvWrapper):
+    """Adds the reference model's log-probabilities as shaping and provides action masks.
+
+    Args:
+        venv: The Storytelling vector env (e.g. ``story_env.sb3.make_sb3_vec_env``).
+        student: The starting student (name or folder); a frozen copy is the reference.
+        student_kwargs: Its factory's keyword arguments.
+        kl_coef: Shaping coefficient (>= 0); 0 turns shaping off.
+        top_p: Mask tokens outside the reference's nucleus of this mass (None: no mask).
+        top_k: Mask tokens outside the reference's k most likely (None: no mask).
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        student: str,
+        student_kwargs: Mapping[str, Any] | None = None,
+        kl_coef: float = 0.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+    ) -> None:
+        from story_env.core import resolve_student
+
+        if kl_coef < 0:
+            raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        super().__init__(venv)
+        model = resolve_student(student, dict(student_kwargs or {})).model
+        self.model = model.eval().requires_grad_(False)
+        self.pad_id = int(venv.observation_space.high.max())
+        self.incremental = IncrementalLM(self.model, self.pad_id)
+        self.kl_coef, self.top_p, self.top_k = float(kl_coef), top_p, top_k
+        self._logp: torch.Tensor | None = None  # (N, V) log p_ref at the current observations
+        self._actions: np.ndarray | None = None
+        self.ref_logps: list[float] = []  # log p_ref of every action since the last pop
+
+    def pop_ref_logps(self) -> np.ndarray:
+        """The reference log-probabilities of the actions taken since the last call."""
+        out, self.ref_logps = np.asarray(self.ref_logps), []
+        return out
+
+    @torch.no_grad()
+    def _reference_logp(self, obs: np.ndarray) -> torch.Tensor:
+        ids = torch.as_tensor(obs, dtype=torch.long)
+        hidden = self.incremental(ids, (ids != self.pad_id).sum(dim=1))  # (N, H)
+        logits = self.model.get_output_embeddings()(hidden)  # (N, V)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self._logp = self._reference_logp(obs)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        assert self._logp is not None and self._actions is not None
+        ref_logp = self._logp[
+            torch.arange(len(self._actions)), torch.as_tensor(self._actions)
+        ].numpy()
+        shaped = rewards + self.kl_coef * ref_logp.astype(np.float32)
+        self.ref_logps.extend(ref_logp.tolist())
+        self._logp = self._reference_logp(obs)
+        return obs, shaped.astype(np.float32), dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(N, V) booleans: the reference's top-p / top-k tokens at the current prefixes."""
+        if self._logp is None:
+            raise ConfigError("action_masks() called before reset()")
+        return reference_masks(self._logp, self.top_p, self.top_k)
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        if method_name == "action_masks":
+            masks = self.action_masks()
+            rows = range(self.num_envs) if indices is None else np.atleast_1d(indices)
+            return [masks[i] for i in rows]
+        return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
+
+    def has_attr(self, attr_name: str) -> bool:
+        if attr_name == "action_masks":
+            return self.top_p is not None or self.top_k is not None
+        return self.venv.has_attr(attr_name)
+
+
+def reference_masks(logp: torch.Tensor, top_p: float | None, top_k: int | None) -> np.ndarray:
+    """Boolean masks of each row's top-k tokens and smallest set with mass >= top_p."""
+    keep = torch.ones_like(logp, dtype=torch.bool)
+    if top_k is not None:
+        kth = torch.topk(logp, min(top_k, logp.shape[-1]), dim=-1).values[:, -1:]
+        keep &= logp >= kth
+    if top_p is not None:
+        sorted_logp, order = torch.sort(logp, dim=-1, descending=True)
+        mass_before = torch.cumsum(sorted_logp.exp(), dim=-1) - sorted_logp.exp()
+        inside = mass_before < top_p  # the token that crosses top_p is kept
+        nucleus = torch.zeros_like(keep).scatter(-1, order, inside)
+        keep &= nucleus
+    return keep.numpy()

@@ -1,0 +1,569 @@
+"""Train, evaluate and compare RL algorithms on Storytelling-v0.
+
+``train`` builds the batched env (with the reference wrapper when KL shaping or masks are
+on), the algorithm named in the plugin registry with the causal-LM policy of the chosen
+student, and runs it with: a JSONL log of every finished story (appended and flushed),
+TensorBoard scalars, atomic checkpoints, a progress bar, an optional interactive word
+budget (prompt words + teacher words, as the paper counts), and ``resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from story_env.errors import ConfigError
+from story_env.registry import AlgorithmSpec, get_algorithm, registry
+
+CHECKPOINT = "checkpoint.zip"
+CHECKPOINT_META = "checkpoint.json"
+STORIES = "stories.jsonl"
+TEACHER_ANSWER_WORDS = 3  # the paper counts ~3 words of teacher output per story
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Every field is a plain value, saved as ``config.json``.
+
+    Attributes:
+        algorithm: Registered algorithm name (``storytelling plugins``).
+        student: Student name or model folder; the policy starts as this model.
+        teacher: Registered teacher name.
+        steps: Env steps (tokens) to train for, across all envs.
+        word_budget: Stop once prompt words + teacher words of finished stories reach this.
+        num_envs: Stories written at once.
+        max_new_tokens: Story length limit (the paper: 90).
+        length_bonus: The paper's length bonus b (0 = off; the paper: 0.4).
+        prompts: Prompt pool (default: the paper's fixed prompt).
+        kl_coef: Per-step shaping ``kl_coef * log p_ref(token)``; also the entropy bonus.
+        kl_target: If set, adapt ``kl_coef`` after each rollout toward this KL (nats/token).
+        top_p: MaskablePPO: mask tokens outside the reference's nucleus.
+        top_k: MaskablePPO: mask tokens outside the reference's top k.
+        seed: Seeds the env, the policy's sampling and the algorithm.
+        checkpoint_every: Env steps between checkpoints.
+        algo_kwargs: Extra constructor arguments of the algorithm (learning_rate, n_steps...).
+        student_kwargs: Student factory arguments.
+        teacher_kwargs: Teacher factory arguments.
+    """
+
+    algorithm: str = "ppo"
+    student: str = "tiny"
+    teacher: str = "heuristic"
+    steps: int = 20_000
+    word_budget: int | None = None
+    num_envs: int = 8
+    max_new_tokens: int = 90
+    length_bonus: float = 0.0
+    prompts: tuple[str, ...] | None = None
+    kl_coef: float = 0.0
+    kl_target: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 2_000
+    algo_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    student_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if self.num_envs < 1:
+            raise ConfigError(f"num_envs must be >= 1, got {self.num_envs}")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a JSON config file; ``overrides`` (e.g. command-line flags) win."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from exc
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown keys {unknown} in {path}; valid keys: {sorted(known)}")
+        if data.get("prompts") is not None:
+            data["prompts"] = tuple(data["prompts"])
+        return cls(**{**data, **overrides})
+
+
+def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> type:
+    """The causal-LM policy class that fits the algorithm, or a clear error."""
+    from agents.policy import CausalLMPolicy, MaskableCausalLMPolicy
+
+    compatible = sorted(
+        e.name
+        for e in registry().entries("algorithm")
+        if e.obj.on_policy and not e.obj.recurrent and not e.obj.q_values
+    )
+    if spec.recurrent:
+        raise ConfigError(
+            f"algorithm {name!r} needs a recurrent policy, but the causal-LM policy carries its "
+            f"state in the token prefix (an LSTM between the LM and its head would stop the "
+            f"untrained policy from being the student). Use one of: {', '.join(compatible)}"
+        )
+    if spec.q_values:
+        raise ConfigError(
+            f"algorithm {name!r} learns Q-values with a replay buffer; the causal-LM policy "
+            f"supports the on-policy algorithms {', '.join(compatible)}"
+        )
+    if (config.top_p is not None or config.top_k is not None) and not spec.needs_action_masks:
+        maskable = sorted(
+            e.name for e in registry().entries("algorithm") if e.obj.needs_action_masks
+        )
+        raise ConfigError(
+            f"top_p/top_k masks need an algorithm that uses action masks; {name!r} does not. "
+            f"Use one of: {', '.join(maskable)}"
+        )
+    if spec.needs_action_masks and config.top_p is None and config.top_k is None:
+        raise ConfigError(f"algorithm {name!r} needs action masks: pass top_p (e.g. 0.95) or top_k")
+    return MaskableCausalLMPolicy if spec.needs_action_masks else CausalLMPolicy
+
+
+def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
+    """The SB3 vector env of a run, wrapped with the reference model when needed."""
+    from story_env.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(
+        num_envs=config.num_envs,
+        teacher=config.teacher,
+        student=config.student,
+        max_new_tokens=config.max_new_tokens,
+        length_bonus=config.length_bonus,
+        prompts=list(config.prompts) if config.prompts else None,
+        teacher_kwargs=dict(config.teacher_kwargs),
+        student_kwargs=dict(config.student_kwargs),
+    )
+    venv.seed(config.seed + seed_offset)
+    if (
+        config.kl_coef
+        or config.kl_target is not None
+        or config.top_p is not None
+        or config.top_k is not None
+    ):
+        from agents.reference import ReferenceVecEnv
+
+        venv = ReferenceVecEnv(
+            venv,
+            config.student,
+            config.student_kwargs,
+            kl_coef=config.kl_coef,
+            top_p=config.top_p,
+            top_k=config.top_k,
+        )
+    return venv
+
+
+def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None = None) -> Any:
+    """Instantiate the configured algorithm with the causal-LM policy."""
+    spec = get_algorithm(config.algorithm)
+    policy = policy_class_for(config.algorithm, spec, config)
+    kwargs: dict[str, Any] = {**spec.defaults, **dict(config.algo_kwargs)}
+    policy_kwargs = {
+        "student": config.student,
+        "student_kwargs": dict(config.student_kwargs),
+        **kwargs.pop("policy_kwargs", {}),
+    }
+    if config.kl_coef and "ent_coef" not in config.algo_kwargs and _accepts(spec, "ent_coef"):
+        kwargs["ent_coef"] = config.kl_coef
+    try:
+        return spec.load()(
+            policy,
+            venv,
+            seed=config.seed,
+            device="cpu",
+            verbose=0,
+            policy_kwargs=policy_kwargs,
+            tensorboard_log=tensorboard_log,
+            **kwargs,
+        )
+    except TypeError as exc:
+        raise ConfigError(
+            f"bad algo_kwargs {sorted(kwargs)} for {config.algorithm!r}: {exc}"
+        ) from exc
+
+
+def _accepts(spec: AlgorithmSpec, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(spec.load().__init__).parameters
+
+
+def _callbacks(
+    config: TrainConfig, out: Path, log_file: Any, state: dict[str, Any], progress: bool
+) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class RunCallback(BaseCallback):
+        """Logs finished stories, checkpoints atomically, enforces the word budget."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar: Any = None
+            self.last_checkpoint = state["steps"]
+            self.recent: list[float] = []
+
+        def _on_training_start(self) -> None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=config.steps,
+                initial=self.num_timesteps,
+                unit="tok",
+                disable=not progress,
+                desc=f"{config.algorithm} seed {config.seed}",
+            )
+
+        def _on_step(self) -> bool:
+            infos, dones = self.locals["infos"], self.locals["dones"]
+            for i in np.flatnonzero(dones):
+                info = infos[i]
+                if "story" not in info:
+                    continue
+                state["stories"] += 1
+                words = len(info["prompt"].split()) + TEACHER_ANSWER_WORDS
+                state["interactive_words"] += words
+                record = {
+                    "story_index": state["stories"],
+                    "step": self.num_timesteps,
+                    "env": int(i),
+                    "prompt": info["prompt"],
+                    "story": info["story"],
+                    "scores": info["scores"],
+                    "teacher_score": info["teacher_score"],
+                    "reward": info["reward"],
+                    "teacher_raw": info["teacher_raw"],
+                    "teacher_error": info["teacher_error"],
+                    "words": info["words"],
+                    "interactive_words": state["interactive_words"],
+                }
+                log_file.write(json.dumps(record) + "\n")
+                self.recent.append(float(info["reward"]))
+            log_file.flush()
+            if self.recent and len(self.recent) >= config.num_envs:
+                self.logger.record("story/reward_mean", float(np.mean(self.recent)))
+                self.recent.clear()
+            self.bar.update(self.num_timesteps - self.bar.n)
+            if self.num_timesteps - self.last_checkpoint >= config.checkpoint_every:
+                self.save()
+            if config.word_budget is not None and state["interactive_words"] >= config.word_budget:
+                return False
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if config.kl_target is None:
+                return
+            buffer = self.model.rollout_buffer
+            env = self.training_env
+            if not hasattr(env, "pop_ref_logps"):
+                return
+            ref = env.pop_ref_logps()
+            kl = float(np.mean(buffer.log_probs) - np.mean(ref))
+            factor = (
+                1.0 + np.clip(kl / config.kl_target - 1.0, -0.2, 0.2) * 0.1
+            )  # as in Ziegler et al.
+            env.kl_coef *= float(factor)
+            if hasattr(self.model, "ent_coef"):
+                self.model.ent_coef = env.kl_coef
+            self.logger.record("train/kl_coef", env.kl_coef)
+            self.logger.record("train/kl", kl)
+
+        def save(self) -> None:
+            state["steps"] = self.num_timesteps
+            self.last_checkpoint = self.num_timesteps
+            tmp = out / (CHECKPOINT + ".tmp")
+            self.model.save(tmp)
+            os.replace(str(tmp) + ".zip" if not tmp.exists() else tmp, out / CHECKPOINT)
+            meta_tmp = out / (CHECKPOINT_META + ".tmp")
+            meta_tmp.write_text(json.dumps(state))
+            os.replace(meta_tmp, out / CHECKPOINT_META)
+
+        def _on_training_end(self) -> None:
+            self.save()
+            self.bar.close()
+
+    return RunCallback()
+
+
+def train(
+    config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) one training run; returns its summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_json = json.dumps(asdict(config), sort_keys=True, default=list)
+    state = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+    if resume and (out / CHECKPOINT_META).exists():
+        saved = json.loads((out / "config.json").read_text())
+        if json.dumps(saved, sort_keys=True) != config_json:
+            raise ConfigError(
+                f"cannot resume {out}: its config.json differs from this run's config"
+            )
+        state = json.loads((out / CHECKPOINT_META).read_text())
+        _truncate_jsonl(out / STORIES, state["stories"])
+    elif (out / CHECKPOINT_META).exists():
+        raise ConfigError(
+            f"{out} already holds a run; pass --resume to continue it or choose a new --out"
+        )
+    else:
+        (out / "config.json").write_text(config_json)
+        (out / STORIES).unlink(missing_ok=True)
+
+    import torch
+
+    torch.manual_seed(config.seed + state["steps"])
+    venv = make_env(config, seed_offset=state["steps"])
+    tb = str(out / "tensorboard") if _has_tensorboard() else None
+    if state["steps"]:
+        spec = get_algorithm(config.algorithm)
+        model = spec.load().load(out / CHECKPOINT, env=venv, device="cpu", tensorboard_log=tb)
+    else:
+        model = build_algorithm(config, venv, tensorboard_log=tb)
+    started = time.perf_counter()
+    with open(out / STORIES, "a", encoding="utf-8") as log_file:
+        callback = _callbacks(config, out, log_file, state, progress)
+        remaining = config.steps - state["steps"]
+        if remaining > 0:
+            model.learn(
+                remaining,
+                callback=callback,
+                reset_num_timesteps=not state["steps"],
+                tb_log_name="run",
+            )
+    state["wall_s"] = state.get("wall_s", 0.0) + time.perf_counter() - started
+    (out / CHECKPOINT_META).write_text(json.dumps(state))
+    venv.close()
+    return {**state, "tokens_per_s": state["steps"] / max(1e-9, state["wall_s"])}
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _truncate_jsonl(path: Path, lines: int) -> None:
+    """Keep the first ``lines`` complete lines (stories logged after the checkpoint go)."""
+    if not path.exists():
+        return
+    kept: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if len(kept) == lines or not line.endswith("\n"):
+                break
+            kept.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- evaluation -----------------------------------------------------------------------
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and normal-approximation 95% confidence interval."""
+    arr = np.asarray(values, dtype=float)
+    mean = float(arr.mean())
+    half = 1.96 * float(arr.std(ddof=1)) / math.sqrt(len(arr)) if len(arr) > 1 else float("nan")
+    return mean, mean - half, mean + half
+
+
+def evaluate(
+    *,
+    student: str = "tiny",
+    checkpoint: str | Path | None = None,
+    teacher: str = "heuristic",
+    stories: int = 64,
+    seed: int = 0,
+    num_envs: int = 16,
+    max_new_tokens: int = 90,
+    student_kwargs: Mapping[str, Any] | None = None,
+    teacher_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
+
+    With ``checkpoint`` (a training run folder or its ``checkpoint.zip``) the trained
+    policy writes; without it the untrained policy, i.e. the pretrained student.
+    """
+    import torch
+
+    from story_env.sb3 import make_sb3_vec_env
+
+    config = TrainConfig(
+        student=student,
+        teacher=teacher,
+        num_envs=num_envs,
+        max_new_tokens=max_new_tokens,
+        student_kwargs=dict(student_kwargs or {}),
+        teacher_kwargs=dict(teacher_kwargs or {}),
+    )
+    venv = make_sb3_vec_env(
+        num_envs=num_envs,
+        teacher=teacher,
+        student=student,
+        max_new_tokens=max_new_tokens,
+        student_kwargs=dict(student_kwargs or {}),
+        teacher_kwargs=dict(teacher_kwargs or {}),
+    )
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        path = path / CHECKPOINT if path.is_dir() else path
+        if not path.is_file():
+            raise ConfigError(
+                f"no checkpoint at {str(path)!r}; give a `storytelling train` run folder"
+            )
+        run_config = json.loads((path.parent / "config.json").read_text())
+        spec = get_algorithm(run_config["algorithm"])
+        model = spec.load().load(path, device="cpu")
+    else:
+        model = build_algorithm(config, venv)
+    torch.manual_seed(seed)
+    venv.seed(seed)
+    obs = venv.reset()
+    results: list[dict[str, Any]] = []
+    needs_masks = hasattr(model, "policy") and "action_masks" in model.predict.__code__.co_varnames
+    while len(results) < stories:
+        if needs_masks and venv.has_attr("action_masks"):
+            actions, _ = model.predict(obs, action_masks=venv.env_method("action_masks"))
+        else:
+            actions, _ = model.predict(obs, deterministic=False)
+        obs, _, dones, infos = venv.step(actions)
+        for i in np.flatnonzero(dones):
+            if len(results) < stories and "story" in infos[i]:
+                results.append(infos[i])
+    venv.close()
+    summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
+    dims = list(results[0]["scores"])
+    for dim in dims:
+        summary[dim] = mean_ci([r["scores"][dim] for r in results])
+    summary["teacher_score"] = mean_ci([r["teacher_score"] for r in results])
+    summary["samples"] = [r["story"] for r in results[:3]]
+    return summary
+
+
+# --- comparison -----------------------------------------------------------------------
+
+
+def learning_curve(run_dir: Path, window: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, moving-average teacher score) from a run's story log."""
+    rows = [json.loads(line) for line in (run_dir / STORIES).read_text().splitlines() if line]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps = np.array([r["step"] for r in rows])
+    scores = np.array([r["teacher_score"] for r in rows], dtype=float)
+    kernel = min(window, len(scores))
+    smooth = np.convolve(scores, np.ones(kernel) / kernel, mode="valid")
+    return steps[kernel - 1 :], smooth
+
+
+def compare(
+    base: TrainConfig,
+    algorithms: Sequence[str],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    *,
+    eval_stories: int = 64,
+    resume: bool = False,
+    progress: bool = True,
+) -> str:
+    """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in algorithms:  # fail fast on an impossible combination, before any training
+        policy_class_for(name, get_algorithm(name), dataclasses.replace(base, algorithm=name))
+    rows = []
+    for name in algorithms:
+        for seed in seeds:
+            run = out / f"{name}-seed{seed}"
+            config = dataclasses.replace(base, algorithm=name, seed=seed)
+            summary = train(
+                config, run, resume=resume and (run / CHECKPOINT_META).exists(), progress=progress
+            )
+            ev = evaluate(
+                student=base.student,
+                checkpoint=run,
+                teacher=base.teacher,
+                stories=eval_stories,
+                seed=10_000 + seed,
+                num_envs=base.num_envs,
+                max_new_tokens=base.max_new_tokens,
+                student_kwargs=base.student_kwargs,
+                teacher_kwargs=base.teacher_kwargs,
+            )
+            rows.append(
+                (name, seed, ev["teacher_score"], summary["wall_s"], summary["tokens_per_s"])
+            )
+            (run / "eval.json").write_text(json.dumps(ev, indent=2))
+    start = evaluate(
+        student=base.student,
+        teacher=base.teacher,
+        stories=eval_stories,
+        seed=10_000,
+        num_envs=base.num_envs,
+        max_new_tokens=base.max_new_tokens,
+        student_kwargs=base.student_kwargs,
+        teacher_kwargs=base.teacher_kwargs,
+    )
+    lines = [
+        f"Student `{base.student}`, teacher `{base.teacher}`, {base.steps:,} env steps (tokens) per run, "
+        f"{base.num_envs} envs, max_new_tokens {base.max_new_tokens}; teacher score in [0, 1] over "
+        f"{eval_stories} stories at fixed seeds (mean [95% CI]).",
+        "",
+        f"Before training (the pretrained student): {_fmt(start['teacher_score'])}",
+        "",
+        "| algorithm | seed | final teacher score | wall time (s) | tokens/s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, seed, score, wall, tps in rows:
+        lines.append(f"| {name} | {seed} | {_fmt(score)} | {wall:,.0f} | {tps:,.1f} |")
+    table = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(table)
+    _plot(out, algorithms, seeds)
+    return table
+
+
+def _fmt(ci: tuple[float, float, float]) -> str:
+    return f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"
+
+
+def _plot(out: Path, algorithms: Sequence[str], seeds: Sequence[int]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        from story_env.errors import DependencyMissingError
+
+        raise DependencyMissingError(
+            "plots need matplotlib: pip install 'storytelling[plots]'"
+        ) from exc
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, name in enumerate(algorithms):
+        for j, seed in enumerate(seeds):
+            steps, smooth = learning_curve(out / f"{name}-seed{seed}")
+            ax.plot(
+                steps,
+                smooth,
+                color=f"C{k}",
+                alpha=0.9 if j == 0 else 0.5,
+                label=name if j == 0 else None,
+            )
+    ax.set_xlabel("env steps (tokens)")
+    ax.set_ylabel("teacher score (moving average)")
+    ax.set_title("Storytelling-v0: learning curves")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+    plt.close(fig)
