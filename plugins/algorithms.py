@@ -26,7 +26,15 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
     register(
         "a2c", AlgorithmSpec(_lazy("stable_baselines3:A2C")), description="A2C (stable-baselines3)"
     )
-    register("trpo", AlgorithmSpec(_lazy("sb3_contrib:TRPO")), description="TRPO (sb3-contrib)")
+    register(
+        "trpo",
+        # TRPO's Hessian-vector products need a double backward, which PyTorch's fused
+        # CPU attention lacks: the LM policy runs plain ("eager") attention for it.
+        AlgorithmSpec(
+            _lazy("sb3_contrib:TRPO"), defaults={"policy_kwargs": {"attn_implementation": "eager"}}
+        ),
+        description="TRPO (sb3-contrib)",
+    )
     register(
         "maskable_ppo",
         AlgorithmSpec(_lazy("sb3_contrib:MaskablePPO"), needs_action_masks=True),

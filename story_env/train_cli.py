@@ -1,0 +1,160 @@
+"""Subcommands ``train``, ``eval`` and ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _json_obj(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({exc})") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _number(text: str) -> int:
+    return int(float(text))
+
+
+# flag name -> TrainConfig field; only flags the user gave override the config file
+_FIELDS = {
+    "algorithm": "algorithm",
+    "student": "student",
+    "teacher": "teacher",
+    "steps": "steps",
+    "word_budget": "word_budget",
+    "num_envs": "num_envs",
+    "max_new_tokens": "max_new_tokens",
+    "length_bonus": "length_bonus",
+    "kl_coef": "kl_coef",
+    "kl_target": "kl_target",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+    "checkpoint_every": "checkpoint_every",
+    "algo_kwargs": "algo_kwargs",
+    "student_kwargs": "student_kwargs",
+    "teacher_kwargs": "teacher_kwargs",
+}
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from story_env.training import TrainConfig
+
+    given = {
+        field: getattr(args, flag)
+        for flag, field in _FIELDS.items()
+        if getattr(args, flag, None) is not None
+    }
+    if args.config:
+        return TrainConfig.from_file(args.config, **given)
+    return TrainConfig(**given)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
+    p.add_argument("--algorithm", help="registered algorithm (default: ppo)")
+    p.add_argument("--student", help="student name or model folder (default: tiny)")
+    p.add_argument("--teacher", help="teacher name (default: heuristic)")
+    p.add_argument("--steps", type=_number, help="env steps (tokens) to train (default: 20000)")
+    p.add_argument("--word-budget", type=_number, help="stop at this many interactive words")
+    p.add_argument("--num-envs", type=int, help="stories written at once (default: 8)")
+    p.add_argument("--max-new-tokens", type=int, help="story length limit (default: 90)")
+    p.add_argument("--length-bonus", type=float, help="the paper's b (default: 0)")
+    p.add_argument("--kl-coef", type=float, help="KL shaping coefficient (default: 0)")
+    p.add_argument("--kl-target", type=float, help="adapt kl_coef toward this KL per token")
+    p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
+    p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")
+    p.add_argument("--seed", type=int, help="seed (default: 0)")
+    p.add_argument("--checkpoint-every", type=_number, help="env steps between checkpoints")
+    p.add_argument("--algo-kwargs", type=_json_obj, help="e.g. '{\"learning_rate\": 1e-5}'")
+    p.add_argument("--student-kwargs", type=_json_obj)
+    p.add_argument("--teacher-kwargs", type=_json_obj)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from story_env.training import train
+
+    summary = train(_config(args), args.out, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from story_env.training import evaluate
+
+    result = evaluate(
+        student=args.student,
+        checkpoint=args.checkpoint,
+        teacher=args.teacher,
+        stories=args.stories,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        max_new_tokens=args.max_new_tokens,
+    )
+    what = args.checkpoint or f"student {args.student} (untrained policy)"
+    print(f"{what}: {result['stories']} stories, teacher {args.teacher}, seed {args.seed}")
+    for key, value in result.items():
+        if isinstance(value, tuple):
+            print(f"  {key:14s} {value[0]:.3f}  95% CI [{value[1]:.3f}, {value[2]:.3f}]")
+    for i, story in enumerate(result["samples"], 1):
+        print(f"  sample {i}: {story.strip()[:300]}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from story_env.training import compare
+
+    table = compare(
+        _config(args),
+        args.algorithms.split(","),
+        [int(s) for s in args.seeds.split(",")],
+        args.out,
+        eval_stories=args.eval_stories,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    print(table)
+    print(f"wrote {args.out}/results.md and {args.out}/curves.png")
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a student with an RL algorithm against a teacher")
+    _add_run_flags(p)
+    p.add_argument(
+        "--out", required=True, help="run folder: config, checkpoint, stories.jsonl, tensorboard"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="mean and 95%% CI per dimension over N stories at fixed seeds")
+    p.add_argument(
+        "--checkpoint", help="a `storytelling train` run folder (default: the untrained student)"
+    )
+    p.add_argument("--student", default="tiny")
+    p.add_argument("--teacher", default="heuristic")
+    p.add_argument("--stories", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=90)
+    p.add_argument("--json", help="also write the result to this file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="several algorithms x seeds on the same task: table + plot")
+    _add_run_flags(p)
+    p.add_argument("--algorithms", default="ppo,a2c,trpo,maskable_ppo")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--eval-stories", type=int, default=64)
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,278 @@
+"""RL on the student: the LM policy, KV caches, KL shaping, masks, algorithms, train/resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from agents.baselines import seed_stories
+from agents.kvcache import IncrementalLM, last_hidden_teacher_forced
+from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+from agents.reference import ReferenceVecEnv, reference_masks
+from story_env.errors import ConfigError
+from story_env.registry import get_algorithm
+from story_env.sb3 import make_sb3_vec_env
+from story_env.training import TrainConfig, build_algorithm, evaluate, policy_class_for, train
+
+SMALL = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> str:
+    """A small pretrained student folder (seconds to build)."""
+    out = tmp_path_factory.mktemp("student")
+    config = PretrainConfig(words=3000, block_size=32, batch_size=4, model=SMALL)
+    pretrain(config, seed_stories(), seed_stories(), out, progress=False, log=lambda *_: None)
+    return str(out / checkpoint_name(3000))
+
+
+def _full_hidden(model, ids, lengths):
+    rows = [
+        model.base_model(input_ids=ids[i : i + 1, : lengths[i]]).last_hidden_state[0, -1]
+        for i in range(len(ids))
+    ]
+    return torch.stack(rows)
+
+
+def test_incremental_cache_matches_full_recompute_as_slots_restart(student):
+    from agents.lm import load_path_student
+
+    model = load_path_student(student).model.eval()
+    pad, n, width = 400, 3, 50
+    rng = np.random.default_rng(0)
+    ids = torch.full((n, width), pad)
+    lengths = torch.zeros(n, dtype=torch.long)
+
+    def restart(i):
+        p = int(rng.integers(3, 8))
+        ids[i] = pad
+        ids[i, :p] = torch.as_tensor(rng.integers(0, 400, p))
+        lengths[i] = p
+
+    for i in range(n):
+        restart(i)
+    cache = IncrementalLM(model, pad)
+    for _ in range(80):
+        with torch.no_grad():
+            torch.testing.assert_close(
+                cache(ids, lengths), _full_hidden(model, ids, lengths), rtol=1e-4, atol=1e-4
+            )
+        for i in range(n):
+            if lengths[i] >= width or rng.random() < 0.08:
+                restart(i)
+            else:
+                ids[i, lengths[i]] = int(rng.integers(0, 400))
+                lengths[i] += 1
+    with torch.no_grad():
+        torch.testing.assert_close(
+            last_hidden_teacher_forced(model, ids, lengths),
+            _full_hidden(model, ids, lengths),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+
+
+def test_untrained_policy_is_the_student(student):
+    from agents.lm import load_path_student
+
+    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=10)
+    model = build_algorithm(TrainConfig(student=student, num_envs=2), venv)
+    obs = venv.reset()
+    ids = torch.as_tensor(obs)
+    lengths = (ids != 400).sum(1)
+    lm = load_path_student(student).model
+    with torch.no_grad():
+        logits = lm(input_ids=ids[:, : int(lengths.max())].clamp(max=399)).logits[
+            torch.arange(2), lengths - 1
+        ]
+        dist = model.policy.get_distribution(torch.as_tensor(obs).float())
+    torch.testing.assert_close(
+        dist.distribution.logits, torch.log_softmax(logits, -1), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "extra"),
+    [
+        ("ppo", {"batch_size": 64, "n_epochs": 2}),
+        ("a2c", {}),
+        ("trpo", {"cg_max_steps": 3, "line_search_max_iter": 3, "n_critic_updates": 2}),
+        ("maskable_ppo", {"batch_size": 64}),
+    ],
+)
+def test_each_algorithm_trains_a_few_hundred_steps(student, tmp_path, algorithm, extra):
+    config = TrainConfig(
+        algorithm=algorithm,
+        student=student,
+        steps=256,
+        num_envs=4,
+        max_new_tokens=20,
+        top_p=0.95 if algorithm == "maskable_ppo" else None,
+        algo_kwargs={"n_steps": 32, **extra},
+        checkpoint_every=10_000,
+    )
+    summary = train(config, tmp_path, progress=False)
+    assert summary["steps"] >= 256 and summary["stories"] >= 256 // 20  # stories end by 20 tokens
+    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    assert len(rows) == summary["stories"]
+    assert {"prompt", "story", "scores", "teacher_raw", "reward"} <= set(rows[0])
+    result = evaluate(
+        student=student, checkpoint=tmp_path, stories=8, num_envs=4, max_new_tokens=20
+    )
+    assert 0.0 <= result["teacher_score"][0] <= 1.0
+
+
+def test_kl_shaping_adds_coef_times_reference_logprob(student):
+    from agents.lm import load_path_student
+
+    coef = 0.25
+    plain = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=6)
+    shaped = ReferenceVecEnv(
+        make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=6), student, kl_coef=coef
+    )
+    lm = load_path_student(student).model.eval()
+    plain.seed(1)
+    shaped.seed(1)
+    plain.reset()
+    obs_s = shaped.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        actions = rng.integers(0, 399, size=2)
+        ids = torch.as_tensor(obs_s)
+        lengths = (ids != 400).sum(1)
+        with torch.no_grad():
+            logits = lm(input_ids=ids[:, : int(lengths.max())].clamp(max=399)).logits[
+                torch.arange(2), lengths - 1
+            ]
+        logp = torch.log_softmax(logits, -1)[torch.arange(2), torch.as_tensor(actions)].numpy()
+        _, r_plain, _, _ = plain.step(actions)
+        obs_s, r_shaped, _, _ = shaped.step(actions)
+        assert (logp < 0).all()
+        np.testing.assert_allclose(r_shaped - r_plain, coef * logp, rtol=1e-3, atol=1e-5)
+
+
+def test_masks_keep_exactly_the_reference_nucleus():
+    logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25]]))
+    masks = reference_masks(logp, top_p=0.7, top_k=None)
+    assert masks.tolist() == [[True, True, False, False], [True, True, True, False]]
+    assert reference_masks(logp, top_p=None, top_k=1)[0].tolist() == [True, False, False, False]
+
+
+def test_maskable_ppo_only_picks_tokens_inside_top_p(student):
+    venv = ReferenceVecEnv(
+        make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=12), student, top_p=0.5
+    )
+    config = TrainConfig(algorithm="maskable_ppo", student=student, num_envs=2, top_p=0.5)
+    model = build_algorithm(config, venv)
+    obs = venv.reset()
+    for _ in range(30):
+        masks = venv.action_masks()
+        assert masks.sum(1).min() >= 1 and masks.sum(1).max() < 400
+        actions, _ = model.predict(obs, action_masks=masks)
+        assert masks[np.arange(2), actions].all()
+        obs, *_ = venv.step(actions)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "kwargs", "message"),
+    [
+        (
+            "recurrent_ppo",
+            {},
+            r"needs a recurrent policy.*Use one of: a2c, maskable_ppo, ppo, trpo",
+        ),
+        ("dqn", {}, r"learns Q-values.*a2c, maskable_ppo, ppo, trpo"),
+        ("qrdqn", {}, r"learns Q-values"),
+        ("ppo", {"top_p": 0.9}, r"masks need an algorithm that uses action masks.*maskable_ppo"),
+        ("maskable_ppo", {}, r"needs action masks: pass top_p"),
+    ],
+)
+def test_impossible_combinations_name_the_compatible_algorithms(algorithm, kwargs, message):
+    config = TrainConfig(algorithm=algorithm, **kwargs)
+    with pytest.raises(ConfigError, match=message):
+        policy_class_for(algorithm, get_algorithm(algorithm), config)
+
+
+def _train_cmd(out, student, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "story_env.cli",
+        "train",
+        "--student",
+        student,
+        "--steps",
+        "2400",
+        "--num-envs",
+        "4",
+        "--max-new-tokens",
+        "16",
+        "--checkpoint-every",
+        "160",
+        "--algo-kwargs",
+        '{"n_steps": 16, "batch_size": 64, "n_epochs": 1}',
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_sigkilled_run_resumes_with_a_consistent_log_and_checkpoint(student, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        _train_cmd(tmp_path, student), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    meta = tmp_path / "checkpoint.json"
+    while time.time() < deadline:
+        if meta.exists() and json.loads(meta.read_text())["steps"] >= 480:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(meta.read_text())["steps"]
+    assert killed_at < 2400, "the run finished before the kill; make it longer"
+    subprocess.run(
+        _train_cmd(tmp_path, student, "--resume"), env=env, check=True, capture_output=True
+    )
+    state = json.loads(meta.read_text())
+    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    assert state["steps"] >= 2400
+    assert len(rows) == state["stories"]
+    assert [r["story_index"] for r in rows] == list(range(1, len(rows) + 1))
+    from sb3_contrib import MaskablePPO  # noqa: F401
+    from stable_baselines3 import PPO
+
+    PPO.load(tmp_path / "checkpoint.zip", device="cpu")  # not corrupt
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_resume_refuses_a_different_config(student, tmp_path):
+    config = TrainConfig(
+        student=student,
+        steps=64,
+        num_envs=4,
+        max_new_tokens=8,
+        algo_kwargs={"n_steps": 16, "batch_size": 64},
+    )
+    train(config, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="pass --resume"):
+        train(config, tmp_path, progress=False)
+    other = TrainConfig(
+        student=student,
+        steps=128,
+        num_envs=4,
+        max_new_tokens=8,
+        algo_kwargs={"n_steps": 16, "batch_size": 64},
+    )
+    with pytest.raises(ConfigError, match="config.json differs"):
+        train(other, tmp_path, resume=True, progress=False)
