@@ -173,6 +173,12 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         "student_kwargs": dict(config.student_kwargs),
         **kwargs.pop("policy_kwargs", {}),
     }
+    if "rollout_buffer_class" not in kwargs and _accepts(spec, "rollout_buffer_class"):
+        from agents.buffers import EpisodeRolloutBuffer, MaskableEpisodeRolloutBuffer
+
+        kwargs["rollout_buffer_class"] = (
+            MaskableEpisodeRolloutBuffer if spec.needs_action_masks else EpisodeRolloutBuffer
+        )
     if config.kl_coef and "ent_coef" not in config.algo_kwargs and _accepts(spec, "ent_coef"):
         kwargs["ent_coef"] = config.kl_coef
     try:

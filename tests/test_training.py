@@ -276,3 +276,22 @@ def test_resume_refuses_a_different_config(student, tmp_path):
     )
     with pytest.raises(ConfigError, match="config.json differs"):
         train(other, tmp_path, resume=True, progress=False)
+
+
+def test_episode_order_keeps_episodes_whole():
+    from agents.buffers import episode_order
+
+    starts = np.zeros((6, 2))
+    starts[[0, 3], 0] = 1  # env 0: steps 0-2, 3-5
+    starts[[0, 4], 1] = 1  # env 1: steps 0-3, 4-5
+    np.random.seed(0)
+    order = episode_order(starts).tolist()
+    assert sorted(order) == list(range(12))
+    chunks = {(0, 1, 2), (3, 4, 5), (6, 7, 8, 9), (10, 11)}
+    i, seen = 0, set()
+    while i < len(order):
+        chunk = next(c for c in chunks if c[0] == order[i])
+        assert tuple(order[i : i + len(chunk)]) == chunk
+        seen.add(chunk)
+        i += len(chunk)
+    assert seen == chunks
