@@ -217,6 +217,8 @@ class StoryBatch:
                 "teacher_score": self.reward.teacher_score(scores),
                 "reward": reward,
                 "teacher_error": None,
+                # a teacher-side declared fallback grade (teachers/policy.py) is flagged here
+                "teacher_fallback": getattr(scores, "fallback_error", None) or None,
             }
         if self.config.teacher_fallback is None:
             raise TeacherError(
@@ -229,6 +231,7 @@ class StoryBatch:
             "teacher_score": float("nan"),
             "reward": reward,
             "teacher_error": scores.error,
+            "teacher_fallback": scores.error,
         }
 
     def render(self, i: int) -> str:

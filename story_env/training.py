@@ -249,6 +249,7 @@ def _callbacks(
                     "reward": info["reward"],
                     "teacher_raw": info["teacher_raw"],
                     "teacher_error": info["teacher_error"],
+                    "teacher_fallback": info.get("teacher_fallback"),
                     "words": info["words"],
                     "interactive_words": state["interactive_words"],
                 }

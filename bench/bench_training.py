@@ -1,0 +1,104 @@
+"""Rollout and PPO-update efficiency of the causal-LM policy, against plain baselines.
+
+Usage: python bench/bench_training.py [--student tiny] [--num-envs 16] [--length 90]
+
+Prints, on the same model, batch and story length:
+- rollout efficiency: tokens/s of env + policy (KV-cached, random teacher) divided by
+  tokens/s of ``model.generate`` with its KV cache (goal >= 0.8);
+- training efficiency: PPO update seconds per token divided by one plain
+  forward+backward pass per token over the same sequences (goal <= 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--student", default="tiny")
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--length", type=int, default=90, help="story length in tokens")
+    parser.add_argument("--batch-size", type=int, default=256, help="PPO minibatch size")
+    args = parser.parse_args()
+    from stable_baselines3.common.utils import obs_as_tensor
+
+    from story_env.sb3 import make_sb3_vec_env
+    from story_env.training import TrainConfig, build_algorithm
+
+    n, length = args.num_envs, args.length
+    print(f"cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  command: python {' '.join(sys.argv)}")
+    venv = make_sb3_vec_env(num_envs=n, student=args.student, teacher="random", max_new_tokens=length)
+    eos = venv.vec_env.tokenizer.eos_token_id
+    config = TrainConfig(student=args.student, num_envs=n, max_new_tokens=length,
+                         algo_kwargs={"n_steps": length, "batch_size": args.batch_size, "n_epochs": 1})
+    algo = build_algorithm(config, venv)
+    policy = algo.policy
+    lm = policy.features_extractor.model
+    print(f"student: {args.student}  params: {lm.num_parameters():,}  envs: {n}  story tokens: {length}")
+
+    # 1. model.generate with KV cache: n prompts, exactly `length` new tokens
+    obs = venv.reset()
+    prompt = torch.as_tensor(obs[:, : int((obs[0] != policy.features_extractor.pad_id).sum())])
+    with torch.no_grad():
+        lm.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=True, pad_token_id=eos)  # warm-up
+        start = time.perf_counter()
+        lm.generate(prompt, max_new_tokens=length, min_new_tokens=length, do_sample=True, top_k=0,
+                    pad_token_id=eos, use_cache=True)
+        gen_tps = n * length / (time.perf_counter() - start)
+
+    # 2. env + policy, as SB3's collect_rollouts drives them (EOS suppressed: same length)
+    policy.set_training_mode(False)
+    obs = venv.reset()
+    start = time.perf_counter()
+    for _ in range(length):
+        with torch.no_grad():
+            actions, _, _ = policy(obs_as_tensor(obs, "cpu"))
+        actions = actions.numpy()
+        actions[actions == eos] = 0
+        obs, *_ = venv.step(actions)
+    roll_tps = n * length / (time.perf_counter() - start)
+    print(f"model.generate (KV cache): {gen_tps:,.0f} tokens/s")
+    print(f"env + LM policy rollout:   {roll_tps:,.0f} tokens/s")
+    print(f"rollout efficiency: {roll_tps / gen_tps:.2f}  (goal >= 0.8)")
+
+    # 3. PPO update on one rollout (n_steps = length) vs plain forward+backward
+    algo.learn(total_timesteps=1)  # set up the logger and buffers
+    algo.collect_rollouts(algo.env, _NullCallback(), algo.rollout_buffer, n_rollout_steps=length)
+    tokens = n * length
+    start = time.perf_counter()
+    algo.train()
+    ppo_per_token = (time.perf_counter() - start) / tokens
+    seqs = torch.as_tensor(obs[:, :])  # full-length sequences of the last rollout
+    seqs = seqs[:, : int((seqs[0] != policy.features_extractor.pad_id).sum())].clamp(max=lm.config.vocab_size - 1)
+    optimizer = torch.optim.Adam(lm.parameters(), lr=1e-6)
+    reps = max(1, args.batch_size * 0 + 1)
+    start = time.perf_counter()
+    for _ in range(reps):
+        loss = lm(input_ids=seqs, labels=seqs).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    plain_per_token = (time.perf_counter() - start) / (reps * seqs.numel())
+    print(f"PPO update: {ppo_per_token * 1e6:,.1f} us/token; plain forward+backward: {plain_per_token * 1e6:,.1f} us/token")
+    print(f"training efficiency: {ppo_per_token / plain_per_token:.2f}  (goal <= 3)")
+
+
+class _NullCallback:
+    """Minimal stand-in for SB3's callback protocol inside collect_rollouts."""
+
+    def on_rollout_start(self) -> None: ...
+    def on_rollout_end(self) -> None: ...
+    def update_locals(self, _locals: dict) -> None: ...
+    def on_step(self) -> bool:
+        return True
+
+
+if __name__ == "__main__":
+    main()
