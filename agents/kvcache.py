@@ -61,7 +61,9 @@ class IncrementalLM:
         offsets = chunk_w - new_counts  # (N,)
         j = torch.arange(chunk_w)[None, :]  # (1, W)
         valid = j >= offsets[:, None]  # (N, W)
-        first_new = torch.where(restart, torch.zeros_like(prev), prev)  # position of first new token
+        first_new = torch.where(
+            restart, torch.zeros_like(prev), prev
+        )  # position of first new token
         src = (first_new[:, None] + j - offsets[:, None]).clamp(0, width - 1)  # (N, W)
         chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
         positions = (first_new[:, None] + j - offsets[:, None]).clamp(min=0)
@@ -100,32 +102,55 @@ class IncrementalLM:
         return self.hidden
 
 
-def last_hidden_teacher_forced(model: Any, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def _prefix_of(
+    ids: torch.Tensor, lengths: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
+    """For index pairs (a, b): is row a a prefix of row b (lengths included)?"""
+    cols = torch.arange(ids.shape[1])[None, :]
+    same = (ids[a] == ids[b]) | (cols >= lengths[a][:, None])
+    return same.all(dim=1) & (lengths[a] <= lengths[b])
+
+
+def last_hidden_teacher_forced(
+    model: Any, ids: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
     """Hidden state after the last real token of each row, computing each episode once.
 
     Rows that are prefixes of a longer row in the batch (earlier steps of the same
-    story) share that row's single forward pass. Returns (N, H), with gradients.
+    story) share that row's single forward pass. Episode-grouped minibatches
+    (``agents.buffers``) list a story's steps in order, which the first, vectorised
+    pass catches; a second pass merges what is left. Returns (N, H), with gradients.
     """
-    order = torch.argsort(lengths, descending=True)
-    reps: list[int] = []  # row index of each distinct episode, longest first
-    owner = torch.empty(len(ids), dtype=torch.long)
-    cols = torch.arange(ids.shape[1])
-    for r in order.tolist():
-        n = int(lengths[r])
-        found = -1
-        if reps:
-            rep_ids = ids[reps]  # (R, L)
-            match = ((rep_ids == ids[r]) | (cols[None, :] >= n)).all(dim=1)
-            hits = torch.nonzero(match)
-            if len(hits):
-                found = int(hits[0])
-        if found < 0:
-            reps.append(r)
-            found = len(reps) - 1
-        owner[r] = found
-    rep_ids = ids[reps]
-    max_len = int(lengths[reps].max())
-    batch = rep_ids[:, :max_len].masked_fill(rep_ids[:, :max_len] >= model.config.vocab_size, 0)
+    n = len(ids)
+    owner = torch.arange(n)
+    if n > 1:  # runs of consecutive rows where each extends the previous one
+        idx = torch.arange(n - 1)
+        extends = _prefix_of(ids, lengths, idx, idx + 1)
+        run_end = torch.ones(n, dtype=torch.bool)
+        run_end[:-1] = ~extends
+        ends = torch.nonzero(run_end)[:, 0]
+        run_id = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), (~extends).long()]), 0)
+        owner = ends[run_id]
+    reps = torch.unique(owner)
+    # merge runs whose representative is a prefix of a longer representative
+    merged = {int(r): int(r) for r in reps}
+    order = reps[torch.argsort(lengths[reps], descending=True)].tolist()
+    kept: list[int] = []
+    for r in order:
+        if kept:
+            cand = torch.as_tensor(kept)
+            hit = torch.nonzero(_prefix_of(ids, lengths, torch.full_like(cand, r), cand))
+            if len(hit):
+                merged[r] = kept[int(hit[0])]
+                continue
+        kept.append(r)
+    owner = torch.as_tensor([merged[int(o)] for o in owner])
+    rows = torch.as_tensor(kept)
+    slot = torch.empty(n, dtype=torch.long)
+    slot[rows] = torch.arange(len(rows))
+    max_len = int(lengths[rows].max())
+    batch = ids[rows, :max_len]
+    batch = batch.masked_fill(batch >= model.config.vocab_size, 0)
     # right padding: causal attention keeps real tokens from seeing the pads
     hidden = model.base_model(input_ids=batch).last_hidden_state  # (R, max_len, H)
-    return hidden[owner, lengths - 1]
+    return hidden[slot[owner], lengths - 1]

@@ -295,3 +295,29 @@ def test_episode_order_keeps_episodes_whole():
         seen.add(chunk)
         i += len(chunk)
     assert seen == chunks
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuffled):
+    from agents.lm import load_path_student
+
+    model = load_path_student(student).model.eval()
+    torch.manual_seed(0)
+    rows, lens = [], []
+    for episode in (torch.randint(0, 399, (30,)) for _ in range(3)):
+        for length in range(5, 31):
+            row = torch.full((40,), 400)
+            row[:length] = episode[:length]
+            rows.append(row)
+            lens.append(length)
+    ids, lengths = torch.stack(rows), torch.tensor(lens)
+    if shuffled:
+        perm = torch.randperm(len(ids))
+        ids, lengths = ids[perm], lengths[perm]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            last_hidden_teacher_forced(model, ids, lengths),
+            _full_hidden(model, ids, lengths),
+            rtol=1e-4,
+            atol=1e-4,
+        )
