@@ -18,7 +18,8 @@ from story_env.errors import StorytellingError
 EXTRA_COMMAND_MODULES: tuple[str, ...] = ("agents.cli", "story_env.train_cli", "teachers.calibrate")
 
 
-def _json_dict(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object given on the command line."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -112,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--length-bonus", type=float, default=0.0, help="the paper's b (default: 0)")
     p.add_argument(
-        "--teacher-kwargs", type=_json_dict, default={}, help="JSON object for the teacher"
+        "--teacher-kwargs", type=json_object, default={}, help="JSON object for the teacher"
     )
-    p.add_argument("--agent-kwargs", type=_json_dict, default={}, help="JSON object for the agent")
+    p.add_argument("--agent-kwargs", type=json_object, default={}, help="JSON object for the agent")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_play)
 

@@ -6,15 +6,7 @@ import argparse
 import json
 from typing import Any
 
-
-def _json_obj(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({exc})") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
+from story_env.cli import json_object as _json_obj
 
 
 def _number(text: str) -> int:
