@@ -28,8 +28,13 @@ def _read_stories(path: str) -> list[str]:
         return [line.strip() for line in fh if line.strip()]
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
+def _packaged(split: str) -> list[str]:
     from agents import corpus
+
+    return corpus.load_corpus(split)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
     from agents.pretrain import ModelConfig, PretrainConfig, pretrain
 
     config = PretrainConfig(
@@ -48,8 +53,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             vocab_size=args.vocab_size,
         ),
     )
-    train = _read_stories(args.train_file) if args.train_file else corpus.load_corpus("train")
-    val = _read_stories(args.val_file) if args.val_file else corpus.load_corpus("validation")
+    train = _read_stories(args.train_file) if args.train_file else _packaged("train")
+    val = _read_stories(args.val_file) if args.val_file else _packaged("validation")
     result = pretrain(
         config, train, val, args.out, resume=args.resume, progress=not args.no_progress
     )
