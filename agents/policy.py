@@ -117,8 +117,11 @@ class _CausalLMMixin:
         )
 
     def set_training_mode(self, mode: bool) -> None:
-        # weights change during training: cached keys/values would be stale afterwards
-        self.features_extractor.incremental.clear()  # type: ignore[attr-defined]
+        # Training changes the weights, so cached keys/values go stale: drop them when
+        # training starts. (SB3 also calls this with False before every predict(); the
+        # cache must survive that, or every step would recompute whole prefixes.)
+        if mode:
+            self.features_extractor.incremental.clear()  # type: ignore[attr-defined]
         super().set_training_mode(mode)  # type: ignore[misc]
 
 
