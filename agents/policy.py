@@ -66,7 +66,8 @@ class LMFeaturesExtractor(BaseFeaturesExtractor):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         ids = observations.long()  # (batch, context) SB3 hands Box observations as float
         lengths = (ids != self.pad_id).sum(dim=1)
-        if torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled():
+            # updates (incl. TRPO's no-grad line search) see changing weights: no cache
             return last_hidden_teacher_forced(self.model, ids, lengths)
         return self.incremental(ids, lengths)
 
