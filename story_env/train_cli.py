@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from story_env.cli import json_object as _json_obj
@@ -150,3 +151,42 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_compare)
+    add_reproduce(sub)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from story_env.reproduce import ReproConfig, run, smoke_config
+
+    if args.smoke:
+        from agents.baselines import seed_stories
+
+        path = f"{args.out}/seed_stories.txt"
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("\n".join(" ".join(s.split()) for s in seed_stories()) + "\n")
+        config = smoke_config(path, path)
+    elif args.config:
+        data = json.loads(Path(args.config).read_text())
+        config = ReproConfig(**data)
+    else:
+        config = ReproConfig()
+    result = run(
+        config, args.out, progress=not args.no_progress, rates=(args.pretrain_rate, args.rl_rate)
+    )
+    print(result["table"])
+    print(f"wrote {args.out}/results.md, results.json, curves.png")
+    return 0
+
+
+def add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="the paper's data-efficiency experiment (resumable)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="JSON file of ReproConfig fields")
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny budgets on the seed stories (a test run)"
+    )
+    p.add_argument(
+        "--pretrain-rate", type=float, default=3000.0, help="pretraining tokens/s for the estimate"
+    )
+    p.add_argument("--rl-rate", type=float, default=100.0, help="RL env steps/s for the estimate")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reproduce)

@@ -1,0 +1,365 @@
+"""Reproduce the paper's data-efficiency experiment at this machine's scale.
+
+Stages, each resumable (a finished stage leaves ``done.json`` and is skipped next time):
+
+1. ``pretrain``: one next-word-prediction run of the tiny architecture that writes a
+   checkpoint at every budget of the ladder (as the paper checkpoints by words seen).
+2. ``rl/<budget>-seed<s>``: PPO from each checkpoint against the same teacher, for the
+   same interactive word budget (prompt words + teacher words), at several seeds;
+   the teacher score is measured before and after on fixed evaluation seeds.
+3. ``control``: the same RL with the random-reward teacher from one checkpoint.
+4. ``results.md`` / ``results.json`` / ``curves.png``: the paper-style table, the
+   "NWP words equivalent" of the RL gain, and both curves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name
+from story_env.errors import ConfigError
+from story_env.training import TrainConfig, evaluate, train
+
+
+@dataclass(frozen=True)
+class ReproConfig:
+    """The experiment's settings (saved as ``config.json``).
+
+    Attributes:
+        budgets: Pretraining word budgets (checkpoints of one run), at least 5 spanning >= 20x.
+        interactive_words: RL budget per run, counted as the paper counts.
+        seeds: RL seeds per checkpoint.
+        teacher: The grading teacher (RL reward and evaluation).
+        control_budget: Checkpoint the random-reward control starts from (default: the middle).
+        eval_stories: Stories per evaluation (fixed seeds, same for before and after).
+        num_envs: Stories written at once during RL.
+        max_new_tokens: Story length limit.
+        algo_kwargs: PPO settings.
+        kl_coef: KL shaping coefficient toward the starting checkpoint.
+        model: The student architecture.
+        pretrain_batch_size: Sequences per pretraining step.
+        pretrain_block_size: Tokens per pretraining sequence.
+        train_file: Stories to pretrain on (one per line); default the packaged corpus.
+        val_file: Validation stories; default the packaged corpus.
+    """
+
+    budgets: tuple[int, ...] = (25_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
+    interactive_words: int = 20_000
+    seeds: tuple[int, ...] = (0, 1)
+    teacher: str = "heuristic"
+    control_budget: int | None = None
+    eval_stories: int = 64
+    num_envs: int = 8
+    max_new_tokens: int = 90
+    algo_kwargs: dict[str, Any] = field(
+        default_factory=lambda: {
+            "n_steps": 64,
+            "batch_size": 256,
+            "n_epochs": 2,
+            "learning_rate": 3e-5,
+        }
+    )
+    kl_coef: float = 0.01
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain_batch_size: int = 16
+    pretrain_block_size: int = 128
+    train_file: str | None = None
+    val_file: str | None = None
+
+    def __post_init__(self) -> None:
+        budgets = sorted(self.budgets)
+        if len(budgets) < 2 or budgets[0] < 1:
+            raise ConfigError(
+                f"budgets must be at least two positive word counts, got {self.budgets}"
+            )
+        if self.control_budget is not None and self.control_budget not in budgets:
+            raise ConfigError(
+                f"control_budget {self.control_budget} is not one of the budgets {budgets}"
+            )
+
+    @property
+    def control(self) -> int:
+        budgets = sorted(self.budgets)
+        return self.control_budget or budgets[len(budgets) // 2]
+
+
+def _stories(path: str | None, split: str) -> list[str]:
+    if path is None:
+        from agents import corpus
+
+        return corpus.load_corpus(split)
+    from agents.cli import _read_stories
+
+    return _read_stories(path)
+
+
+def _rl_config(config: ReproConfig, student: str, teacher: str, seed: int) -> TrainConfig:
+    # steps is a ceiling: the interactive word budget ends the run
+    words_per_story = 16 + 3
+    steps = int(config.interactive_words / words_per_story * config.max_new_tokens * 2)
+    return TrainConfig(
+        algorithm="ppo",
+        student=student,
+        teacher=teacher,
+        steps=steps,
+        word_budget=config.interactive_words,
+        num_envs=config.num_envs,
+        max_new_tokens=config.max_new_tokens,
+        kl_coef=config.kl_coef,
+        seed=seed,
+        checkpoint_every=max(512, steps // 10),
+        algo_kwargs=dict(config.algo_kwargs),
+    )
+
+
+def plan(config: ReproConfig) -> list[str]:
+    """Stage names, in order."""
+    stages = ["pretrain"]
+    stages += [f"rl/{b}-seed{s}" for b in sorted(config.budgets) for s in config.seeds]
+    stages += [f"control/{config.control}-seed{config.seeds[0]}"]
+    return stages
+
+
+def estimate(
+    config: ReproConfig, tokens_per_s_pretrain: float, steps_per_s_rl: float
+) -> dict[str, float]:
+    """Seconds each kind of stage should take, from measured rates."""
+    tokens_per_word = 1.3
+    pretrain_s = max(config.budgets) * tokens_per_word / tokens_per_s_pretrain
+    rl_steps = _rl_config(config, "x", config.teacher, 0).steps / 2  # typical: half the ceiling
+    rl_s = rl_steps / steps_per_s_rl
+    return {
+        "pretrain": pretrain_s,
+        "rl": rl_s,
+        "total": pretrain_s + rl_s * (len(plan(config)) - 1),
+    }
+
+
+def run(
+    config: ReproConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    rates: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the whole experiment and write its results."""
+    from agents.pretrain import pretrain
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_json = json.dumps(asdict(config), sort_keys=True, default=list)
+    if (out / "config.json").exists() and (out / "config.json").read_text() != cfg_json:
+        raise ConfigError(f"{out} holds an experiment with another config; use a new --out")
+    (out / "config.json").write_text(cfg_json)
+    if rates is not None:
+        est = estimate(config, *rates)
+        log(
+            f"estimate: pretraining {est['pretrain'] / 60:.1f} min, each RL run {est['rl'] / 60:.1f} min, "
+            f"{len(plan(config)) - 1} RL runs, total {est['total'] / 60:.0f} min"
+        )
+    timings = _load(out / "timings.json", {})
+
+    # 1. pretraining ladder: one run, a checkpoint per budget
+    pre = out / "pretrain"
+    if not (pre / "done.json").exists():
+        started = time.perf_counter()
+        budgets = sorted(config.budgets)
+        pconf = PretrainConfig(
+            words=budgets[-1],
+            save_at=tuple(budgets[:-1]),
+            block_size=config.pretrain_block_size,
+            batch_size=config.pretrain_batch_size,
+            model=config.model,
+        )
+        log(f"stage pretrain: {budgets[-1]:,} words, checkpoints at {budgets}")
+        pretrain(
+            pconf,
+            _stories(config.train_file, "train"),
+            _stories(config.val_file, "validation"),
+            pre,
+            resume=(pre / "state.pt").exists(),
+            progress=progress,
+            log=log,
+        )
+        timings["pretrain"] = timings.get("pretrain", 0.0) + time.perf_counter() - started
+        (pre / "done.json").write_text("{}")
+        _save(out / "timings.json", timings)
+
+    # 2./3. RL from every checkpoint, and the random-reward control
+    results = _load(out / "results.json", {})
+    for stage in plan(config)[1:]:
+        if stage in results:
+            continue
+        kind, name = stage.split("/")
+        budget, seed = (int(x) for x in name.split("-seed"))
+        student = str(pre / checkpoint_name(budget))
+        teacher = "random" if kind == "control" else config.teacher
+        run_dir = out / kind / name
+        log(
+            f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {teacher}, "
+            f"{config.interactive_words:,} interactive words"
+        )
+        started = time.perf_counter()
+        ev = {
+            "student": student,
+            "teacher": config.teacher,
+            "stories": config.eval_stories,
+            "num_envs": config.num_envs,
+            "max_new_tokens": config.max_new_tokens,
+            "seed": 10_000,
+        }
+        before = evaluate(**ev)["teacher_score"]
+        summary = train(
+            _rl_config(config, student, teacher, seed),
+            run_dir,
+            resume=(run_dir / "checkpoint.json").exists(),
+            progress=progress,
+        )
+        after = evaluate(checkpoint=run_dir, **ev)["teacher_score"]
+        timings[stage] = time.perf_counter() - started
+        results[stage] = {
+            "budget": budget,
+            "seed": seed,
+            "teacher": teacher,
+            "start": before[0],
+            "end": after[0],
+            "end_ci": after[1:],
+            "start_ci": before[1:],
+            "interactive_words": summary["interactive_words"],
+            "rl_steps": summary["steps"],
+        }
+        _save(out / "results.json", results)
+        _save(out / "timings.json", timings)
+
+    table = write_report(config, results, timings, out)
+    return {"results": results, "timings": timings, "table": table}
+
+
+def _load(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _save(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def nwp_equivalent(
+    budgets: Sequence[float], start_scores: Sequence[float], score: float
+) -> float | None:
+    """Pretraining words at which the pretraining curve reaches ``score``.
+
+    The curve is the mean start-of-RL score per budget, interpolated linearly in
+    log(words) between neighbouring budgets, after making it non-decreasing (running
+    maximum). ``None`` if the score is above the whole curve (beyond the ladder).
+    """
+    b = np.log(np.asarray(budgets, dtype=float))
+    s = np.maximum.accumulate(np.asarray(start_scores, dtype=float))
+    if score <= s[0]:
+        return float(budgets[0])
+    if score > s[-1]:
+        return None
+    k = int(np.searchsorted(s, score))
+    lo, hi = k - 1, k
+    frac = 0.0 if s[hi] == s[lo] else (score - s[lo]) / (s[hi] - s[lo])
+    return float(math.exp(b[lo] + frac * (b[hi] - b[lo])))
+
+
+def write_report(
+    config: ReproConfig, results: dict[str, Any], timings: dict[str, float], out: Path
+) -> str:
+    """The paper-style table, the NWP-equivalent figure and the plot."""
+    budgets = sorted(config.budgets)
+    rows, starts, ends = [], [], []
+    for b in budgets:
+        runs = [r for k, r in results.items() if k.startswith(f"rl/{b}-")]
+        if not runs:
+            continue
+        s = np.array([r["start"] for r in runs])
+        e = np.array([r["end"] for r in runs])
+        starts.append(float(s.mean()))
+        ends.append(float(e.mean()))
+        rows.append((b, s, e))
+    lines = [
+        f"Teacher `{config.teacher}` score in [0, 1] (x9 = the paper's 0..9 sum), mean over "
+        f"{config.eval_stories} stories at fixed seeds, before and after {config.interactive_words:,} "
+        f"interactive words of PPO; ± is the spread (min..max) over seeds {list(config.seeds)}.",
+        "",
+        "| pretrained words | start of RL | end of RL | gain | NWP words equivalent of the end score |",
+        "|---|---|---|---|---|",
+    ]
+    done_budgets = [b for b, _, _ in rows]
+    for b, s, e in rows:
+        equiv = nwp_equivalent(done_budgets, starts, float(e.mean()))
+        equiv_txt = (
+            f"{equiv:,.0f} ({equiv - b:+,.0f})" if equiv is not None else f"> {done_budgets[-1]:,}"
+        )
+        lines.append(
+            f"| {b:,} | {s.mean():.3f} ({s.min():.3f}..{s.max():.3f}) | {e.mean():.3f} "
+            f"({e.min():.3f}..{e.max():.3f}) | {e.mean() - s.mean():+.3f} | {equiv_txt} |"
+        )
+    controls = [r for k, r in results.items() if k.startswith("control/")]
+    for r in controls:
+        lines.append(
+            f"| {r['budget']:,} + random-reward control | {r['start']:.3f} | {r['end']:.3f} | "
+            f"{r['end'] - r['start']:+.3f} | |"
+        )
+    lines += [
+        "",
+        "Wall time per stage (s): " + ", ".join(f"{k} {v:,.0f}" for k, v in timings.items()),
+    ]
+    table = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(table)
+    if rows:
+        _plot(out, done_budgets, starts, ends)
+    return table
+
+
+def _plot(out: Path, budgets: list[int], starts: list[float], ends: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(budgets, starts, "o-", label="after pretraining (start of RL)")
+    ax.plot(budgets, ends, "s-", label="after interactive RL (end)")
+    ax.set_xscale("log")
+    ax.set_xlabel("pretraining words seen")
+    ax.set_ylabel("teacher score")
+    ax.legend()
+    ax.set_title("Interactive learning vs more next-word prediction")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+    plt.close(fig)
+
+
+def smoke_config(train_file: str, val_file: str) -> ReproConfig:
+    """Tiny budgets for a test run of the whole pipeline (well under two minutes)."""
+    return ReproConfig(
+        budgets=(500, 1_000, 2_000, 5_000, 10_000),
+        interactive_words=200,
+        seeds=(0, 1),
+        eval_stories=8,
+        num_envs=4,
+        max_new_tokens=16,
+        algo_kwargs={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
+        model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=128, vocab_size=400),
+        pretrain_batch_size=4,
+        pretrain_block_size=32,
+        train_file=train_file,
+        val_file=val_file,
+    )
+
+
+__all__ = ["ReproConfig", "estimate", "nwp_equivalent", "plan", "run", "smoke_config"]
