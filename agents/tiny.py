@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 #: The recipe of the default student; changing it changes the cache folder.
 TINY_RECIPE = PretrainConfig(
-    words=3_000_000,
+    words=1_200_000,
     block_size=128,
     batch_size=16,
     lr=2e-3,
