@@ -18,26 +18,35 @@ def _lazy(path: str) -> Callable[[], type]:
     return load
 
 
+# The paper's PPO settings: the grade arrives only at the story's end, so no discounting.
+_PAPER = {"gamma": 1.0, "gae_lambda": 0.95}
+
+
 @hookimpl
 def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
     register(
-        "ppo", AlgorithmSpec(_lazy("stable_baselines3:PPO")), description="PPO (stable-baselines3)"
+        "ppo",
+        AlgorithmSpec(_lazy("stable_baselines3:PPO"), defaults=_PAPER),
+        description="PPO (stable-baselines3)",
     )
     register(
-        "a2c", AlgorithmSpec(_lazy("stable_baselines3:A2C")), description="A2C (stable-baselines3)"
+        "a2c",
+        AlgorithmSpec(_lazy("stable_baselines3:A2C"), defaults=_PAPER),
+        description="A2C (stable-baselines3)",
     )
     register(
         "trpo",
         # TRPO's Hessian-vector products need a double backward, which PyTorch's fused
         # CPU attention lacks: the LM policy runs plain ("eager") attention for it.
         AlgorithmSpec(
-            _lazy("sb3_contrib:TRPO"), defaults={"policy_kwargs": {"attn_implementation": "eager"}}
+            _lazy("sb3_contrib:TRPO"),
+            defaults={**_PAPER, "policy_kwargs": {"attn_implementation": "eager"}},
         ),
         description="TRPO (sb3-contrib)",
     )
     register(
         "maskable_ppo",
-        AlgorithmSpec(_lazy("sb3_contrib:MaskablePPO"), needs_action_masks=True),
+        AlgorithmSpec(_lazy("sb3_contrib:MaskablePPO"), needs_action_masks=True, defaults=_PAPER),
         description="PPO with invalid-action masks (sb3-contrib)",
     )
     register(
