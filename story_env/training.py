@@ -44,7 +44,7 @@ class TrainConfig:
         max_new_tokens: Story length limit (the paper: 90).
         length_bonus: The paper's length bonus b (0 = off; the paper: 0.4).
         prompts: Prompt pool (default: the paper's fixed prompt).
-        kl_coef: Per-step shaping ``kl_coef * log p_ref(token)``; also the entropy bonus.
+        kl_coef: Per-token KL penalty ``kl_coef * (log p_ref(token) - log pi(token))``.
         kl_target: If set, adapt ``kl_coef`` after each rollout toward this KL (nats/token).
         top_p: MaskablePPO: mask tokens outside the reference's nucleus.
         top_k: MaskablePPO: mask tokens outside the reference's top k.
@@ -179,8 +179,6 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         kwargs["rollout_buffer_class"] = (
             MaskableEpisodeRolloutBuffer if spec.needs_action_masks else EpisodeRolloutBuffer
         )
-    if config.kl_coef and "ent_coef" not in config.algo_kwargs and _accepts(spec, "ent_coef"):
-        kwargs["ent_coef"] = config.kl_coef
     try:
         return spec.load()(
             policy,
@@ -267,22 +265,28 @@ def _callbacks(
             return True
 
         def _on_rollout_end(self) -> None:
-            if config.kl_target is None:
-                return
-            buffer = self.model.rollout_buffer
             env = self.training_env
             if not hasattr(env, "pop_ref_logps"):
                 return
+            buffer = self.model.rollout_buffer
             ref = env.pop_ref_logps()
-            kl = float(np.mean(buffer.log_probs) - np.mean(ref))
-            factor = (
-                1.0 + np.clip(kl / config.kl_target - 1.0, -0.2, 0.2) * 0.1
-            )  # as in Ziegler et al.
-            env.kl_coef *= float(factor)
-            if hasattr(self.model, "ent_coef"):
-                self.model.ent_coef = env.kl_coef
-            self.logger.record("train/kl_coef", env.kl_coef)
+            # The env added coef * log p_ref(a) per step; subtracting coef * log pi(a) here
+            # makes it the per-token KL penalty coef * (log p_ref - log pi) of the paper
+            # (TRL), whose expectation is 0 for the starting policy. Without it, every
+            # token costs about coef * 5 nats and the policy learns to end stories at once.
+            if env.kl_coef and hasattr(buffer, "log_probs"):
+                buffer.rewards -= env.kl_coef * buffer.log_probs
+                buffer.compute_returns_and_advantage(
+                    last_values=self.locals["values"], dones=self.locals["dones"]
+                )
+            kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
             self.logger.record("train/kl", kl)
+            if config.kl_target is not None:
+                factor = (
+                    1.0 + np.clip(kl / config.kl_target - 1.0, -0.2, 0.2) * 0.1
+                )  # Ziegler et al.
+                env.kl_coef *= float(factor)
+                self.logger.record("train/kl_coef", env.kl_coef)
 
         def save(self) -> None:
             state["steps"] = self.num_timesteps

@@ -321,3 +321,26 @@ def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuf
             rtol=1e-4,
             atol=1e-4,
         )
+
+
+def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path):
+    """coef * (log p_ref - log pi) per token: ~0 while pi is still the student."""
+    from story_env.training import _callbacks, make_env
+
+    config = TrainConfig(
+        student=student,
+        num_envs=2,
+        max_new_tokens=12,
+        kl_coef=0.5,
+        algo_kwargs={"n_steps": 24, "batch_size": 48, "n_epochs": 1},
+    )
+    venv = make_env(config)
+    model = build_algorithm(config, venv)
+    state = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+    with open(tmp_path / "log.jsonl", "a") as log_file:
+        model.learn(48, callback=_callbacks(config, tmp_path, log_file, state, progress=False))
+    buffer = model.rollout_buffer
+    rewards = buffer.rewards.reshape(-1) if buffer.rewards.ndim > 1 else buffer.rewards
+    final = np.abs(rewards) > 1e-3  # the teacher's grade lands on the last token only
+    assert final.sum() <= state["stories"] + 2
+    np.testing.assert_allclose(rewards[~final], 0.0, atol=1e-3)
