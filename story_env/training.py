@@ -491,13 +491,14 @@ def compare(
     """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in algorithms:  # fail fast on an impossible combination, before any training
-        policy_class_for(name, get_algorithm(name), dataclasses.replace(base, algorithm=name))
+    configs = {name: _config_for(base, name) for name in algorithms}
+    for name, config in configs.items():  # fail fast on an impossible combination
+        policy_class_for(name, get_algorithm(name), config)
     rows = []
     for name in algorithms:
         for seed in seeds:
             run = out / f"{name}-seed{seed}"
-            config = dataclasses.replace(base, algorithm=name, seed=seed)
+            config = dataclasses.replace(configs[name], seed=seed)
             summary = train(
                 config, run, resume=resume and (run / CHECKPOINT_META).exists(), progress=progress
             )
@@ -542,6 +543,16 @@ def compare(
     (out / "results.md").write_text(table)
     _plot(out, algorithms, seeds)
     return table
+
+
+def _config_for(base: TrainConfig, name: str) -> TrainConfig:
+    """The shared task for one algorithm: masks only where the algorithm uses them."""
+    spec = get_algorithm(name)
+    if not spec.needs_action_masks:
+        return dataclasses.replace(base, algorithm=name, top_p=None, top_k=None)
+    if base.top_p is None and base.top_k is None:
+        return dataclasses.replace(base, algorithm=name, top_p=0.95)
+    return dataclasses.replace(base, algorithm=name)
 
 
 def _fmt(ci: tuple[float, float, float]) -> str:
