@@ -406,11 +406,19 @@ _REFUSAL_RE = re.compile(
     re.IGNORECASE,
 )
 _META_ANYWHERE_RE = re.compile(r"\b\d+ words\b|\bword count\b", re.IGNORECASE)
+_WEB_RE = re.compile(
+    r"\b(?:scroll down|click here|subscribe|image credits?|copyright|all rights reserved|"
+    r"original (?:story|title)|story details|read more (?:here|about|at)|follow us|newsletter|"
+    r"tweet\s*[#:])",
+    re.IGNORECASE,
+)
 _JUNK_RE = re.compile(r"https?:|www\.|<\||\|>|```|[{}<>\[\]\\|=_~^@#*$%]")
 _THE_END_RE = re.compile(
     r"(?:\s*[\"']?\s*(?:and\s+)?the\s+end\s*[.!]*\s*[\"']?\s*)+$", re.IGNORECASE
 )
-_SENTENCE_END_RE = re.compile(r"(?<!\.\.)[.!?][\"')]*(?=\s|$)")
+# A sentence ends with "!"/"?" (or a run of them) or a single "." (not "..", "..." which
+# are ellipses), then optional closing quotes or brackets, then a space or the end.
+_SENTENCE_END_RE = re.compile(r"(?:[!?]+|(?<!\.)\.(?!\.))[\"')]*(?=\s|$)")
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _LOOP_RE = re.compile(r"\b(\w+)(?:\W+\1\b){2,}", re.IGNORECASE)
 _MARKDOWN_RE = re.compile(
@@ -647,7 +655,7 @@ def clean_story(
     """
     if not text or not text.strip():
         return None, "empty"
-    if _REFUSAL_RE.search(text):
+    if _REFUSAL_RE.search(normalize_text(text)):
         return None, "refusal"
     story = strip_artifacts(text)
     if not story:
@@ -655,12 +663,17 @@ def clean_story(
     non_ascii = sum(1 for ch in story if ord(ch) > 127)
     if non_ascii > MAX_NON_ASCII_FRACTION * len(story):
         return None, "non_ascii"
-    if _JUNK_RE.search(story):
+    if _JUNK_RE.search(story) or _WEB_RE.search(story):
         return None, "junk"
     if _META_ANYWHERE_RE.search(story):
         return None, "meta"
-    story = trim_to_complete(story)
-    story = _balanced_quotes(story)
+    # Cutting an unfinished ending can expose a "The end." or commentary: repeat to a
+    # fixed point, so that cleaning a clean story changes nothing.
+    for _ in range(5):
+        again = _balanced_quotes(trim_to_complete(strip_artifacts(story)))
+        if again == story:
+            break
+        story = again
     if not story:
         return None, "no_ending"
     if not re.match(r"^[\"'A-Z]", story) or re.match(r"^[\w ]{1,20}:\s", story):
@@ -1338,7 +1351,7 @@ def render_datasheet(stats: dict[str, Any]) -> str:
         "  last sentence (or a trailing ellipsis) dropped (so an answer cut by `max_tokens`",
         f"  keeps its complete sentences); a story over {MAX_WORDS} words is cut at the last",
         "  sentence boundary within that limit. Then rejected if: refusal/assistant talk",
-        "  (`refusal`), markup or URLs (`junk`), talk about word counts (`meta`),",
+        "  (`refusal`), markup, URLs or web boilerplate (`junk`), word-count talk (`meta`),",
         f"  > {MAX_NON_ASCII_FRACTION:.1%} non-ASCII characters, no complete sentence "
         "(`no_ending`), not starting",
         f"  with a capital or quote (`bad_start`), fewer than {MIN_WORDS} words (`too_short`; "

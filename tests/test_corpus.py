@@ -178,6 +178,23 @@ def test_trailing_ellipsis_is_not_an_ending() -> None:
     assert trim_to_complete("Wait for it...") == ""
 
 
+def test_double_period_is_not_an_ending() -> None:
+    story, reason = clean_story(GOOD + " Their eyes shone as if they were gold..")
+    assert (story, reason) == (GOOD, "ok")
+
+
+def test_the_end_exposed_by_trimming_is_removed() -> None:
+    story, reason = clean_story(GOOD + " The end. Fantastic be")
+    assert (story, reason) == (GOOD, "ok")
+    assert clean_story(story) == (story, "ok")
+
+
+def test_web_junk_is_rejected_but_birds_may_tweet() -> None:
+    assert clean_story(GOOD + " Scroll down for image credits.")[1] == "junk"
+    assert clean_story(GOOD + " Original Story: Kiki and Lola.")[1] == "junk"
+    assert clean_story(GOOD + ' The bird sang, "Tweet tweet!"')[1] == "ok"
+
+
 def test_no_complete_sentence_is_rejected() -> None:
     assert clean_story("Once upon a time there was a fox who " * 3)[1] in {
         "no_ending",
@@ -230,7 +247,7 @@ def test_length_bounds() -> None:
 
 
 def test_label_start_and_spaced_punctuation() -> None:
-    assert clean_story("Tweet: " + GOOD)[1] == "bad_start"
+    assert clean_story("Narrator: " + GOOD)[1] == "bad_start"
     assert clean_story("once upon a time " + GOOD)[1] == "bad_start"
     spaced = GOOD.replace("Fred lived", "Fred , lived").replace("fish jump.", "fish jump .")
     assert clean_story(spaced)[0] == GOOD.replace("Fred lived", "Fred, lived")
