@@ -9,6 +9,11 @@ cached per process and per settings, so several envs share one loaded model.
 With ``constrained=True`` the answer is constrained by a GBNF grammar to three digits
 0..3 separated by spaces, so it always parses; by default the model answers freely, as
 in the paper, and a bad answer is a counted failure.
+
+Prompt caching is off by default: llama.cpp's logits are not bit-identical between a
+prompt evaluated whole and one resumed from a slot's cached prefix, so with it on, a
+story's greedy grade could depend on which story used that slot before.
+``cache_prompt=True`` trades that determinism for speed (the rubric prefix is reused).
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class LlamaCppTeacher(JudgeTeacher):
         n_parallel: Stories decoded together (server slots, and requests in flight).
         n_threads: CPU threads for llama.cpp (default: all cores).
         seed: Sampling seed sent with every request.
+        cache_prompt: Reuse a slot's cached rubric prefix (faster, not deterministic).
         batch_size, on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
     """
 
@@ -84,6 +90,7 @@ class LlamaCppTeacher(JudgeTeacher):
         n_parallel: int = 8,
         n_threads: int | None = None,
         seed: int = 0,
+        cache_prompt: bool = False,
         batch_size: int = 8,
         on_failure: str = "skip",
         retries: int = 1,
@@ -111,6 +118,7 @@ class LlamaCppTeacher(JudgeTeacher):
         )
         self.path, self.temperature, self.max_tokens = path, float(temperature), max_tokens
         self.constrained, self.seed, self.n_parallel = bool(constrained), seed, n_parallel
+        self.cache_prompt = bool(cache_prompt)
         self.server = start_server(path, n_ctx, n_parallel, n_threads or os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(n_parallel, thread_name_prefix="llamacpp-teacher")
         self._lock = threading.Lock()
@@ -138,6 +146,7 @@ class LlamaCppTeacher(JudgeTeacher):
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "seed": self.seed,
+            "cache_prompt": self.cache_prompt,
         }
         if self.constrained:
             body["grammar"] = ANSWER_GRAMMAR

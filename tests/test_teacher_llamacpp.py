@@ -20,11 +20,16 @@ pytestmark = [
 ]
 
 
-def test_constrained_answers_always_parse_and_batch_equals_one_by_one():
-    teacher = create_teacher("llamacpp", constrained=True, n_parallel=4, on_failure="raise")
+def test_constrained_answers_always_parse_batched_and_are_reproducible_one_by_one():
     stories = load_calibration()[:4]
     requests = [StoryRequest(s.prompt, s.story) for s in stories]
-    batched = teacher.score(requests)
-    assert all(g.ok for g in batched) and teacher.stats["failures"] == {}
-    single = teacher.score(requests[:1])
-    assert single[0].values == batched[0].values  # greedy, seeded
+    batched = create_teacher("llamacpp", constrained=True, n_parallel=4, on_failure="raise")
+    grades = batched.score(requests)
+    assert all(g.ok for g in grades) and batched.stats["failures"] == {}
+    assert all(0 <= v <= 3 for g in grades for v in g.values.values())
+    # one slot, no prompt-cache reuse: every story is evaluated alone, so greedy grades
+    # repeat exactly (several slots mix stories in one llama.cpp batch, which is not
+    # bit-identical from run to run)
+    sequential = create_teacher("llamacpp", constrained=True, n_parallel=1, on_failure="raise")
+    first = [g.values for g in sequential.score(requests)]
+    assert [g.values for g in sequential.score(requests[::-1])][::-1] == first
