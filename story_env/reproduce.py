@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,24 @@ class ReproConfig:
             raise ConfigError(
                 f"control_budget {self.control_budget} is not one of the budgets {budgets}"
             )
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ReproConfig:
+        """Read a config file: a JSON object of these fields (``model`` as an object)."""
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a JSON object of ReproConfig fields")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown fields {unknown}; known: {[f.name for f in fields(cls)]}"
+            )
+        if isinstance(data.get("model"), dict):
+            data["model"] = ModelConfig(**data["model"])
+        for key in ("budgets", "seeds"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
 
     @property
     def control(self) -> int:
@@ -217,7 +235,12 @@ def run(
             "max_new_tokens": config.max_new_tokens,
             "seed": 10_000,
         }
-        before = evaluate(**ev)["teacher_score"]
+        # a checkpoint's starting score is the same for every seed: measure it once
+        starts = _load(out / "starts.json", {})
+        if str(budget) not in starts:
+            starts[str(budget)] = evaluate(**ev)["teacher_score"]
+            _save(out / "starts.json", starts)
+        before = starts[str(budget)]
         summary = train(
             _rl_config(config, student, teacher, seed),
             run_dir,

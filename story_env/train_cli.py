@@ -165,8 +165,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         Path(path).write_text("\n".join(" ".join(s.split()) for s in seed_stories()) + "\n")
         config = smoke_config(path, path)
     elif args.config:
-        data = json.loads(Path(args.config).read_text())
-        config = ReproConfig(**data)
+        config = ReproConfig.from_json(args.config)
     else:
         config = ReproConfig()
     result = run(

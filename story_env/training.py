@@ -534,6 +534,9 @@ def compare(
         "",
         f"Before training (the pretrained student): {_fmt(start['teacher_score'])}",
         "",
+        "Settings per algorithm (shared `algo_kwargs` an algorithm does not take are left out): "
+        + "; ".join(f"{n} {_settings(c)}" for n, c in configs.items()),
+        "",
         "| algorithm | seed | final teacher score | wall time (s) | tokens/s |",
         "|---|---|---|---|---|",
     ]
@@ -546,13 +549,22 @@ def compare(
 
 
 def _config_for(base: TrainConfig, name: str) -> TrainConfig:
-    """The shared task for one algorithm: masks only where the algorithm uses them."""
+    """The shared task for one algorithm: masks only where the algorithm uses them, and
+    only the shared ``algo_kwargs`` its constructor takes (A2C has no ``batch_size``)."""
     spec = get_algorithm(name)
+    kwargs = {k: v for k, v in base.algo_kwargs.items() if _accepts(spec, k)}
+    config = dataclasses.replace(base, algorithm=name, algo_kwargs=kwargs)
     if not spec.needs_action_masks:
-        return dataclasses.replace(base, algorithm=name, top_p=None, top_k=None)
+        return dataclasses.replace(config, top_p=None, top_k=None)
     if base.top_p is None and base.top_k is None:
-        return dataclasses.replace(base, algorithm=name, top_p=0.95)
-    return dataclasses.replace(base, algorithm=name)
+        return dataclasses.replace(config, top_p=0.95)
+    return config
+
+
+def _settings(config: TrainConfig) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(config.algo_kwargs.items())]
+    parts += [f"{k}={getattr(config, k)}" for k in ("top_p", "top_k") if getattr(config, k)]
+    return "`" + ", ".join(parts) + "`" if parts else "defaults"
 
 
 def _fmt(ci: tuple[float, float, float]) -> str:

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from agents.baselines import seed_stories
-from story_env.reproduce import nwp_equivalent, run, smoke_config
+from story_env.errors import ConfigError
+from story_env.reproduce import ReproConfig, nwp_equivalent, run, smoke_config
 
 
 def test_nwp_equivalent_interpolates_in_log_words():
@@ -35,6 +36,8 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(tmp_path):
     assert len(results) == 5 * 2 + 1  # every budget x seed, plus the random-reward control
     assert sum(k.startswith("control/") for k in results) == 1
     assert all(0.0 <= r["start"] <= 1.0 and 0.0 <= r["end"] <= 1.0 for r in results.values())
+    # a checkpoint is evaluated once before RL, whatever the number of seeds
+    assert results["rl/1000-seed0"]["start"] == results["rl/1000-seed1"]["start"]
     table = (tmp_path / "exp" / "results.md").read_text()
     assert "NWP words equivalent" in table and "random-reward control" in table
     assert table.count("\n| 1,000 |") == 1 and (tmp_path / "exp" / "curves.png").stat().st_size > 0
@@ -43,3 +46,13 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(tmp_path):
     again = run(config, tmp_path / "exp", progress=False, log=lambda *_: None)
     assert again["results"] == results  # every stage is skipped on a rerun
     assert time.perf_counter() - started < first / 4
+
+
+def test_config_file_round_trips_and_rejects_unknown_fields(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"budgets": [10, 20], "seeds": [3], "model": {"n_layer": 2}}))
+    config = ReproConfig.from_json(path)
+    assert config.budgets == (10, 20) and config.seeds == (3,) and config.model.n_layer == 2
+    path.write_text(json.dumps({"budget": [10, 20]}))
+    with pytest.raises(ConfigError, match="unknown fields \\['budget'\\]"):
+        ReproConfig.from_json(path)

@@ -344,3 +344,32 @@ def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path)
     final = np.abs(rewards) > 1e-3  # the teacher's grade lands on the last token only
     assert final.sum() <= state["stories"] + 2
     np.testing.assert_allclose(rewards[~final], 0.0, atol=1e-3)
+
+
+def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student, tmp_path):
+    from story_env.training import compare
+
+    base = TrainConfig(
+        student=student,
+        steps=128,
+        num_envs=4,
+        max_new_tokens=16,
+        algo_kwargs={"n_steps": 32, "batch_size": 64, "n_epochs": 1},  # a2c takes only n_steps
+        checkpoint_every=10_000,
+    )
+    table = compare(
+        base, ["ppo", "a2c", "maskable_ppo"], [0, 1], tmp_path, eval_stories=4, progress=False
+    )
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "seed |" not in line]
+    assert [r.split(" | ")[:2] for r in rows] == [
+        [f"| {a}", str(s)] for a in ("ppo", "a2c", "maskable_ppo") for s in (0, 1)
+    ]
+    assert (
+        "a2c `n_steps=32`" in table
+        and "maskable_ppo `batch_size=64, n_epochs=1, n_steps=32, top_p=0.95`" in table
+    )
+    assert (tmp_path / "results.md").read_text() == table
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    for a in ("ppo", "a2c", "maskable_ppo"):
+        ev = json.loads((tmp_path / f"{a}-seed1" / "eval.json").read_text())
+        assert ev["stories"] == 4 and 0.0 <= ev["teacher_score"][0] <= 1.0
