@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,12 @@ def _accepts(spec: AlgorithmSpec, name: str) -> bool:
 
 
 def _callbacks(
-    config: TrainConfig, out: Path, log_file: Any, state: dict[str, Any], progress: bool
+    config: TrainConfig,
+    out: Path,
+    log_file: Any,
+    state: dict[str, Any],
+    progress: bool,
+    wall: Callable[[], float],
 ) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -290,13 +295,12 @@ def _callbacks(
 
         def save(self) -> None:
             state["steps"] = self.num_timesteps
+            state["wall_s"] = wall()  # so a resumed run reports its whole training time
             self.last_checkpoint = self.num_timesteps
             tmp = out / (CHECKPOINT + ".tmp")
             self.model.save(tmp)
             os.replace(str(tmp) + ".zip" if not tmp.exists() else tmp, out / CHECKPOINT)
-            meta_tmp = out / (CHECKPOINT_META + ".tmp")
-            meta_tmp.write_text(json.dumps(state))
-            os.replace(meta_tmp, out / CHECKPOINT_META)
+            _write_meta(out, state)
 
         def _on_training_end(self) -> None:
             self.save()
@@ -339,9 +343,13 @@ def train(
         model = spec.load().load(out / CHECKPOINT, env=venv, device="cpu", tensorboard_log=tb)
     else:
         model = build_algorithm(config, venv, tensorboard_log=tb)
-    started = time.perf_counter()
+    wall0, started = state["wall_s"], time.perf_counter()
+
+    def wall() -> float:
+        return wall0 + time.perf_counter() - started
+
     with open(out / STORIES, "a", encoding="utf-8") as log_file:
-        callback = _callbacks(config, out, log_file, state, progress)
+        callback = _callbacks(config, out, log_file, state, progress, wall)
         remaining = config.steps - state["steps"]
         if remaining > 0:
             model.learn(
@@ -350,10 +358,16 @@ def train(
                 reset_num_timesteps=not state["steps"],
                 tb_log_name="run",
             )
-    state["wall_s"] = state.get("wall_s", 0.0) + time.perf_counter() - started
-    (out / CHECKPOINT_META).write_text(json.dumps(state))
+    state["wall_s"] = wall()
+    _write_meta(out, state)
     venv.close()
     return {**state, "tokens_per_s": state["steps"] / max(1e-9, state["wall_s"])}
+
+
+def _write_meta(out: Path, state: dict[str, Any]) -> None:
+    tmp = out / (CHECKPOINT_META + ".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, out / CHECKPOINT_META)
 
 
 def _has_tensorboard() -> bool:

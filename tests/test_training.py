@@ -239,14 +239,16 @@ def test_sigkilled_run_resumes_with_a_consistent_log_and_checkpoint(student, tmp
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(meta.read_text())["steps"]
+    killed = json.loads(meta.read_text())
+    killed_at = killed["steps"]
     assert killed_at < 2400, "the run finished before the kill; make it longer"
+    assert killed["wall_s"] > 0  # checkpoints carry the training time so far
     subprocess.run(
         _train_cmd(tmp_path, student, "--resume"), env=env, check=True, capture_output=True
     )
     state = json.loads(meta.read_text())
     rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
-    assert state["steps"] >= 2400
+    assert state["steps"] >= 2400 and state["wall_s"] > killed["wall_s"]
     assert len(rows) == state["stories"]
     assert [r["story_index"] for r in rows] == list(range(1, len(rows) + 1))
     from sb3_contrib import MaskablePPO  # noqa: F401
