@@ -220,6 +220,8 @@ def _callbacks(
             self.bar: Any = None
             self.last_checkpoint = state["steps"]
             self.recent: list[float] = []
+            self.rollout_rewards: list[float] = []
+            self.critic_ready = state["steps"] > 0
 
         def _on_training_start(self) -> None:
             from tqdm.auto import tqdm
@@ -258,6 +260,7 @@ def _callbacks(
                 }
                 log_file.write(json.dumps(record) + "\n")
                 self.recent.append(float(info["reward"]))
+                self.rollout_rewards.append(float(info["reward"]))
             log_file.flush()
             if self.recent and len(self.recent) >= config.num_envs:
                 self.logger.record("story/reward_mean", float(np.mean(self.recent)))
@@ -269,21 +272,39 @@ def _callbacks(
                 return False
             return True
 
+        def _on_rollout_start(self) -> None:
+            self.rollout_rewards.clear()
+
         def _on_rollout_end(self) -> None:
-            env = self.training_env
-            if not hasattr(env, "pop_ref_logps"):
-                return
-            buffer = self.model.rollout_buffer
-            ref = env.pop_ref_logps()
-            # The env added coef * log p_ref(a) per step; subtracting coef * log pi(a) here
-            # makes it the per-token KL penalty coef * (log p_ref - log pi) of the paper
-            # (TRL), whose expectation is 0 for the starting policy. Without it, every
-            # token costs about coef * 5 nats and the policy learns to end stories at once.
-            if env.kl_coef and hasattr(buffer, "log_probs"):
+            env, buffer = self.training_env, self.model.rollout_buffer
+            last_values, changed = self.locals["values"], False
+            if not self.critic_ready and self.rollout_rewards:
+                # Start the critic at the mean grade. A zero critic bootstraps every story
+                # the rollout cut off to 0 while finished ones earn their grade, so the
+                # policy's first updates teach it to end stories early.
+                shift = float(np.mean(self.rollout_rewards))
+                import torch
+
+                with torch.no_grad():
+                    self.model.policy.value_net.bias += shift
+                buffer.values += shift
+                last_values, changed, self.critic_ready = last_values + shift, True, True
+                self.logger.record("train/critic_start", shift)
+            kl_shaping = hasattr(env, "pop_ref_logps")
+            if kl_shaping and env.kl_coef and hasattr(buffer, "log_probs"):
+                # The env added coef * log p_ref(a) per step; subtracting coef * log pi(a)
+                # makes it the per-token KL penalty coef * (log p_ref - log pi) of the paper
+                # (TRL), whose expectation is 0 for the starting policy. Without it, every
+                # token costs about coef * 5 nats and the policy learns to end stories at once.
                 buffer.rewards -= env.kl_coef * buffer.log_probs
+                changed = True
+            if changed:
                 buffer.compute_returns_and_advantage(
-                    last_values=self.locals["values"], dones=self.locals["dones"]
+                    last_values=last_values, dones=self.locals["dones"]
                 )
+            if not kl_shaping:
+                return
+            ref = env.pop_ref_logps()
             kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
             self.logger.record("train/kl", kl)
             if config.kl_target is not None:

@@ -340,7 +340,9 @@ def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path)
     model = build_algorithm(config, venv)
     state = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
     with open(tmp_path / "log.jsonl", "a") as log_file:
-        model.learn(48, callback=_callbacks(config, tmp_path, log_file, state, progress=False))
+        model.learn(
+            48, callback=_callbacks(config, tmp_path, log_file, state, False, time.perf_counter)
+        )
     buffer = model.rollout_buffer
     rewards = buffer.rewards.reshape(-1) if buffer.rewards.ndim > 1 else buffer.rewards
     final = np.abs(rewards) > 1e-3  # the teacher's grade lands on the last token only
@@ -375,3 +377,23 @@ def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student
     for a in ("ppo", "a2c", "maskable_ppo"):
         ev = json.loads((tmp_path / f"{a}-seed1" / "eval.json").read_text())
         assert ev["stories"] == 4 and 0.0 <= ev["teacher_score"][0] <= 1.0
+
+
+def test_critic_starts_at_the_mean_grade_of_the_first_rollout(student, tmp_path):
+    # a zero critic would bootstrap cut-off stories to 0 and teach the policy to stop early
+    config = TrainConfig(
+        student=student,
+        steps=128,  # exactly one rollout of 4 envs x 32 steps
+        num_envs=4,
+        max_new_tokens=16,
+        algo_kwargs={"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate": 0.0},
+        checkpoint_every=10_000,
+    )
+    train(config, tmp_path, progress=False)
+    rewards = [
+        json.loads(line)["reward"] for line in (tmp_path / "stories.jsonl").read_text().splitlines()
+    ]
+    from stable_baselines3 import PPO
+
+    bias = PPO.load(tmp_path / "checkpoint.zip", device="cpu").policy.value_net.bias
+    assert len(rewards) >= 4 and float(bias) == pytest.approx(np.mean(rewards), abs=1e-6)
