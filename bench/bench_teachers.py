@@ -7,13 +7,18 @@ no cache or prefix trick across stories helps). Every teacher grades one warm-up
 first (model loading is reported separately). "unbatched" sends one story per call with
 one request in flight; "batched" sends all stories in one call with ``--batch-size``
 stories per backend batch (slots / concurrency for llamacpp and api). The api teacher
-talks HTTP to a llama.cpp server started in this process on the SmolLM2 GGUF.
+talks HTTP to a llama.cpp server started in this process on the SmolLM2 GGUF, with the
+same answer grammar as ``llamacpp`` constrained (sent as a request field).
+
+``--calibrate`` also grades the calibration set with each teacher (batched settings)
+and prints the per-dimension rank correlations, as ``storytelling calibrate`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any
 
@@ -45,7 +50,15 @@ def _api_kwargs(batch: int) -> dict[str, Any]:
         params.hostnames = ["127.0.0.1"]
         _SERVER = xllamacpp.Server(params)
     url = f"{_SERVER.listening_address.rstrip('/')}/v1"
-    return {"base_url": url, "model": "smollm2", "temperature": 0.0, "concurrency": batch}
+    from teachers.llamacpp import ANSWER_GRAMMAR
+
+    return {
+        "base_url": url,
+        "model": "smollm2",
+        "temperature": 0.0,
+        "concurrency": batch,
+        "extra_body": {"grammar": ANSWER_GRAMMAR},
+    }
 
 
 _SERVER: Any = None
@@ -84,7 +97,9 @@ def main() -> None:
     parser.add_argument("--teachers", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--stories", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--calibrate", action="store_true", help="also print calibration")
     args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}  command: python {' '.join(sys.argv)}")
     print(
         f"| teacher | load s | unbatched stories/s | batched ({args.batch_size}) stories/s | speedup |"
     )
@@ -96,6 +111,14 @@ def main() -> None:
             f"| {r['batched'] / r['unbatched']:.1f}x |",
             flush=True,
         )
+    if args.calibrate:
+        from teachers.calibrate import calibrate, format_report, load_calibration
+
+        stories = load_calibration()
+        for name in args.teachers:
+            teacher = create_teacher(name.split("-")[0], **SETTINGS[name](args.batch_size))
+            print(f"\n[{name}]")
+            print(format_report(calibrate(teacher, stories), len(stories)), flush=True)
 
 
 if __name__ == "__main__":

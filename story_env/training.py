@@ -220,8 +220,6 @@ def _callbacks(
             self.bar: Any = None
             self.last_checkpoint = state["steps"]
             self.recent: list[float] = []
-            self.rollout_rewards: list[float] = []
-            self.critic_ready = state["steps"] > 0
 
         def _on_training_start(self) -> None:
             from tqdm.auto import tqdm
@@ -237,30 +235,9 @@ def _callbacks(
         def _on_step(self) -> bool:
             infos, dones = self.locals["infos"], self.locals["dones"]
             for i in np.flatnonzero(dones):
-                info = infos[i]
-                if "story" not in info:
-                    continue
-                state["stories"] += 1
-                words = len(info["prompt"].split()) + TEACHER_ANSWER_WORDS
-                state["interactive_words"] += words
-                record = {
-                    "story_index": state["stories"],
-                    "step": self.num_timesteps,
-                    "env": int(i),
-                    "prompt": info["prompt"],
-                    "story": info["story"],
-                    "scores": info["scores"],
-                    "teacher_score": info["teacher_score"],
-                    "reward": info["reward"],
-                    "teacher_raw": info["teacher_raw"],
-                    "teacher_error": info["teacher_error"],
-                    "teacher_fallback": info.get("teacher_fallback"),
-                    "words": info["words"],
-                    "interactive_words": state["interactive_words"],
-                }
-                log_file.write(json.dumps(record) + "\n")
-                self.recent.append(float(info["reward"]))
-                self.rollout_rewards.append(float(info["reward"]))
+                if "story" in infos[i]:
+                    _log_story(log_file, state, int(i), infos[i], self.num_timesteps)
+                    self.recent.append(float(infos[i]["reward"]))
             log_file.flush()
             if self.recent and len(self.recent) >= config.num_envs:
                 self.logger.record("story/reward_mean", float(np.mean(self.recent)))
@@ -272,39 +249,21 @@ def _callbacks(
                 return False
             return True
 
-        def _on_rollout_start(self) -> None:
-            self.rollout_rewards.clear()
-
         def _on_rollout_end(self) -> None:
-            env, buffer = self.training_env, self.model.rollout_buffer
-            last_values, changed = self.locals["values"], False
-            if not self.critic_ready and self.rollout_rewards:
-                # Start the critic at the mean grade. A zero critic bootstraps every story
-                # the rollout cut off to 0 while finished ones earn their grade, so the
-                # policy's first updates teach it to end stories early.
-                shift = float(np.mean(self.rollout_rewards))
-                import torch
-
-                with torch.no_grad():
-                    self.model.policy.value_net.bias += shift
-                buffer.values += shift
-                last_values, changed, self.critic_ready = last_values + shift, True, True
-                self.logger.record("train/critic_start", shift)
-            kl_shaping = hasattr(env, "pop_ref_logps")
-            if kl_shaping and env.kl_coef and hasattr(buffer, "log_probs"):
-                # The env added coef * log p_ref(a) per step; subtracting coef * log pi(a)
-                # makes it the per-token KL penalty coef * (log p_ref - log pi) of the paper
-                # (TRL), whose expectation is 0 for the starting policy. Without it, every
-                # token costs about coef * 5 nats and the policy learns to end stories at once.
-                buffer.rewards -= env.kl_coef * buffer.log_probs
-                changed = True
-            if changed:
-                buffer.compute_returns_and_advantage(
-                    last_values=last_values, dones=self.locals["dones"]
-                )
-            if not kl_shaping:
+            env = self.training_env
+            if not hasattr(env, "pop_ref_logps"):
                 return
+            buffer = self.model.rollout_buffer
             ref = env.pop_ref_logps()
+            # The env added coef * log p_ref(a) per step; subtracting coef * log pi(a) here
+            # makes it the per-token KL penalty coef * (log p_ref - log pi) of the paper
+            # (TRL), whose expectation is 0 for the starting policy. Without it, every
+            # token costs about coef * 5 nats and the policy learns to end stories at once.
+            if env.kl_coef and hasattr(buffer, "log_probs"):
+                buffer.rewards -= env.kl_coef * buffer.log_probs
+                buffer.compute_returns_and_advantage(
+                    last_values=self.locals["values"], dones=self.locals["dones"]
+                )
             kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
             self.logger.record("train/kl", kl)
             if config.kl_target is not None:
@@ -328,6 +287,73 @@ def _callbacks(
             self.bar.close()
 
     return RunCallback()
+
+
+def _log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step: int) -> None:
+    """Append one finished story to the run's log and count its interactive words."""
+    state["stories"] += 1
+    state["interactive_words"] += len(info["prompt"].split()) + TEACHER_ANSWER_WORDS
+    record = {
+        "story_index": state["stories"],
+        "step": step,
+        "env": env,
+        "prompt": info["prompt"],
+        "story": info["story"],
+        "scores": info["scores"],
+        "teacher_score": info["teacher_score"],
+        "reward": info["reward"],
+        "teacher_raw": info["teacher_raw"],
+        "teacher_error": info["teacher_error"],
+        "teacher_fallback": info.get("teacher_fallback"),
+        "words": info["words"],
+        "interactive_words": state["interactive_words"],
+    }
+    log_file.write(json.dumps(record) + "\n")
+
+
+def _predict(model: Any, venv: Any, obs: np.ndarray) -> np.ndarray:
+    """Sample one token per env from the policy (with action masks where it takes them)."""
+    if "action_masks" in model.predict.__code__.co_varnames and venv.has_attr("action_masks"):
+        return model.predict(obs, action_masks=venv.env_method("action_masks"))[0]
+    return model.predict(obs, deterministic=False)[0]
+
+
+def _one_wave(model: Any, venv: Any, per_slot: int = 1) -> list[tuple[int, dict]]:
+    """The first ``per_slot`` stories of every env slot, slot-major.
+
+    Taking a fixed number per slot, rather than the first N stories to finish, keeps
+    the sample free of a bias toward short stories.
+    """
+    obs = venv.reset()
+    done: list[list[dict]] = [[] for _ in range(venv.num_envs)]
+    while any(len(d) < per_slot for d in done):
+        obs, _, dones, infos = venv.step(_predict(model, venv, obs))
+        for i in np.flatnonzero(dones):
+            if "story" in infos[i] and len(done[i]) < per_slot:
+                done[i].append(infos[i])
+    return [(i, info) for i, d in enumerate(done) for info in d]
+
+
+def _warm_start_critic(model: Any, venv: Any, log_file: Any, state: dict[str, Any]) -> float:
+    """Grade one story per env with the starting policy; start the critic at their mean.
+
+    A zero critic bootstraps every story a rollout cuts off to 0 while finished stories
+    earn their grade, and per-batch advantage normalisation then makes the end-of-story
+    token look good: PPO's first updates taught the tiny student to end stories early
+    (training score 0.56 -> 0.37). The wave's stories are logged and counted.
+    """
+    import torch
+
+    wave = _one_wave(model, venv)
+    for i, info in wave:
+        _log_story(log_file, state, i, info, 0)
+    log_file.flush()
+    start = float(np.mean([info["reward"] for _, info in wave]))
+    with torch.no_grad():
+        model.policy.value_net.bias += start
+    if hasattr(venv, "pop_ref_logps"):
+        venv.pop_ref_logps()  # the wave is not a rollout
+    return start
 
 
 def train(
@@ -370,6 +396,8 @@ def train(
         return wall0 + time.perf_counter() - started
 
     with open(out / STORIES, "a", encoding="utf-8") as log_file:
+        if not state["steps"]:
+            state["critic_start"] = _warm_start_critic(model, venv, log_file, state)
         callback = _callbacks(config, out, log_file, state, progress, wall)
         remaining = config.steps - state["steps"]
         if remaining > 0:
@@ -476,18 +504,8 @@ def evaluate(
         model = build_algorithm(config, venv)
     torch.manual_seed(seed)
     venv.seed(seed)
-    obs = venv.reset()
-    results: list[dict[str, Any]] = []
-    needs_masks = hasattr(model, "policy") and "action_masks" in model.predict.__code__.co_varnames
-    while len(results) < stories:
-        if needs_masks and venv.has_attr("action_masks"):
-            actions, _ = model.predict(obs, action_masks=venv.env_method("action_masks"))
-        else:
-            actions, _ = model.predict(obs, deterministic=False)
-        obs, _, dones, infos = venv.step(actions)
-        for i in np.flatnonzero(dones):
-            if len(results) < stories and "story" in infos[i]:
-                results.append(infos[i])
+    wave = _one_wave(model, venv, per_slot=-(-stories // num_envs))
+    results = [info for _, info in wave[:stories]]
     venv.close()
     summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
     dims = list(results[0]["scores"])

@@ -379,21 +379,30 @@ def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student
         assert ev["stories"] == 4 and 0.0 <= ev["teacher_score"][0] <= 1.0
 
 
-def test_critic_starts_at_the_mean_grade_of_the_first_rollout(student, tmp_path):
+def test_critic_starts_at_the_mean_grade_of_one_story_per_env(student, tmp_path):
     # a zero critic would bootstrap cut-off stories to 0 and teach the policy to stop early
     config = TrainConfig(
         student=student,
-        steps=128,  # exactly one rollout of 4 envs x 32 steps
+        steps=128,
         num_envs=4,
         max_new_tokens=16,
         algo_kwargs={"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate": 0.0},
         checkpoint_every=10_000,
     )
-    train(config, tmp_path, progress=False)
-    rewards = [
-        json.loads(line)["reward"] for line in (tmp_path / "stories.jsonl").read_text().splitlines()
-    ]
+    summary = train(config, tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    wave = [r for r in rows if r["step"] == 0]  # graded before the first rollout, and logged
+    assert sorted(r["env"] for r in wave) == [0, 1, 2, 3]
+    assert [r["story_index"] for r in rows] == list(range(1, len(rows) + 1))
     from stable_baselines3 import PPO
 
-    bias = PPO.load(tmp_path / "checkpoint.zip", device="cpu").policy.value_net.bias
-    assert len(rewards) >= 4 and float(bias) == pytest.approx(np.mean(rewards), abs=1e-6)
+    bias = float(PPO.load(tmp_path / "checkpoint.zip", device="cpu").policy.value_net.bias)
+    expected = np.mean([r["reward"] for r in wave])
+    assert bias == pytest.approx(expected, abs=1e-6) == summary["critic_start"]
+
+
+def test_evaluation_takes_the_same_number_of_stories_from_every_slot(student):
+    # the first N stories to finish would over-represent short ones
+    result = evaluate(student=student, stories=6, num_envs=4, max_new_tokens=20, seed=3)
+    again = evaluate(student=student, stories=6, num_envs=4, max_new_tokens=20, seed=3)
+    assert result["stories"] == 6 and result["teacher_score"] == again["teacher_score"]
