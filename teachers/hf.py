@@ -233,6 +233,7 @@ class HFTeacher(JudgeTeacher):
                     position_ids=positions,
                     past_key_values=cache,
                     use_cache=True,
+                    logits_to_keep=1,  # the LM head only where the answer is read
                 )
                 logits = out.logits[:, -1].float()  # (batch, vocab)
                 all_logits.append(logits)

@@ -406,3 +406,28 @@ def test_evaluation_takes_the_same_number_of_stories_from_every_slot(student):
     result = evaluate(student=student, stories=6, num_envs=4, max_new_tokens=20, seed=3)
     again = evaluate(student=student, stories=6, num_envs=4, max_new_tokens=20, seed=3)
     assert result["stories"] == 6 and result["teacher_score"] == again["teacher_score"]
+
+
+def test_lm_trpo_actor_gradients_equal_sb3_contribs_per_parameter_ones(student):
+    import copy
+
+    from sb3_contrib import TRPO
+    from stable_baselines3.common.distributions import kl_divergence
+
+    config = TrainConfig(algorithm="trpo", student=student, num_envs=2, max_new_tokens=8)
+    model = build_algorithm(config, make_sb3_vec_env(num_envs=2, student=student))
+    assert type(model).__name__ == "LMTRPO"
+    obs = torch.as_tensor(model.env.reset())
+    torch.manual_seed(0)
+    dist = model.policy.get_distribution(obs)
+    old = copy.copy(dist)
+    logits = dist.distribution.logits.detach()
+    old.distribution = torch.distributions.Categorical(logits=logits + torch.randn_like(logits))
+    kl = kl_divergence(dist, old).mean()
+    objective = (dist.log_prob(torch.tensor([3, 5])) * torch.tensor([1.0, -0.5])).mean()
+    ours = model._compute_actor_grad(kl, objective)
+    theirs = TRPO._compute_actor_grad(model, kl, objective)
+    assert [id(p) for p in ours[0]] == [id(p) for p in theirs[0]] and ours[3] == theirs[3]
+    torch.testing.assert_close(ours[1], theirs[1])
+    torch.testing.assert_close(ours[2], theirs[2])
+    assert float(ours[2].abs().sum()) > 0  # a real KL gradient, not zeros on both sides
