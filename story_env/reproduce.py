@@ -344,11 +344,17 @@ def write_report(
     table = "\n".join(lines) + "\n"
     (out / "results.md").write_text(table)
     if rows:
-        _plot(out, done_budgets, starts, ends)
+        _plot(out, done_budgets, starts, ends, [(r["budget"], r["end"]) for r in controls])
     return table
 
 
-def _plot(out: Path, budgets: list[int], starts: list[float], ends: list[float]) -> None:
+def _plot(
+    out: Path,
+    budgets: list[int],
+    starts: list[float],
+    ends: list[float],
+    controls: list[tuple[int, float]],
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -357,7 +363,12 @@ def _plot(out: Path, budgets: list[int], starts: list[float], ends: list[float])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(budgets, starts, "o-", label="after pretraining (start of RL)")
     ax.plot(budgets, ends, "s-", label="after interactive RL (end)")
+    if controls:
+        x, y = zip(*controls, strict=True)
+        ax.plot(x, y, "kx", markersize=9, label="random-reward control (end)")
     ax.set_xscale("log")
+    ax.set_xticks(budgets, [f"{b:,}" for b in budgets], rotation=30)
+    ax.minorticks_off()
     ax.set_xlabel("pretraining words seen")
     ax.set_ylabel("teacher score")
     ax.legend()
