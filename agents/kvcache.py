@@ -4,6 +4,9 @@ During rollouts each env slot's sequence grows by one token per step, and a slot
 ends starts again from a new prompt. ``IncrementalLM`` keeps the model's past
 key/values for every slot, so a step costs one token's forward pass per slot; a slot
 that restarts has its new prompt appended to the same cache, its old entries masked out.
+When masked entries make up most of the cache, each row's valid entries are gathered to
+the right (no recomputation: keys and values already carry their positions), so the
+cache, and the cost of every step, stays near the longest live sequence.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ class IncrementalLM:
         model: A transformers causal LM.
         pad_id: The padding id of observations (right padding).
         max_cache: Rebuild the cache from scratch once it holds this many positions.
+        slack: Compact once the cache is longer than twice its longest row plus this.
     """
 
-    def __init__(self, model: Any, pad_id: int, max_cache: int = 1024) -> None:
+    def __init__(self, model: Any, pad_id: int, max_cache: int = 1024, slack: int = 32) -> None:
         self.model = model
         self.base = model.base_model
         self.pad_id = pad_id
         self.max_cache = max_cache
+        self.slack = slack
         self.clear()
 
     def clear(self) -> None:
@@ -55,6 +60,9 @@ class IncrementalLM:
             return self.hidden
         new_counts = torch.where(restart, lengths, extend.long())
         chunk_w = int(new_counts.max())
+        self.mask = self.mask.masked_fill(restart[:, None], 0)
+        if self.mask.shape[1] > 2 * int(self.mask.sum(dim=1).max()) + self.slack:
+            self._compact()
         if self.mask.shape[1] + chunk_w > self.max_cache:
             return self._prefill(ids, lengths)
         # right-align each row's new tokens in a (N, chunk_w) chunk; the rest is masked
@@ -67,8 +75,7 @@ class IncrementalLM:
         src = (first_new[:, None] + j - offsets[:, None]).clamp(0, width - 1)  # (N, W)
         chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
         positions = (first_new[:, None] + j - offsets[:, None]).clamp(min=0)
-        old_mask = self.mask.masked_fill(restart[:, None], 0)
-        mask = torch.cat([old_mask, valid.long()], dim=1)  # (N, T + W)
+        mask = torch.cat([self.mask, valid.long()], dim=1)  # (N, T + W)
         out = self.base(
             input_ids=chunk,
             attention_mask=mask,
@@ -81,6 +88,21 @@ class IncrementalLM:
         self.past, self.mask = out.past_key_values, mask
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
+
+    def _compact(self) -> None:
+        """Drop masked cache columns: each row's valid ones, in order, right-aligned."""
+        assert self.mask is not None
+        valid = self.mask.bool()  # (N, T)
+        width = max(1, int(valid.sum(dim=1).max()))
+        cols = torch.arange(valid.shape[1]).expand_as(valid)
+        # invalid columns sort first (-1), valid ones last in their original order
+        keep = torch.sort(torch.where(valid, cols, -1), dim=1).values[:, -width:]  # (N, W)
+        self.mask = (keep >= 0).long()
+        index = keep.clamp(min=0)[:, None, :, None]  # (N, 1, W, 1)
+        for layer in self.past.layers:
+            shape = (-1, layer.keys.shape[1], -1, layer.keys.shape[3])
+            layer.keys = layer.keys.gather(2, index.expand(shape))
+            layer.values = layer.values.gather(2, index.expand(shape))
 
     def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # left-align is what the observation has; rebuild as left-padded so every row's

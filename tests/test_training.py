@@ -42,7 +42,8 @@ def _full_hidden(model, ids, lengths):
     return torch.stack(rows)
 
 
-def test_incremental_cache_matches_full_recompute_as_slots_restart(student):
+@pytest.mark.parametrize("slack", [32, 0])  # 0: compacts the cache at almost every step
+def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slack):
     from agents.lm import load_path_student
 
     model = load_path_student(student).model.eval()
@@ -59,7 +60,9 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student):
 
     for i in range(n):
         restart(i)
-    cache = IncrementalLM(model, pad)
+    cache = IncrementalLM(model, pad, slack=slack)
+    compactions, compact = [], cache._compact
+    cache._compact = lambda: (compactions.append(1), compact())
     for _ in range(80):
         with torch.no_grad():
             torch.testing.assert_close(
@@ -71,6 +74,7 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student):
             else:
                 ids[i, lengths[i]] = int(rng.integers(0, 400))
                 lengths[i] += 1
+    assert slack or len(compactions) >= 3
     with torch.no_grad():
         torch.testing.assert_close(
             last_hidden_teacher_forced(model, ids, lengths),
