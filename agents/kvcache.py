@@ -3,7 +3,8 @@
 During rollouts each env slot's sequence grows by one token per step, and a slot that
 ends starts again from a new prompt. ``IncrementalLM`` keeps the model's past
 key/values for every slot, so a step costs one token's forward pass per slot; a slot
-that restarts has its new prompt appended to the same cache, its old entries masked out.
+that restarts runs its new prompt alone (not the whole batch), and the prompt's keys
+and values join the shared cache as new columns, masked out for the other slots.
 When masked entries make up most of the cache, each row's valid entries are gathered to
 the right (no recomputation: keys and values already carry their positions), so the
 cache, and the cost of every step, stays near the longest live sequence.
@@ -58,36 +59,66 @@ class IncrementalLM:
         restart = ~(unchanged | extend)
         if unchanged.all():
             return self.hidden
-        new_counts = torch.where(restart, lengths, extend.long())
-        chunk_w = int(new_counts.max())
         self.mask = self.mask.masked_fill(restart[:, None], 0)
         if self.mask.shape[1] > 2 * int(self.mask.sum(dim=1).max()) + self.slack:
             self._compact()
-        if self.mask.shape[1] + chunk_w > self.max_cache:
+        width_r = int(lengths[restart].max()) if restart.any() else 0
+        if self.mask.shape[1] + width_r + 1 > self.max_cache:
             return self._prefill(ids, lengths)
-        # right-align each row's new tokens in a (N, chunk_w) chunk; the rest is masked
-        offsets = chunk_w - new_counts  # (N,)
-        j = torch.arange(chunk_w)[None, :]  # (1, W)
-        valid = j >= offsets[:, None]  # (N, W)
-        first_new = torch.where(
-            restart, torch.zeros_like(prev), prev
-        )  # position of first new token
-        src = (first_new[:, None] + j - offsets[:, None]).clamp(0, width - 1)  # (N, W)
-        chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
-        positions = (first_new[:, None] + j - offsets[:, None]).clamp(min=0)
-        mask = torch.cat([self.mask, valid.long()], dim=1)  # (N, T + W)
-        out = self.base(
-            input_ids=chunk,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=self.past,
-            use_cache=True,
-        )
-        last = out.last_hidden_state[:, -1]  # (N, H)
-        self.hidden = torch.where(unchanged[:, None], self.hidden, last)
-        self.past, self.mask = out.past_key_values, mask
+        hidden = self.hidden
+        if restart.any():
+            # restarted rows run their new prompts alone; their keys/values join the
+            # batch cache as new columns, masked out for every other row
+            rows = torch.nonzero(restart)[:, 0]
+            past_r = self._run_prompts(ids[rows], lengths[rows])
+            hidden = hidden.clone()
+            hidden[rows] = self._prompt_hidden
+            cols = torch.zeros(len(ids), width_r, dtype=self.mask.dtype)
+            cols[rows] = self._prompt_mask
+            for layer, new in zip(self.past.layers, past_r.layers, strict=True):
+                for name in ("keys", "values"):
+                    old = getattr(layer, name)
+                    grown = old.new_zeros(old.shape[0], old.shape[1], width_r, old.shape[3])
+                    grown[rows] = getattr(new, name)
+                    setattr(layer, name, torch.cat([old, grown], dim=2))
+            self.mask = torch.cat([self.mask, cols], dim=1)
+        if extend.any():
+            # one new token per extended row; other rows feed a masked dummy token
+            token = ids.gather(1, prev.clamp(max=width - 1)[:, None]).masked_fill(
+                ~extend[:, None], 0
+            )
+            mask = torch.cat([self.mask, extend.long()[:, None]], dim=1)
+            out = self.base(
+                input_ids=token,
+                attention_mask=mask,
+                position_ids=prev[:, None],
+                past_key_values=self.past,
+                use_cache=True,
+            )
+            hidden = torch.where(extend[:, None], out.last_hidden_state[:, -1], hidden)
+            self.past, self.mask = out.past_key_values, mask
+        self.hidden = hidden
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
+
+    def _run_prompts(self, ids: torch.Tensor, lengths: torch.Tensor) -> Any:
+        """Forward whole (left-aligned) prompts right-aligned in a fresh cache.
+
+        Sets ``_prompt_hidden`` (R, H) and ``_prompt_mask`` (R, W); returns the cache.
+        """
+        max_len = int(lengths.max())
+        j = torch.arange(max_len)[None, :]
+        offsets = max_len - lengths
+        valid = j >= offsets[:, None]
+        src = (j - offsets[:, None]).clamp(0, ids.shape[1] - 1)
+        chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
+        positions = (j - offsets[:, None]).clamp(min=0)
+        out = self.base(
+            input_ids=chunk, attention_mask=valid.long(), position_ids=positions, use_cache=True
+        )
+        self._prompt_hidden = out.last_hidden_state[:, -1]
+        self._prompt_mask = valid.long()
+        return out.past_key_values
 
     def _compact(self) -> None:
         """Drop masked cache columns: each row's valid ones, in order, right-aligned."""
@@ -105,22 +136,11 @@ class IncrementalLM:
             layer.values = layer.values.gather(2, index.expand(shape))
 
     def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # left-align is what the observation has; rebuild as left-padded so every row's
-        # last token sits in the final column
-        width = ids.shape[1]
-        max_len = int(lengths.max())
-        j = torch.arange(max_len)[None, :]
-        offsets = max_len - lengths
-        valid = j >= offsets[:, None]
-        src = (j - offsets[:, None]).clamp(0, width - 1)
-        chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
-        positions = (j - offsets[:, None]).clamp(min=0)
-        out = self.base(
-            input_ids=chunk, attention_mask=valid.long(), position_ids=positions, use_cache=True
-        )
-        self.past, self.mask = out.past_key_values, valid.long()
+        # the observation is left-aligned; the cache is built right-aligned so every
+        # row's last token sits in the final column
+        self.past = self._run_prompts(ids, lengths)
+        self.mask, self.hidden = self._prompt_mask, self._prompt_hidden
         self.tokens, self.lengths = ids.clone(), lengths.clone()
-        self.hidden = out.last_hidden_state[:, -1]
         return self.hidden
 
 

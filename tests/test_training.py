@@ -63,14 +63,17 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
     cache = IncrementalLM(model, pad, slack=slack)
     compactions, compact = [], cache._compact
     cache._compact = lambda: (compactions.append(1), compact())
-    for _ in range(80):
+    for step in range(80):
         with torch.no_grad():
             torch.testing.assert_close(
                 cache(ids, lengths), _full_hidden(model, ids, lengths), rtol=1e-4, atol=1e-4
             )
         for i in range(n):
-            if lengths[i] >= width or rng.random() < 0.08:
+            roll = rng.random()
+            if lengths[i] >= width or roll < 0.08 or step == 40:  # 40: all at once
                 restart(i)
+            elif roll < 0.12:
+                pass  # unchanged this step (a slot that waits)
             else:
                 ids[i, lengths[i]] = int(rng.integers(0, 400))
                 lengths[i] += 1
