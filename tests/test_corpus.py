@@ -1,4 +1,4 @@
-"""Tests of the offline story corpus (agents/corpus.py) and its packaged data."""
+"""Tests of the offline story corpus (agents/corpus/) and its packaged data."""
 
 from __future__ import annotations
 

@@ -1,0 +1,80 @@
+"""Loading the packaged corpus: the split files in ``agents/data`` and :func:`load_corpus`."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+"""Where the packaged corpus files live (``agents/data``, beside this package)."""
+
+SPLITS: tuple[str, ...] = ("train", "validation")
+"""The split names :func:`load_corpus` accepts."""
+
+SPLIT_FILES: dict[str, str] = {
+    "train": "stories-train.txt.gz",
+    "validation": "stories-validation.txt.gz",
+}
+"""File name of each split inside :data:`DATA_DIR`: gzipped UTF-8, one story per line."""
+
+
+def corpus_path(split: str, data_dir: Path | None = None) -> Path:
+    """Path of a packaged split.
+
+    Args:
+        split: ``"train"`` or ``"validation"``.
+        data_dir: Override the folder (default: :data:`DATA_DIR`).
+
+    Returns:
+        The ``.txt.gz`` path.
+
+    Raises:
+        ValueError: For an unknown split name.
+    """
+    if split not in SPLIT_FILES:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return (data_dir or DATA_DIR) / SPLIT_FILES[split]
+
+
+def iter_corpus(split: str, data_dir: Path | None = None) -> Iterator[str]:
+    """Yield the stories of a packaged split, one at a time.
+
+    Args:
+        split: ``"train"`` or ``"validation"``.
+        data_dir: Override the folder (default: :data:`DATA_DIR`).
+
+    Yields:
+        Stories (one line each, without the newline).
+
+    Raises:
+        ValueError: For an unknown split name.
+        FileNotFoundError: If the corpus file is missing.
+    """
+    path = corpus_path(split, data_dir)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing; build it with `python -m agents.corpus build` and `finalize`"
+        )
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line:
+                yield line
+
+
+def load_corpus(split: str, data_dir: Path | None = None) -> list[str]:
+    """Load a packaged split of the story corpus.
+
+    Args:
+        split: ``"train"`` or ``"validation"``.
+        data_dir: Override the folder (default: :data:`DATA_DIR`).
+
+    Returns:
+        The stories, one string each.
+
+    Raises:
+        ValueError: For an unknown split name.
+        FileNotFoundError: If the corpus file is missing.
+    """
+    return list(iter_corpus(split, data_dir))
