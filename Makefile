@@ -37,6 +37,10 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_env.py
 	$(BIN)/python bench/bench_heuristic.py
+	$(BIN)/python bench/bench_pretrain.py
+	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_teachers.py --teachers heuristic hf llamacpp api --stories 16
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
