@@ -90,6 +90,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         num_envs=args.num_envs,
         max_new_tokens=args.max_new_tokens,
+        top_p=args.top_p,
+        top_k=args.top_k,
     )
     what = args.checkpoint or f"student {args.student} (untrained policy)"
     print(f"{what}: {result['stories']} stories, teacher {args.teacher}, seed {args.seed}")
@@ -140,6 +142,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=90)
+    p.add_argument(
+        "--top-p",
+        type=float,
+        help="untrained student: sample inside its own nucleus (as MaskablePPO)",
+    )
+    p.add_argument("--top-k", type=int, help="untrained student: sample inside its own top k")
     p.add_argument("--json", help="also write the result to this file")
     p.set_defaults(func=cmd_eval)
 

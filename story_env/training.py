@@ -113,8 +113,10 @@ def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> typ
         )
     if spec.q_values:
         raise ConfigError(
-            f"algorithm {name!r} learns Q-values with a replay buffer; the causal-LM policy "
-            f"supports the on-policy algorithms {', '.join(compatible)}"
+            f"algorithm {name!r} learns Q-values: with Q initialised from the LM head its "
+            f"greedy policy is greedy decoding, which loops, and it does not learn here "
+            f"(examples/dqn_experiment.py, docs/training.md 'Why not DQN'). The causal-LM "
+            f"policy supports the on-policy algorithms {', '.join(compatible)}"
         )
     if (config.top_p is not None or config.top_k is not None) and not spec.needs_action_masks:
         maskable = sorted(
@@ -314,7 +316,8 @@ def _log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step:
 def _predict(model: Any, venv: Any, obs: np.ndarray) -> np.ndarray:
     """Sample one token per env from the policy (with action masks where it takes them)."""
     if "action_masks" in model.predict.__code__.co_varnames and venv.has_attr("action_masks"):
-        return model.predict(obs, action_masks=venv.env_method("action_masks"))[0]
+        masks = np.stack(venv.env_method("action_masks"))
+        return model.predict(obs, action_masks=masks)[0]
     return model.predict(obs, deterministic=False)[0]
 
 
@@ -464,11 +467,15 @@ def evaluate(
     max_new_tokens: int = 90,
     student_kwargs: Mapping[str, Any] | None = None,
     teacher_kwargs: Mapping[str, Any] | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
 ) -> dict[str, Any]:
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
     With ``checkpoint`` (a training run folder or its ``checkpoint.zip``) the trained
-    policy writes; without it the untrained policy, i.e. the pretrained student.
+    policy writes, under the top-p / top-k masks it was trained with, if any; without
+    it the untrained policy, i.e. the pretrained student, sampling inside its own top-p
+    / top-k set when ``top_p`` / ``top_k`` are given.
     """
     import torch
 
@@ -490,6 +497,11 @@ def evaluate(
         student_kwargs=dict(student_kwargs or {}),
         teacher_kwargs=dict(teacher_kwargs or {}),
     )
+    if checkpoint is not None and (top_p is not None or top_k is not None):
+        raise ConfigError(
+            "top_p/top_k apply to the untrained student; a checkpoint is evaluated under the "
+            "masks it was trained with (its config.json). Drop top_p/top_k or the checkpoint"
+        )
     if checkpoint is not None:
         path = Path(checkpoint)
         path = path / CHECKPOINT if path.is_dir() else path
@@ -500,6 +512,24 @@ def evaluate(
         run_config = json.loads((path.parent / "config.json").read_text())
         spec = get_algorithm(run_config["algorithm"])
         model = spec.load().load(path, device="cpu")
+        if run_config.get("top_p") is not None or run_config.get("top_k") is not None:
+            # a policy trained under top-p/top-k masks writes under them, so it is
+            # judged under them too (without, it samples tokens it never learned about)
+            from agents.reference import ReferenceVecEnv
+
+            venv = ReferenceVecEnv(
+                venv,
+                run_config["student"],
+                run_config.get("student_kwargs") or {},
+                top_p=run_config.get("top_p"),
+                top_k=run_config.get("top_k"),
+            )
+    elif top_p is not None or top_k is not None:
+        from agents.reference import ReferenceVecEnv
+
+        venv = ReferenceVecEnv(venv, student, student_kwargs, top_p=top_p, top_k=top_k)
+        masked = dataclasses.replace(config, algorithm="maskable_ppo", top_p=top_p, top_k=top_k)
+        model = build_algorithm(masked, venv)
     else:
         model = build_algorithm(config, venv)
     torch.manual_seed(seed)

@@ -438,3 +438,30 @@ def test_lm_trpo_actor_gradients_equal_sb3_contribs_per_parameter_ones(student):
     torch.testing.assert_close(ours[1], theirs[1])
     torch.testing.assert_close(ours[2], theirs[2])
     assert float(ours[2].abs().sum()) > 0  # a real KL gradient, not zeros on both sides
+
+
+def test_maskable_checkpoint_is_evaluated_under_its_training_masks(student, tmp_path):
+    # top_k=1: the only allowed token is the frozen student's argmax, whatever the
+    # trained policy prefers, so every story under the masks is the student's greedy one
+    config = TrainConfig(
+        algorithm="maskable_ppo",
+        student=student,
+        steps=64,
+        num_envs=4,
+        max_new_tokens=12,
+        top_k=1,
+        algo_kwargs={"n_steps": 16, "batch_size": 64},
+        checkpoint_every=10_000,
+    )
+    train(config, tmp_path, progress=False)
+    result = evaluate(
+        student=student, checkpoint=tmp_path, stories=8, num_envs=4, max_new_tokens=12
+    )
+    assert len(set(result["samples"])) == 1
+    untrained = evaluate(student=student, stories=8, num_envs=4, max_new_tokens=12, top_k=1)
+    assert untrained["samples"] == result["samples"]
+    assert untrained["teacher_score"] == result["teacher_score"]
+    unmasked = evaluate(student=student, stories=8, num_envs=4, max_new_tokens=12)
+    assert len(set(unmasked["samples"])) > 1  # sampling without masks varies
+    with pytest.raises(ConfigError, match="masks it was trained with"):
+        evaluate(student=student, checkpoint=tmp_path, stories=4, num_envs=4, top_p=0.9)
