@@ -3,8 +3,9 @@
 During rollouts each env slot's sequence grows by one token per step, and a slot that
 ends starts again from a new prompt. ``IncrementalLM`` keeps the model's past
 key/values for every slot, so a step costs one token's forward pass per slot; a slot
-that restarts runs its new prompt alone (not the whole batch), and the prompt's keys
-and values join the shared cache as new columns, masked out for the other slots.
+that restarts takes its new prompt's keys and values (computed once per prompt, alone,
+and remembered until the weights change) as new columns of the shared cache, masked
+out for the other slots.
 When masked entries make up most of the cache, each row's valid entries are gathered to
 the right (no recomputation: keys and values already carry their positions), so the
 cache, and the cost of every step, stays near the longest live sequence.
@@ -25,14 +26,23 @@ class IncrementalLM:
         pad_id: The padding id of observations (right padding).
         max_cache: Rebuild the cache from scratch once it holds this many positions.
         slack: Compact once the cache is longer than twice its longest row plus this.
+        max_prompts: Restarted rows' prompts remembered (cleared with the cache).
     """
 
-    def __init__(self, model: Any, pad_id: int, max_cache: int = 1024, slack: int = 32) -> None:
+    def __init__(
+        self,
+        model: Any,
+        pad_id: int,
+        max_cache: int = 1024,
+        slack: int = 32,
+        max_prompts: int = 256,
+    ) -> None:
         self.model = model
         self.base = model.base_model
         self.pad_id = pad_id
         self.max_cache = max_cache
         self.slack = slack
+        self.max_prompts = max_prompts
         self.clear()
 
     def clear(self) -> None:
@@ -42,6 +52,8 @@ class IncrementalLM:
         self.tokens: torch.Tensor | None = None  # (N, L) ids seen so far
         self.lengths: torch.Tensor | None = None  # (N,)
         self.hidden: torch.Tensor | None = None  # (N, H) hidden state at the last token
+        # restarted rows' prompts: token ids -> (per layer (keys, values), last hidden)
+        self.prompts: dict[tuple[int, ...], tuple[list[tuple[Any, Any]], torch.Tensor]] = {}
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -67,19 +79,22 @@ class IncrementalLM:
             return self._prefill(ids, lengths)
         hidden = self.hidden
         if restart.any():
-            # restarted rows run their new prompts alone; their keys/values join the
-            # batch cache as new columns, masked out for every other row
-            rows = torch.nonzero(restart)[:, 0]
-            past_r = self._run_prompts(ids[rows], lengths[rows])
+            # a restarted row's new prompt is computed once (alone, then remembered until
+            # the weights change); its keys/values join the batch cache as new columns,
+            # masked out for every other row
+            rows = torch.nonzero(restart)[:, 0].tolist()
+            entries = [self._prompt(tuple(ids[r, : lengths[r]].tolist())) for r in rows]
             hidden = hidden.clone()
-            hidden[rows] = self._prompt_hidden
             cols = torch.zeros(len(ids), width_r, dtype=self.mask.dtype)
-            cols[rows] = self._prompt_mask
-            for layer, new in zip(self.past.layers, past_r.layers, strict=True):
-                for name in ("keys", "values"):
+            for r, (_, last) in zip(rows, entries, strict=True):
+                hidden[r] = last
+                cols[r, width_r - int(lengths[r]) :] = 1
+            for i, layer in enumerate(self.past.layers):
+                for k, name in enumerate(("keys", "values")):
                     old = getattr(layer, name)
                     grown = old.new_zeros(old.shape[0], old.shape[1], width_r, old.shape[3])
-                    grown[rows] = getattr(new, name)
+                    for r, (kv, _) in zip(rows, entries, strict=True):
+                        grown[r, :, width_r - kv[i][k].shape[1] :] = kv[i][k]
                     setattr(layer, name, torch.cat([old, grown], dim=2))
             self.mask = torch.cat([self.mask, cols], dim=1)
         if extend.any():
@@ -100,6 +115,18 @@ class IncrementalLM:
         self.hidden = hidden
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
+
+    def _prompt(self, prompt: tuple[int, ...]) -> tuple[list[tuple[Any, Any]], torch.Tensor]:
+        """Keys/values (per layer, each (heads, P, dim)) and last hidden state of a prompt."""
+        entry = self.prompts.get(prompt)
+        if entry is None:
+            out = self.base(input_ids=torch.tensor([prompt]), use_cache=True)
+            kv = [(layer.keys[0], layer.values[0]) for layer in out.past_key_values.layers]
+            entry = (kv, out.last_hidden_state[0, -1])
+            if len(self.prompts) >= self.max_prompts:
+                self.prompts.clear()
+            self.prompts[prompt] = entry
+        return entry
 
     def _run_prompts(self, ids: torch.Tensor, lengths: torch.Tensor) -> Any:
         """Forward whole (left-aligned) prompts right-aligned in a fresh cache.

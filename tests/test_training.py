@@ -52,11 +52,13 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
     ids = torch.full((n, width), pad)
     lengths = torch.zeros(n, dtype=torch.long)
 
+    pool = [rng.integers(0, 400, int(rng.integers(3, 8))) for _ in range(4)]  # prompt pool
+
     def restart(i):
-        p = int(rng.integers(3, 8))
+        prompt = pool[int(rng.integers(len(pool)))]
         ids[i] = pad
-        ids[i, :p] = torch.as_tensor(rng.integers(0, 400, p))
-        lengths[i] = p
+        ids[i, : len(prompt)] = torch.as_tensor(prompt)
+        lengths[i] = len(prompt)
 
     for i in range(n):
         restart(i)
@@ -78,6 +80,9 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
                 ids[i, lengths[i]] = int(rng.integers(0, 400))
                 lengths[i] += 1
     assert slack or len(compactions) >= 3
+    assert 1 <= len(cache.prompts) <= len(pool)  # each prompt computed once, then reused
+    cache.clear()
+    assert not cache.prompts  # new weights, new prompt keys/values
     with torch.no_grad():
         torch.testing.assert_close(
             last_hidden_teacher_forced(model, ids, lengths),
