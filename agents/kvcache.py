@@ -128,11 +128,9 @@ class IncrementalLM:
             self.prompts[prompt] = entry
         return entry
 
-    def _run_prompts(self, ids: torch.Tensor, lengths: torch.Tensor) -> Any:
-        """Forward whole (left-aligned) prompts right-aligned in a fresh cache.
-
-        Sets ``_prompt_hidden`` (R, H) and ``_prompt_mask`` (R, W); returns the cache.
-        """
+    def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # the observation is left-aligned; the cache is built right-aligned so every
+        # row's last token sits in the final column
         max_len = int(lengths.max())
         j = torch.arange(max_len)[None, :]
         offsets = max_len - lengths
@@ -143,9 +141,10 @@ class IncrementalLM:
         out = self.base(
             input_ids=chunk, attention_mask=valid.long(), position_ids=positions, use_cache=True
         )
-        self._prompt_hidden = out.last_hidden_state[:, -1]
-        self._prompt_mask = valid.long()
-        return out.past_key_values
+        self.past, self.mask = out.past_key_values, valid.long()
+        self.hidden = out.last_hidden_state[:, -1]
+        self.tokens, self.lengths = ids.clone(), lengths.clone()
+        return self.hidden
 
     def _compact(self) -> None:
         """Drop masked cache columns: each row's valid ones, in order, right-aligned."""
@@ -161,14 +160,6 @@ class IncrementalLM:
             shape = (-1, layer.keys.shape[1], -1, layer.keys.shape[3])
             layer.keys = layer.keys.gather(2, index.expand(shape))
             layer.values = layer.values.gather(2, index.expand(shape))
-
-    def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # the observation is left-aligned; the cache is built right-aligned so every
-        # row's last token sits in the final column
-        self.past = self._run_prompts(ids, lengths)
-        self.mask, self.hidden = self._prompt_mask, self._prompt_hidden
-        self.tokens, self.lengths = ids.clone(), lengths.clone()
-        return self.hidden
 
 
 def _prefix_of(
