@@ -502,6 +502,7 @@ def evaluate(
             "top_p/top_k apply to the untrained student; a checkpoint is evaluated under the "
             "masks it was trained with (its config.json). Drop top_p/top_k or the checkpoint"
         )
+    mask_student, mask_student_kwargs = student, dict(student_kwargs or {})
     if checkpoint is not None:
         path = Path(checkpoint)
         path = path / CHECKPOINT if path.is_dir() else path
@@ -510,27 +511,19 @@ def evaluate(
                 f"no checkpoint at {str(path)!r}; give a `storytelling train` run folder"
             )
         run_config = json.loads((path.parent / "config.json").read_text())
-        spec = get_algorithm(run_config["algorithm"])
-        model = spec.load().load(path, device="cpu")
-        if run_config.get("top_p") is not None or run_config.get("top_k") is not None:
-            # a policy trained under top-p/top-k masks writes under them, so it is
-            # judged under them too (without, it samples tokens it never learned about)
-            from agents.reference import ReferenceVecEnv
-
-            venv = ReferenceVecEnv(
-                venv,
-                run_config["student"],
-                run_config.get("student_kwargs") or {},
-                top_p=run_config.get("top_p"),
-                top_k=run_config.get("top_k"),
-            )
-    elif top_p is not None or top_k is not None:
+        model = get_algorithm(run_config["algorithm"]).load().load(path, device="cpu")
+        # a policy trained under top-p/top-k masks writes under them, so it is judged
+        # under them too (without, it samples tokens it never learned about)
+        top_p, top_k = run_config.get("top_p"), run_config.get("top_k")
+        mask_student = run_config["student"]
+        mask_student_kwargs = run_config.get("student_kwargs") or {}
+    if top_p is not None or top_k is not None:
         from agents.reference import ReferenceVecEnv
 
-        venv = ReferenceVecEnv(venv, student, student_kwargs, top_p=top_p, top_k=top_k)
-        masked = dataclasses.replace(config, algorithm="maskable_ppo", top_p=top_p, top_k=top_k)
-        model = build_algorithm(masked, venv)
-    else:
+        venv = ReferenceVecEnv(venv, mask_student, mask_student_kwargs, top_p=top_p, top_k=top_k)
+    if checkpoint is None:
+        if top_p is not None or top_k is not None:
+            config = dataclasses.replace(config, algorithm="maskable_ppo", top_p=top_p, top_k=top_k)
         model = build_algorithm(config, venv)
     torch.manual_seed(seed)
     venv.seed(seed)
