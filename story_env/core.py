@@ -94,6 +94,56 @@ def resolve_student(name: str, kwargs: Mapping[str, Any]) -> Any:
     return create_student(name, **dict(kwargs))
 
 
+def reward_and_info(
+    reward_config: RewardConfig,
+    scores: Scores,
+    words: int,
+    *,
+    teacher: str,
+    teacher_fallback: float | None,
+) -> tuple[float, dict[str, Any]]:
+    """The reward of one graded story and the info fields that describe its grade.
+
+    Shared by the envs and the TRL reward function (``story_env.trl``). A failed grade is
+    never silently a number: it raises ``TeacherError`` unless ``teacher_fallback``
+    declares a reward, which the info flags.
+
+    Args:
+        reward_config: How per-dimension scores become the reward.
+        scores: The teacher's grade of the story.
+        words: The story's length in words (for the length bonus).
+        teacher: The teacher's name, for the error message.
+        teacher_fallback: The declared reward of an ungradable story; ``None`` raises.
+
+    Returns:
+        The reward and the info fields ``scores``, ``teacher_score``, ``reward``,
+        ``teacher_error`` and ``teacher_fallback``.
+    """
+    if scores.ok:
+        value = reward_config.reward(scores, words)
+        return value, {
+            "scores": dict(scores.values),
+            "teacher_score": reward_config.teacher_score(scores),
+            "reward": value,
+            "teacher_error": None,
+            # a teacher-side declared fallback grade (teachers/policy.py) is flagged here
+            "teacher_fallback": getattr(scores, "fallback_error", None) or None,
+        }
+    if teacher_fallback is None:
+        raise TeacherError(
+            f"teacher {teacher!r} failed to grade a story: {scores.error}. "
+            "Pass teacher_fallback=<reward in [0, 1]> to continue with a flagged fallback reward."
+        )
+    value = float(teacher_fallback)
+    return value, {
+        "scores": {},
+        "teacher_score": float("nan"),
+        "reward": value,
+        "teacher_error": scores.error,
+        "teacher_fallback": scores.error,
+    }
+
+
 class StoryBatch:
     """N stories in progress: token buffers, lengths, and the end-of-story rules."""
 
@@ -212,29 +262,13 @@ class StoryBatch:
         return infos
 
     def _reward(self, scores: Scores, words: int) -> tuple[float, dict[str, Any]]:
-        if scores.ok:
-            reward = self.reward.reward(scores, words)
-            return reward, {
-                "scores": dict(scores.values),
-                "teacher_score": self.reward.teacher_score(scores),
-                "reward": reward,
-                "teacher_error": None,
-                # a teacher-side declared fallback grade (teachers/policy.py) is flagged here
-                "teacher_fallback": getattr(scores, "fallback_error", None) or None,
-            }
-        if self.config.teacher_fallback is None:
-            raise TeacherError(
-                f"teacher {self.teacher.name!r} failed to grade a story: {scores.error}. "
-                "Pass teacher_fallback=<reward in [0, 1]> to continue with a flagged fallback reward."
-            )
-        reward = float(self.config.teacher_fallback)
-        return reward, {
-            "scores": {},
-            "teacher_score": float("nan"),
-            "reward": reward,
-            "teacher_error": scores.error,
-            "teacher_fallback": scores.error,
-        }
+        return reward_and_info(
+            self.reward,
+            scores,
+            words,
+            teacher=self.teacher.name,
+            teacher_fallback=self.config.teacher_fallback,
+        )
 
     def render(self, i: int) -> str:
         """Prompt and story so far, as text."""
