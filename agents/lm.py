@@ -92,12 +92,21 @@ class LMStudent:
         name: The student's registered name.
         tokenizer: Its transformers tokenizer.
         load_model: Returns the ``PreTrainedModel`` (called once).
+        context_length: The model's context window in tokens, if known (the env refuses
+            a prompt plus ``max_new_tokens`` that does not fit it).
     """
 
-    def __init__(self, name: str, tokenizer: Any, load_model: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        tokenizer: Any,
+        load_model: Callable[[], Any],
+        context_length: int | None = None,
+    ) -> None:
         self.name = name
         self.tokenizer = HFTokenizer(tokenizer)
         self._load_model = load_model
+        self.context_length = context_length
 
     @functools.cached_property
     def model(self) -> Any:
@@ -141,7 +150,27 @@ def load_path_student(path: str | Path, name: str | None = None) -> LMStudent:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load a causal LM from {str(folder)!r}: {exc}") from exc
 
-    return LMStudent(name or str(folder), tokenizer, load_model)
+    return LMStudent(
+        name or str(folder), tokenizer, load_model, context_length=_context_length(folder)
+    )
+
+
+def _context_length(folder: Path) -> int | None:
+    """The context window declared in a model folder's ``config.json``, if any."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read {str(folder / 'config.json')!r} ({exc}); the student folder is "
+            "damaged: write it again with `save_pretrained`"
+        ) from exc
+    for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def smollm2_gguf_path() -> Path:

@@ -29,7 +29,8 @@ def _tiny(**kwargs: Any) -> Any:
 def _smollm2() -> Any:
     from agents.lm import LMStudent, load_smollm2_model, smollm2_tokenizer
 
-    return LMStudent("smollm2", smollm2_tokenizer(), load_smollm2_model)
+    # SmolLM2-135M's config: max_position_embeddings 8192
+    return LMStudent("smollm2", smollm2_tokenizer(), load_smollm2_model, context_length=8192)
 
 
 def _hf(*, path: str) -> Any:

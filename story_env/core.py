@@ -7,17 +7,32 @@ and sent to the teacher in a single batch.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from story_env.errors import ActionError, ConfigError, EpisodeError, TeacherError
+from story_env.errors import (
+    ActionError,
+    ConfigError,
+    DependencyMissingError,
+    EpisodeError,
+    StorytellingError,
+    TeacherError,
+)
 from story_env.prompts import load_prompts
-from story_env.rewards import RewardConfig
+from story_env.rewards import RewardConfig, finite_number
 from story_env.student import StoryTokenizer, Student
-from story_env.teacher import Scores, StoryRequest, Teacher
+from story_env.teacher import Scores, StoryRequest, Teacher, check_scores
+
+# The most tokens (prompt + story) one story slot may hold, whatever the student: the env
+# keeps (num_envs, prompt + max_new_tokens) token ids and SB3's rollout buffer keeps one
+# such row per step, so an unbounded max_new_tokens would exhaust memory (10**9 tokens with
+# the ngram student asked for 24 GB before being killed). Students with a smaller context
+# window (``student.context_length``) are held to theirs.
+MAX_CONTEXT_TOKENS = 32_768
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,8 @@ class EnvConfig:
         teacher_kwargs: Keyword arguments for the teacher's factory.
         student_kwargs: Keyword arguments for the student's factory.
         teacher_fallback: Reward for a story the teacher failed to grade; ``None`` raises.
+        teacher_timeout_s: Seconds one ``teacher.score`` batch may take; past it the
+            batch's stories count as failed grades (``None``: wait for ever).
     """
 
     teacher: str = "heuristic"
@@ -47,18 +64,47 @@ class EnvConfig:
     teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
     student_kwargs: Mapping[str, Any] = field(default_factory=dict)
     teacher_fallback: float | None = None
+    teacher_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("teacher", "student"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(
+                    f"{name} must be a registered name (see `storytelling plugins`), got {value!r}"
+                )
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
             raise ConfigError(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
         if self.max_new_tokens < 1:
             raise ConfigError(
                 f"max_new_tokens must be >= 1, got {self.max_new_tokens}; the paper uses 90"
             )
-        if self.teacher_fallback is not None and not 0.0 <= self.teacher_fallback <= 1.0:
+        if self.max_new_tokens > MAX_CONTEXT_TOKENS:
             raise ConfigError(
-                f"teacher_fallback must be in [0, 1] or None, got {self.teacher_fallback}"
+                f"max_new_tokens {self.max_new_tokens} is above the limit of "
+                f"{MAX_CONTEXT_TOKENS} tokens a story slot may hold; lower it (the paper uses 90)"
             )
+        for name in ("teacher_kwargs", "student_kwargs"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ConfigError(
+                    f"{name} must be a dict of keyword arguments, got {getattr(self, name)!r}"
+                )
+        if self.teacher_fallback is not None:
+            value = finite_number(
+                "teacher_fallback", self.teacher_fallback, "give a reward in [0, 1] or None"
+            )
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"teacher_fallback must be in [0, 1] or None, got {self.teacher_fallback}"
+                )
+        if self.teacher_timeout_s is not None:
+            value = finite_number(
+                "teacher_timeout_s", self.teacher_timeout_s, "give seconds > 0 or None"
+            )
+            if value <= 0:
+                raise ConfigError(
+                    f"teacher_timeout_s must be > 0 seconds or None, got {self.teacher_timeout_s}"
+                )
 
 
 def build_components(
@@ -77,6 +123,55 @@ def build_components(
         config.max_new_tokens,
     )
     return teacher, student, reward, load_prompts(config.prompts, config.prompt_file)
+
+
+_FALLBACK_HINT = (
+    "Pass teacher_fallback=<reward in [0, 1]> to continue with a flagged fallback reward."
+)
+
+
+class _TeacherTimeout(TeacherError):
+    """A teacher batch ran past ``teacher_timeout_s`` (handled like any teacher failure)."""
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_context(
+    prompt_lengths: Sequence[int],
+    max_new_tokens: int,
+    student_context: int | None,
+    student: str,
+) -> None:
+    """Refuse prompts plus ``max_new_tokens`` that do not fit the student (or the cap).
+
+    Args:
+        prompt_lengths: Token count of each prompt of the pool.
+        max_new_tokens: The story length limit.
+        student_context: The student's context window in tokens, if it has one.
+        student: The student's name, for the message.
+
+    Raises:
+        ConfigError: Naming the longest prompt's length, ``max_new_tokens`` and the limit.
+    """
+    longest = max(prompt_lengths)
+    which = int(np.argmax(prompt_lengths))
+    limit, holder = MAX_CONTEXT_TOKENS, "a story slot (the env's cap)"
+    if student_context is not None and student_context < limit:
+        limit, holder = int(student_context), f"student {student!r}'s context window"
+    if longest + max_new_tokens <= limit:
+        return
+    prompt = f"prompt {which}" if len(prompt_lengths) > 1 else "the prompt"
+    if longest >= limit:
+        fix = f"shorten {prompt} to well under {limit} tokens"
+    else:
+        fix = f"lower max_new_tokens to at most {limit - longest} or shorten {prompt}"
+    raise ConfigError(
+        f"{prompt} ({longest} tokens) plus max_new_tokens {max_new_tokens} is "
+        f"{longest + max_new_tokens} tokens, more than the {limit} tokens of {holder}; {fix}"
+    )
 
 
 def resolve_student(name: str, kwargs: Mapping[str, Any]) -> Any:
@@ -155,6 +250,8 @@ class StoryBatch:
         tokenizer: StoryTokenizer,
         reward: RewardConfig,
         prompts: tuple[str, ...],
+        student_context: int | None = None,
+        student_name: str = "",
     ) -> None:
         self.n, self.config, self.teacher, self.tokenizer, self.reward = (
             n,
@@ -169,6 +266,12 @@ class StoryBatch:
         self.pad = self.vocab_size  # outside the action range, so padding is unambiguous
         self.prompt_ids = [np.asarray(tokenizer.encode(p), dtype=np.int64) for p in prompts]
         self.context_len = max(len(p) for p in self.prompt_ids) + config.max_new_tokens
+        check_context(
+            [len(p) for p in self.prompt_ids],
+            config.max_new_tokens,
+            student_context,
+            student_name or config.student,
+        )
         self.tokens = np.full((n, self.context_len), self.pad, dtype=np.int64)
         self.lengths = np.zeros(n, dtype=np.int64)
         self.prompt_lengths = np.zeros(n, dtype=np.int64)
@@ -242,11 +345,7 @@ class StoryBatch:
             )
             for i in slots
         ]
-        grades = self.teacher.score(requests)
-        if len(grades) != len(requests):
-            raise TeacherError(
-                f"teacher {self.teacher.name!r} returned {len(grades)} grades for {len(requests)} stories"
-            )
+        grades = self._ask_teacher(requests)
         infos = {}
         for i, request, scores in zip(slots, requests, grades, strict=True):
             words = len(request.story.split())
@@ -261,14 +360,107 @@ class StoryBatch:
             infos[int(i)] = info
         return infos
 
+    def _ask_teacher(self, requests: list[StoryRequest]) -> list[Scores]:
+        """One ``Scores`` per request; whatever the teacher did becomes a grade or a failure.
+
+        A teacher that raises, hangs past ``teacher_timeout_s``, returns something other
+        than a list of ``Scores`` of the right length, or a grade that is not finite and
+        in range, gives failed grades naming the teacher and what it returned; the
+        failure policy (``teacher_fallback``) then decides. Setup errors (``ConfigError``,
+        ``DependencyMissingError``) always raise.
+        """
+        name = getattr(self.teacher, "name", type(self.teacher).__name__)
+        try:
+            returned = self._call_teacher(requests)
+        except (ConfigError, DependencyMissingError):
+            raise
+        except Exception as exc:
+            if isinstance(exc, _TeacherTimeout):
+                error = str(exc)
+            else:
+                error = f"raised: teacher {name!r} raised {type(exc).__name__}: {exc}"
+            if self.config.teacher_fallback is None:
+                if isinstance(exc, StorytellingError) and not isinstance(exc, _TeacherTimeout):
+                    raise
+                raise TeacherError(f"{error}. {_FALLBACK_HINT}") from exc
+            return [Scores.failed(error) for _ in requests]
+        if not isinstance(returned, list | tuple):
+            error = (
+                f"invalid: teacher {name!r} returned {_short(returned)} for {len(requests)} "
+                "stories; score() must return a list with one Scores per story"
+            )
+            return [Scores.failed(error) for _ in requests]
+        if len(returned) != len(requests):
+            error = (
+                f"count: teacher {name!r} returned {len(returned)} grades for "
+                f"{len(requests)} stories; score() must return one Scores per story, in order"
+            )
+            return [Scores.failed(error) for _ in requests]
+        out = []
+        for grade in returned:
+            problem = check_scores(grade, self.reward.dimensions, self.reward.max_score)
+            if problem is None:
+                out.append(grade)
+                continue
+            kind, _, reason = problem.partition(": ")
+            raw = grade.raw if isinstance(grade, Scores) and isinstance(grade.raw, str) else ""
+            out.append(
+                Scores.failed(f"{kind}: teacher {name!r} returned an unusable grade: {reason}", raw)
+            )
+        return out
+
+    def _call_teacher(self, requests: list[StoryRequest]) -> Any:
+        timeout = self.config.teacher_timeout_s
+        if timeout is None:
+            return self.teacher.score(requests)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"] = self.teacher.score(requests)
+            except BaseException as exc:  # handed to the caller's thread
+                box["error"] = exc
+
+        # A daemon thread: a teacher that never returns cannot be stopped from Python, so
+        # its call is abandoned (its late answer is discarded) and cannot block exit.
+        worker = threading.Thread(target=work, name="storytelling-teacher", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            name = getattr(self.teacher, "name", type(self.teacher).__name__)
+            raise _TeacherTimeout(
+                f"timeout: teacher {name!r} gave no answer within teacher_timeout_s="
+                f"{timeout:g} s for a batch of {len(requests)} stories; raise "
+                "teacher_timeout_s or fix the teacher"
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
     def _reward(self, scores: Scores, words: int) -> tuple[float, dict[str, Any]]:
-        return reward_and_info(
-            self.reward,
-            scores,
-            words,
-            teacher=self.teacher.name,
-            teacher_fallback=self.config.teacher_fallback,
-        )
+        if scores.ok:
+            reward = self.reward.reward(scores, words)
+            return reward, {
+                "scores": dict(scores.values),
+                "teacher_score": self.reward.teacher_score(scores),
+                "reward": reward,
+                "teacher_error": None,
+                # a teacher-side declared fallback grade (teachers/policy.py) is flagged here
+                "teacher_fallback": getattr(scores, "fallback_error", None) or None,
+            }
+        if self.config.teacher_fallback is None:
+            name = getattr(self.teacher, "name", type(self.teacher).__name__)
+            raise TeacherError(
+                f"teacher {name!r} failed to grade a story: {scores.error}. {_FALLBACK_HINT}"
+            )
+        reward = float(self.config.teacher_fallback)
+        return reward, {
+            "scores": {},
+            "teacher_score": None,  # no grade: not a number (and logs stay strict JSON)
+            "reward": reward,
+            "teacher_error": scores.error,
+            "teacher_fallback": scores.error,
+        }
 
     def render(self, i: int) -> str:
         """Prompt and story so far, as text."""

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from story_env.core import EnvConfig, StoryBatch, build_components
-from story_env.errors import ConfigError
+from story_env.errors import RenderModeError
 
 
 class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
@@ -49,10 +49,14 @@ class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
     ## Arguments
     See ``story_env.core.EnvConfig``: ``teacher``, ``student``, ``max_new_tokens``,
     ``prompts`` / ``prompt_file``, ``weights``, ``length_bonus``, ``teacher_kwargs``,
-    ``student_kwargs``, ``teacher_fallback``; plus ``render_mode="ansi"``.
+    ``student_kwargs``, ``teacher_fallback``, ``teacher_timeout_s``; plus
+    ``render_mode="ansi"``. The longest prompt plus ``max_new_tokens`` must fit the
+    student's context window (and the env's cap, ``core.MAX_CONTEXT_TOKENS``).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Later additions that keep v0's spaces and rewards: grades are
+      validated (a non-finite or out-of-range grade is a failed grade, never clipped),
+      ``teacher_timeout_s``, the context-window check.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 30}
@@ -69,10 +73,13 @@ class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
         teacher_kwargs: Mapping[str, Any] | None = None,
         student_kwargs: Mapping[str, Any] | None = None,
         teacher_fallback: float | None = None,
+        teacher_timeout_s: float | None = None,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
+            raise RenderModeError(
+                f"render_mode {render_mode!r} is not supported; use 'ansi' or None"
+            )
         self.config = EnvConfig(
             teacher,
             student,
@@ -84,12 +91,20 @@ class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
             dict(teacher_kwargs or {}),
             dict(student_kwargs or {}),
             teacher_fallback,
+            teacher_timeout_s,
         )
         self.teacher, self.student, self.reward_config, pool = build_components(self.config)
         self.tokenizer = self.student.tokenizer
         self.render_mode = render_mode
         self._batch = StoryBatch(
-            1, self.config, self.teacher, self.tokenizer, self.reward_config, pool
+            1,
+            self.config,
+            self.teacher,
+            self.tokenizer,
+            self.reward_config,
+            pool,
+            student_context=getattr(self.student, "context_length", None),
+            student_name=getattr(self.student, "name", student),
         )
         self.action_space = spaces.Discrete(self._batch.vocab_size)
         self.observation_space = spaces.Box(

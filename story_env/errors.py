@@ -63,3 +63,25 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 class ActionError(StorytellingError, ValueError):
     """An action is not a token id of the student's vocabulary."""
+
+
+class RenderModeError(ConfigError, TypeError):
+    """A ``render_mode`` the env does not support.
+
+    Also a ``TypeError``: stable-baselines3's ``make_vec_env`` passes
+    ``render_mode="rgb_array"`` to every env it makes and retries without it only when the
+    constructor raises ``TypeError``, so this lets SB3 build the env unchanged.
+    """
+
+
+class RunFolderError(StorytellingError, OSError):
+    """A run folder or another file the project reads or writes is unusable.
+
+    The message names the path, what is wrong with it (missing, a directory, not UTF-8,
+    read-only, disk full, damaged) and the fix.
+    """
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for an ``OSError``: ``"Permission denied"``, ``"No space left on device"``."""
+    return exc.strerror or type(exc).__name__

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from story_env.errors import ConfigError
-from story_env.teacher import Scores
+from story_env.errors import ConfigError, TeacherError
+from story_env.teacher import ROUNDING, Scores
+
+# A validated grade may sit float rounding past the top (``teacher.ROUNDING``), and the
+# normalised weights sum to 1 only up to rounding: this tolerance absorbs that and nothing
+# else, since the scores themselves are validated before they get here.
+_ROUNDING = 2 * ROUNDING
+
+
+def finite_number(name: str, value: Any, hint: str = "") -> float:
+    """``value`` as a float, or a ``ConfigError`` naming ``name`` if it is not a finite number.
+
+    Args:
+        name: The setting's name, for the message.
+        value: What the user gave.
+        hint: The fix, appended to the message (e.g. ``"the paper uses 0.4"``).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}" + (f"; {hint}" if hint else ""))
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(
+            f"{name} must be a finite number, got {number}" + (f"; {hint}" if hint else "")
+        )
+    return number
 
 
 @dataclass(frozen=True)
@@ -36,20 +62,41 @@ class RewardConfig:
         length_bonus: float,
         max_new_tokens: int,
     ) -> RewardConfig:
-        """Validate user input and build the config; errors name the value and the fix."""
+        """Validate user input and build the config; errors name the value and the fix.
+
+        Raises:
+            ConfigError: A weight, the length bonus or the teacher's ``max_score`` is not a
+                finite number in its range, or the weights do not match the dimensions.
+        """
         dims = tuple(dimensions)
+        if not dims:
+            raise ConfigError("the teacher declares no dimensions; a teacher needs at least one")
+        top = finite_number("the teacher's max_score", max_score)
+        if top <= 0:
+            raise ConfigError(f"the teacher's max_score must be > 0, got {max_score!r}")
         if weights is None:
             w = tuple(1.0 for _ in dims)
         elif isinstance(weights, Mapping):
-            unknown = sorted(set(weights) - set(dims))
+            unknown = sorted(str(k) for k in set(weights) - set(dims))
             if unknown:
                 raise ConfigError(
                     f"reward weights name unknown dimensions {unknown}; "
                     f"the teacher's dimensions are {list(dims)}"
                 )
-            w = tuple(float(weights.get(d, 0.0)) for d in dims)
+            w = tuple(
+                finite_number(f"reward weight {d!r}", weights.get(d, 0.0), "give weights >= 0")
+                for d in dims
+            )
+        elif isinstance(weights, str | bytes) or not isinstance(weights, Sequence):
+            raise ConfigError(
+                f"reward weights must be a list (one per dimension {list(dims)}) or a dict, "
+                f"got {weights!r}"
+            )
         else:
-            w = tuple(float(x) for x in weights)
+            w = tuple(
+                finite_number(f"reward weight {i} ({x!r})", x, "give weights >= 0")
+                for i, x in enumerate(weights)
+            )
             if len(w) != len(dims):
                 raise ConfigError(
                     f"reward weights {list(weights)} have length {len(w)}, but the teacher has "
@@ -57,19 +104,30 @@ class RewardConfig:
                 )
         if any(x < 0 for x in w) or sum(w) <= 0:
             raise ConfigError(f"reward weights {list(w)} must be non-negative with a positive sum")
-        if length_bonus < 0:
+        bonus = finite_number("length_bonus", length_bonus, "the paper uses 0.4 (0 = off)")
+        if bonus < 0:
             raise ConfigError(f"length_bonus must be >= 0, got {length_bonus}; the paper uses 0.4")
         total = sum(w)
-        return cls(
-            dims, float(max_score), tuple(x / total for x in w), length_bonus, max_new_tokens
-        )
+        if not math.isfinite(total):
+            raise ConfigError(f"reward weights {list(w)} are too large to sum; scale them down")
+        return cls(dims, top, tuple(x / total for x in w), bonus, max_new_tokens)
 
     def teacher_score(self, scores: Scores) -> float:
-        """The weighted mean of the dimensions, scaled to [0, 1]."""
+        """The weighted mean of the dimensions, scaled to [0, 1].
+
+        Raises:
+            TeacherError: If the result is not in [0, 1] (the scores were not validated).
+        """
         value = sum(
             wt * scores.values[d] for wt, d in zip(self.weights, self.dimensions, strict=True)
         )
-        return min(1.0, max(0.0, value / self.max_score))
+        score = value / self.max_score
+        if not -_ROUNDING <= score <= 1.0 + _ROUNDING:  # also False for NaN
+            raise TeacherError(
+                f"teacher score {score} is outside [0, 1]; the grade {dict(scores.values)} "
+                f"was not validated against 0..{self.max_score:g}"
+            )
+        return min(1.0, max(0.0, score))  # rounding only (see _ROUNDING)
 
     def reward(self, scores: Scores, words: int) -> float:
         """The final-step reward for a graded story of ``words`` words."""

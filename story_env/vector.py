@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from story_env.core import EnvConfig, StoryBatch, build_components
-from story_env.errors import ConfigError
+from story_env.errors import ConfigError, RenderModeError
 
 
 class StorytellingVectorEnv(VectorEnv):
@@ -33,7 +33,9 @@ class StorytellingVectorEnv(VectorEnv):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode not in (None, "ansi"):
-            raise ConfigError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
+            raise RenderModeError(
+                f"render_mode {render_mode!r} is not supported; use 'ansi' or None"
+            )
         for key in ("teacher_kwargs", "student_kwargs"):
             kwargs[key] = dict(kwargs.get(key) or {})
         try:
@@ -45,7 +47,14 @@ class StorytellingVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.batch = StoryBatch(
-            num_envs, self.config, self.teacher, self.tokenizer, self.reward_config, pool
+            num_envs,
+            self.config,
+            self.teacher,
+            self.tokenizer,
+            self.reward_config,
+            pool,
+            student_context=getattr(self.student, "context_length", None),
+            student_name=getattr(self.student, "name", self.config.student),
         )
         self.single_action_space = spaces.Discrete(self.batch.vocab_size)
         self.single_observation_space = spaces.Box(

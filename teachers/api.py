@@ -9,7 +9,10 @@ to ``max_wait_s``) and HTTP 5xx; other HTTP errors fail at once.
 
 The API key is read from the environment variable named by ``api_key_env`` when a
 request is sent. It is never stored on the teacher, never part of its repr, its config
-or the cache key, and it is masked in any error text.
+or the cache key. The key and any credentials written into ``base_url`` are masked
+(``***``, see ``story_env.secrets``) in every string the teacher keeps or returns: the
+server's answers (so a server that echoes the key does not put it in ``teacher_raw``,
+the story log or the cache), error texts and fallback records.
 
 Example::
 
@@ -28,9 +31,9 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from story_env.errors import ConfigError, DependencyMissingError
+from story_env.secrets import Redactor, redact_url, strip_url_credentials, url_secrets
 from story_env.teacher import StoryRequest
 from teachers import rubric
 from teachers.judge import JudgeTeacher
@@ -66,16 +69,6 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc = f"{netloc}:{parts.port}"
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
 
 
 class APITeacher(JudgeTeacher):
@@ -129,8 +122,9 @@ class APITeacher(JudgeTeacher):
                 "the api teacher needs httpx: pip install 'httpx>=0.27,<1'"
             ) from exc
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            shown = redact_url(base_url) if isinstance(base_url, str) else base_url
             raise ConfigError(
-                f"base_url must be an http(s) URL such as 'http://127.0.0.1:8080/v1', got {base_url!r}"
+                f"base_url must be an http(s) URL such as 'http://127.0.0.1:8080/v1', got {shown!r}"
             )
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be a non-empty model name, got {model!r}")
@@ -165,8 +159,9 @@ class APITeacher(JudgeTeacher):
             fallback_score=fallback_score,
             cache=cache,
         )
-        self.base_url = _strip_credentials(base_url.rstrip("/"))
+        self.base_url = strip_url_credentials(base_url.rstrip("/"))
         self._url_with_credentials = base_url.rstrip("/")
+        self._redact = Redactor(url_secrets(base_url))
         self.model = model
         self.api_key_env = api_key_env
         self.temperature = float(temperature)
@@ -233,12 +228,14 @@ class APITeacher(JudgeTeacher):
             **self.extra_body,
         }
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        redact = self._redact.with_secret(key)
         try:
-            return self._post(body, key)
+            return redact(self._post(body, key))
         except BackendError as exc:
-            if key:
-                exc.args = (str(exc).replace(key, "***"),)
+            exc.args = (redact(str(exc)),)
             return exc
+        except Exception as exc:  # anything else the client raised: a failed grade, masked
+            return BackendError(redact(f"{type(exc).__name__}: {exc}"), "other")
 
     def _post(self, body: dict[str, Any], key: str | None) -> str:
         import httpx

@@ -20,8 +20,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from story_env.errors import ConfigError, TeacherError
-from story_env.teacher import Scores, StoryRequest
+from story_env.errors import ConfigError, DependencyMissingError, TeacherError
+from story_env.teacher import Scores, StoryRequest, check_scores
 from teachers import rubric
 from teachers.cache import GradeCache, config_hash, grade_key, open_cache
 from teachers.policy import FailureCounts, FailurePolicy, FallbackScores, failure_kind
@@ -86,7 +86,11 @@ class JudgeTeacher:
             except rubric.AnswerError as exc:
                 out.append(Scores.failed(f"{exc.kind}: {exc}", raw=answer))
             else:
-                out.append(Scores.from_values(values, self.max_score, raw=answer))
+                out.append(
+                    Scores.from_values(
+                        values, self.max_score, raw=answer, dimensions=self.dimensions
+                    )
+                )
         return out
 
     # --- the loop -----------------------------------------------------------------------
@@ -175,16 +179,44 @@ class JudgeTeacher:
         return [s if s is not None else Scores.failed("other: not graded") for s in out]
 
     def _attempt(self, requests: list[StoryRequest]) -> list[Scores]:
+        """Grade ``requests`` chunk by chunk; a misbehaving backend gives failed grades.
+
+        A backend that raises, returns the wrong type or count, or a grade that is not
+        finite and in ``0..max_score`` with this teacher's dimensions, yields failed
+        ``Scores`` naming what it returned, which the retries and the failure policy then
+        handle. Setup errors (``ConfigError``, ``DependencyMissingError``) still raise.
+        """
         results: list[Scores] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
             self.counts.backend_calls += len(chunk)
-            graded = self._grade_batch(chunk)
-            if len(graded) != len(chunk):
-                raise TeacherError(
-                    f"teacher {self.name!r} backend returned {len(graded)} grades for {len(chunk)} stories"
+            try:
+                graded = self._grade_batch(chunk)
+            except (ConfigError, DependencyMissingError):
+                raise
+            except Exception as exc:
+                error = f"backend: {type(exc).__name__}: {exc}"
+                results.extend(Scores.failed(error) for _ in chunk)
+                continue
+            if not isinstance(graded, list | tuple) or len(graded) != len(chunk):
+                got = f"{len(graded)} grades" if isinstance(graded, list | tuple) else repr(graded)
+                error = (
+                    f"count: teacher {self.name!r} backend returned {got[:80]} for "
+                    f"{len(chunk)} stories"
                 )
-            results.extend(graded)
+                results.extend(Scores.failed(error) for _ in chunk)
+                continue
+            for grade in graded:
+                problem = check_scores(grade, self.dimensions, self.max_score)
+                if problem is None:
+                    results.append(grade)
+                else:
+                    raw = (
+                        grade.raw
+                        if isinstance(grade, Scores) and isinstance(grade.raw, str)
+                        else ""
+                    )
+                    results.append(Scores.failed(problem, raw=raw))
         return results
 
     def _give_up(self, failed: Scores, errors: list[str]) -> Scores:
