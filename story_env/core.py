@@ -226,8 +226,7 @@ def reward_and_info(
         }
     if teacher_fallback is None:
         raise TeacherError(
-            f"teacher {teacher!r} failed to grade a story: {scores.error}. "
-            "Pass teacher_fallback=<reward in [0, 1]> to continue with a flagged fallback reward."
+            f"teacher {teacher!r} failed to grade a story: {scores.error}. {_FALLBACK_HINT}"
         )
     value = float(teacher_fallback)
     return value, {
@@ -237,6 +236,101 @@ def reward_and_info(
         "teacher_error": scores.error,
         "teacher_fallback": scores.error,
     }
+
+
+def ask_teacher(
+    teacher: Teacher,
+    requests: list[StoryRequest],
+    *,
+    dimensions: Sequence[str],
+    max_score: float,
+    teacher_fallback: float | None,
+    timeout_s: float | None = None,
+) -> list[Scores]:
+    """Grade ``requests``; whatever the teacher does becomes one valid ``Scores`` per story.
+
+    A teacher that raises, runs past ``timeout_s``, returns something other than a list
+    of ``Scores`` of the right length, or a grade that is not finite and in
+    ``0..max_score`` on exactly ``dimensions``, gives failed grades whose ``error`` names
+    the teacher and what it returned; ``reward_and_info`` then applies the failure
+    policy. Without a ``teacher_fallback``, an exception raises at once (chained), as a
+    ``TeacherError`` unless it already is one of the project's errors. Setup errors
+    (``ConfigError``, ``DependencyMissingError``) always raise.
+
+    Args:
+        teacher: The teacher.
+        requests: The stories to grade.
+        dimensions: The dimensions every grade must have.
+        max_score: The top of the teacher's scale.
+        teacher_fallback: The declared fallback reward (``None``: failures raise).
+        timeout_s: Seconds the batch may take (``None``: no limit).
+    """
+    name = getattr(teacher, "name", type(teacher).__name__)
+    try:
+        returned = _call_teacher(teacher, requests, timeout_s)
+    except (ConfigError, DependencyMissingError):
+        raise
+    except Exception as exc:
+        if isinstance(exc, _TeacherTimeout):
+            error = str(exc)
+        else:
+            error = f"raised: teacher {name!r} raised {type(exc).__name__}: {exc}"
+        if teacher_fallback is None:
+            if isinstance(exc, StorytellingError) and not isinstance(exc, _TeacherTimeout):
+                raise
+            raise TeacherError(f"{error}. {_FALLBACK_HINT}") from exc
+        return [Scores.failed(error) for _ in requests]
+    if not isinstance(returned, list | tuple):
+        error = (
+            f"invalid: teacher {name!r} returned {_short(returned)} for {len(requests)} "
+            "stories; score() must return a list with one Scores per story"
+        )
+        return [Scores.failed(error) for _ in requests]
+    if len(returned) != len(requests):
+        error = (
+            f"count: teacher {name!r} returned {len(returned)} grades for "
+            f"{len(requests)} stories; score() must return one Scores per story, in order"
+        )
+        return [Scores.failed(error) for _ in requests]
+    out = []
+    for grade in returned:
+        problem = check_scores(grade, dimensions, max_score)
+        if problem is None:
+            out.append(grade)
+            continue
+        kind, _, reason = problem.partition(": ")
+        raw = grade.raw if isinstance(grade, Scores) and isinstance(grade.raw, str) else ""
+        out.append(
+            Scores.failed(f"{kind}: teacher {name!r} returned an unusable grade: {reason}", raw)
+        )
+    return out
+
+
+def _call_teacher(teacher: Teacher, requests: list[StoryRequest], timeout: float | None) -> Any:
+    if timeout is None:
+        return teacher.score(requests)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = teacher.score(requests)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    # A daemon thread: a teacher that never returns cannot be stopped from Python, so its
+    # call is abandoned (its late answer is discarded) and cannot block the process's exit.
+    worker = threading.Thread(target=work, name="storytelling-teacher", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        name = getattr(teacher, "name", type(teacher).__name__)
+        raise _TeacherTimeout(
+            f"timeout: teacher {name!r} gave no answer within teacher_timeout_s={timeout:g} s "
+            f"for a batch of {len(requests)} stories; raise teacher_timeout_s or fix the teacher"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 class StoryBatch:
@@ -361,106 +455,23 @@ class StoryBatch:
         return infos
 
     def _ask_teacher(self, requests: list[StoryRequest]) -> list[Scores]:
-        """One ``Scores`` per request; whatever the teacher did becomes a grade or a failure.
-
-        A teacher that raises, hangs past ``teacher_timeout_s``, returns something other
-        than a list of ``Scores`` of the right length, or a grade that is not finite and
-        in range, gives failed grades naming the teacher and what it returned; the
-        failure policy (``teacher_fallback``) then decides. Setup errors (``ConfigError``,
-        ``DependencyMissingError``) always raise.
-        """
-        name = getattr(self.teacher, "name", type(self.teacher).__name__)
-        try:
-            returned = self._call_teacher(requests)
-        except (ConfigError, DependencyMissingError):
-            raise
-        except Exception as exc:
-            if isinstance(exc, _TeacherTimeout):
-                error = str(exc)
-            else:
-                error = f"raised: teacher {name!r} raised {type(exc).__name__}: {exc}"
-            if self.config.teacher_fallback is None:
-                if isinstance(exc, StorytellingError) and not isinstance(exc, _TeacherTimeout):
-                    raise
-                raise TeacherError(f"{error}. {_FALLBACK_HINT}") from exc
-            return [Scores.failed(error) for _ in requests]
-        if not isinstance(returned, list | tuple):
-            error = (
-                f"invalid: teacher {name!r} returned {_short(returned)} for {len(requests)} "
-                "stories; score() must return a list with one Scores per story"
-            )
-            return [Scores.failed(error) for _ in requests]
-        if len(returned) != len(requests):
-            error = (
-                f"count: teacher {name!r} returned {len(returned)} grades for "
-                f"{len(requests)} stories; score() must return one Scores per story, in order"
-            )
-            return [Scores.failed(error) for _ in requests]
-        out = []
-        for grade in returned:
-            problem = check_scores(grade, self.reward.dimensions, self.reward.max_score)
-            if problem is None:
-                out.append(grade)
-                continue
-            kind, _, reason = problem.partition(": ")
-            raw = grade.raw if isinstance(grade, Scores) and isinstance(grade.raw, str) else ""
-            out.append(
-                Scores.failed(f"{kind}: teacher {name!r} returned an unusable grade: {reason}", raw)
-            )
-        return out
-
-    def _call_teacher(self, requests: list[StoryRequest]) -> Any:
-        timeout = self.config.teacher_timeout_s
-        if timeout is None:
-            return self.teacher.score(requests)
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["result"] = self.teacher.score(requests)
-            except BaseException as exc:  # handed to the caller's thread
-                box["error"] = exc
-
-        # A daemon thread: a teacher that never returns cannot be stopped from Python, so
-        # its call is abandoned (its late answer is discarded) and cannot block exit.
-        worker = threading.Thread(target=work, name="storytelling-teacher", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            name = getattr(self.teacher, "name", type(self.teacher).__name__)
-            raise _TeacherTimeout(
-                f"timeout: teacher {name!r} gave no answer within teacher_timeout_s="
-                f"{timeout:g} s for a batch of {len(requests)} stories; raise "
-                "teacher_timeout_s or fix the teacher"
-            )
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
+        return ask_teacher(
+            self.teacher,
+            requests,
+            dimensions=self.reward.dimensions,
+            max_score=self.reward.max_score,
+            teacher_fallback=self.config.teacher_fallback,
+            timeout_s=self.config.teacher_timeout_s,
+        )
 
     def _reward(self, scores: Scores, words: int) -> tuple[float, dict[str, Any]]:
-        if scores.ok:
-            reward = self.reward.reward(scores, words)
-            return reward, {
-                "scores": dict(scores.values),
-                "teacher_score": self.reward.teacher_score(scores),
-                "reward": reward,
-                "teacher_error": None,
-                # a teacher-side declared fallback grade (teachers/policy.py) is flagged here
-                "teacher_fallback": getattr(scores, "fallback_error", None) or None,
-            }
-        if self.config.teacher_fallback is None:
-            name = getattr(self.teacher, "name", type(self.teacher).__name__)
-            raise TeacherError(
-                f"teacher {name!r} failed to grade a story: {scores.error}. {_FALLBACK_HINT}"
-            )
-        reward = float(self.config.teacher_fallback)
-        return reward, {
-            "scores": {},
-            "teacher_score": None,  # no grade: not a number (and logs stay strict JSON)
-            "reward": reward,
-            "teacher_error": scores.error,
-            "teacher_fallback": scores.error,
-        }
+        return reward_and_info(
+            self.reward,
+            scores,
+            words,
+            teacher=self.teacher.name,
+            teacher_fallback=self.config.teacher_fallback,
+        )
 
     def render(self, i: int) -> str:
         """Prompt and story so far, as text."""
