@@ -1,4 +1,4 @@
-"""Built-in RL algorithms from stable-baselines3 and sb3-contrib."""
+"""Built-in RL algorithms from stable-baselines3, sb3-contrib and TRL (optional extra)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,24 @@ def _lazy(path: str) -> Callable[[], type]:
 
     def load() -> type:
         return getattr(importlib.import_module(module), attr)
+
+    return load
+
+
+def _trl(attr: str) -> Callable[[], type]:
+    """Load ``trl.<attr>``, or say which extra installs TRL."""
+
+    def load() -> type:
+        try:
+            module = importlib.import_module("trl")
+        except ImportError as exc:
+            from story_env.errors import DependencyMissingError
+
+            raise DependencyMissingError(
+                f"this algorithm runs through TRL, which is not installed ({exc}); "
+                "run `pip install 'storytelling[trl]'`"
+            ) from exc
+        return getattr(module, attr)
 
     return load
 
@@ -49,6 +67,19 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
         "maskable_ppo",
         AlgorithmSpec(_lazy("sb3_contrib:MaskablePPO"), needs_action_masks=True, defaults=_PAPER),
         description="PPO with invalid-action masks (sb3-contrib)",
+    )
+    register(
+        "grpo",
+        # TRL writes whole completions and learns from group-normalised grades (no critic);
+        # story_env.grpo maps the run's task, budget, KL and run folder onto it. TRL's
+        # default learning rate (1e-6) is for billion-parameter models.
+        AlgorithmSpec(
+            _trl("GRPOConfig"),
+            framework="trl",
+            trainer=_trl("GRPOTrainer"),
+            defaults={"learning_rate": 1e-4},
+        ),
+        description="GRPO (TRL; pip install 'storytelling[trl]')",
     )
     register(
         "recurrent_ppo",

@@ -51,5 +51,6 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
 
     Call ``register(name, spec)`` with a ``story_env.registry.AlgorithmSpec`` that says how
     to load the stable-baselines3-style class and what it needs (action masks, recurrent
-    state, discrete Q-values).
+    state, discrete Q-values), or, with ``framework="trl"``, the TRL trainer and config
+    classes that run it on whole completions.
     """

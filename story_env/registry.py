@@ -20,7 +20,12 @@ from typing import Any, Literal, Protocol
 import pluggy
 
 from story_env import hookspecs
-from story_env.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
+from story_env.errors import (
+    ConfigError,
+    DuplicatePluginError,
+    PluginLoadError,
+    UnknownPluginError,
+)
 
 ENTRY_POINT_GROUP = "storytelling"
 DISABLE_AUTOLOAD_ENV = "STORYTELLING_DISABLE_PLUGIN_AUTOLOAD"
@@ -33,12 +38,18 @@ class AlgorithmSpec:
     """How to build an RL algorithm and what it needs.
 
     Attributes:
-        load: Returns the algorithm class (imported lazily), e.g. ``stable_baselines3.PPO``.
+        load: Returns the class whose constructor takes the run's ``algo_kwargs``
+            (imported lazily): the algorithm, e.g. ``stable_baselines3.PPO``, or for a TRL
+            algorithm its config class, e.g. ``trl.GRPOConfig``.
         needs_action_masks: The algorithm calls ``action_masks()`` (MaskablePPO).
         recurrent: The policy keeps a recurrent state between steps (RecurrentPPO).
         q_values: The algorithm learns discrete Q-values (DQN, QR-DQN).
         on_policy: The algorithm learns from fresh rollouts (PPO family, A2C, TRPO).
         defaults: Default constructor keyword arguments for this task.
+        framework: Who runs it: ``"sb3"`` (a stable-baselines3-style class trained on the
+            vector env) or ``"trl"`` (a TRL trainer that writes whole completions, with the
+            teacher as its reward function; see ``story_env.grpo``).
+        trainer: For ``framework="trl"``: returns the trainer class, e.g. ``trl.GRPOTrainer``.
     """
 
     load: Callable[[], type]
@@ -47,6 +58,14 @@ class AlgorithmSpec:
     q_values: bool = False
     on_policy: bool = True
     defaults: dict[str, Any] = field(default_factory=dict)
+    framework: Literal["sb3", "trl"] = "sb3"
+    trainer: Callable[[], type] | None = None
+
+    def __post_init__(self) -> None:
+        if self.framework not in ("sb3", "trl"):
+            raise ConfigError(f"framework must be 'sb3' or 'trl', got {self.framework!r}")
+        if self.framework == "trl" and self.trainer is None:
+            raise ConfigError("an AlgorithmSpec with framework='trl' needs trainer=<loader>")
 
 
 @dataclass(frozen=True)
@@ -217,8 +236,6 @@ def get_algorithm(name: str) -> AlgorithmSpec:
 
 
 def _create(kind: Kind, name: str, kwargs: dict[str, Any]) -> Any:
-    from story_env.errors import ConfigError
-
     entry = registry().get(kind, name)
     try:
         return entry.obj(**kwargs)

@@ -363,6 +363,10 @@ def train(
     config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) one training run; returns its summary."""
+    if get_algorithm(config.algorithm).framework == "trl":  # GRPO: TRL's trainer
+        from story_env.trl_training import train_trl
+
+        return train_trl(config, out_dir, resume=resume, progress=progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_json = json.dumps(asdict(config), sort_keys=True, default=list)
@@ -480,6 +484,12 @@ def evaluate(
     import torch
 
     from story_env.sb3 import make_sb3_vec_env
+    from story_env.trl_training import trl_student_folder
+
+    if checkpoint is not None and top_p is None and top_k is None:
+        trained = trl_student_folder(checkpoint)  # a TRL run (grpo): a transformers folder
+        if trained is not None:
+            student, student_kwargs, checkpoint = str(trained), None, None
 
     config = TrainConfig(
         student=student,
