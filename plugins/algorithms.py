@@ -82,6 +82,18 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
         description="GRPO (TRL; pip install 'storytelling[trl]')",
     )
     register(
+        "rloo",
+        # Same runner; RLOO's baseline is the mean grade of the other completions of the
+        # prompt, and its KL is a per-sequence reward penalty (sum of log pi - log p_ref).
+        AlgorithmSpec(
+            _trl("RLOOConfig"),
+            framework="trl",
+            trainer=_trl("RLOOTrainer"),
+            defaults={"learning_rate": 1e-4},
+        ),
+        description="RLOO, REINFORCE leave-one-out (TRL; pip install 'storytelling[trl]')",
+    )
+    register(
         "recurrent_ppo",
         AlgorithmSpec(_lazy("sb3_contrib:RecurrentPPO"), recurrent=True),
         description="PPO with an LSTM policy (sb3-contrib)",
