@@ -27,8 +27,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from story_env.core import reward_and_info
-from story_env.errors import ConfigError, TeacherError
+from story_env.core import ask_teacher, reward_and_info
+from story_env.errors import ConfigError
 from story_env.rewards import RewardConfig
 from story_env.teacher import Scores, StoryRequest, Teacher
 
@@ -47,6 +47,8 @@ class TeacherReward:
         teacher_fallback: The declared reward of a story the teacher failed to grade
             (flagged in the info); ``None`` raises ``TeacherError`` instead.
         skip_failed: Return ``None`` for a failed grade (TRL's "not applicable").
+        teacher_timeout_s: Seconds one batch may take; past it every story of the batch
+            has a failed grade (``None``: no limit), as the env's ``teacher_timeout_s``.
         on_graded: Receives the env-style info dict of every graded completion (prompt,
             story, scores, teacher_score, reward, teacher_raw, teacher_error,
             teacher_fallback, words, tokens); a training run logs stories with it.
@@ -60,6 +62,7 @@ class TeacherReward:
         reward_config: RewardConfig,
         teacher_fallback: float | None = None,
         skip_failed: bool = False,
+        teacher_timeout_s: float | None = None,
         on_graded: GradedListener | None = None,
         name: str | None = None,
     ) -> None:
@@ -74,6 +77,7 @@ class TeacherReward:
         self.reward_config = reward_config
         self.teacher_fallback = teacher_fallback
         self.skip_failed = skip_failed
+        self.teacher_timeout_s = teacher_timeout_s
         self.on_graded = on_graded
         self.__name__ = name or f"teacher_{teacher.name}"
         self.failed = 0  # grades the teacher failed, whatever the policy did with them
@@ -106,9 +110,9 @@ class TeacherReward:
             ``skip_failed`` is set.
 
         Raises:
-            TeacherError: the teacher failed to grade a story and neither
-                ``teacher_fallback`` nor ``skip_failed`` is set, or it returned the wrong
-                number of grades.
+            TeacherError: the teacher failed to grade a story (a failed grade, an
+                exception, a timeout, or an invalid grade) and neither
+                ``teacher_fallback`` nor ``skip_failed`` is set.
         """
         if len(prompts) != len(completions):
             raise ConfigError(
@@ -123,12 +127,7 @@ class TeacherReward:
             StoryRequest(_text(p, "prompt"), _text(c, "completion"))
             for p, c in zip(prompts, completions, strict=True)
         ]
-        grades = self.teacher.score(requests) if requests else []
-        if len(grades) != len(requests):
-            raise TeacherError(
-                f"teacher {self.teacher.name!r} returned {len(grades)} grades for "
-                f"{len(requests)} stories"
-            )
+        grades = self._grade(requests) if requests else []
         rewards: list[float | None] = []
         infos: list[dict[str, Any]] = []
         for k, (request, scores) in enumerate(zip(requests, grades, strict=True)):
@@ -152,6 +151,22 @@ class TeacherReward:
         if self.on_graded is not None:
             self.on_graded(infos)
         return rewards
+
+    def _grade(self, requests: list[StoryRequest]) -> list[Scores]:
+        """One teacher call; whatever the teacher does becomes one valid grade per story.
+
+        ``ask_teacher`` raises on a teacher exception unless failures are tolerated (a
+        declared fallback, or ``skip_failed``); ``_reward`` then decides what a failed
+        grade gets.
+        """
+        return ask_teacher(
+            self.teacher,
+            requests,
+            dimensions=self.reward_config.dimensions,
+            max_score=self.reward_config.max_score,
+            teacher_fallback=0.0 if self.skip_failed else self.teacher_fallback,
+            timeout_s=self.teacher_timeout_s,
+        )
 
     def _reward(self, scores: Scores, words: int) -> tuple[float | None, dict[str, Any]]:
         if not scores.ok and self.skip_failed:
@@ -202,6 +217,7 @@ def teacher_reward_function(
     max_new_tokens: int = 90,
     teacher_fallback: float | None = None,
     skip_failed: bool = False,
+    teacher_timeout_s: float | None = None,
     on_graded: GradedListener | None = None,
     **teacher_kwargs: Any,
 ) -> TeacherReward:
@@ -216,6 +232,7 @@ def teacher_reward_function(
         teacher_fallback: Declared reward of an ungradable story (flagged); ``None``
             raises ``TeacherError`` on a failed grade unless ``skip_failed``.
         skip_failed: Give a failed grade ``None`` (TRL leaves it out) instead of raising.
+        teacher_timeout_s: Seconds one batch may take (``None``: no limit).
         on_graded: Receives the info dict of every graded completion.
         **teacher_kwargs: The teacher factory's keyword arguments (e.g. ``cache=``,
             ``on_failure=``, ``retries=``, ``fallback_score=``).
@@ -234,6 +251,7 @@ def teacher_reward_function(
         reward_config=reward_config,
         teacher_fallback=teacher_fallback,
         skip_failed=skip_failed,
+        teacher_timeout_s=teacher_timeout_s,
         on_graded=on_graded,
     )
 

@@ -156,6 +156,7 @@ def _run(
             on_graded=callback.on_graded,
             **dict(config.teacher_kwargs),
         )
+        _TIED_ON_RESUME.model = student.model
         trainer = trainer_class(
             model=student.model,
             reward_funcs=reward,
@@ -392,7 +393,10 @@ def _quiet_transformers() -> Iterator[None]:
 
     TRL 1.16 calls transformers' deprecated ``gradient_checkpointing`` names (a
     ``FutureWarning`` at every generation), and ``generate`` drops an all-ones attention
-    mask, after which GPT-2 warns that the (unpadded) prompts may be padded.
+    mask, after which GPT-2 warns that the (unpadded) prompts may be padded. On resume,
+    transformers 5.24's Trainer reports the LM head as missing from the checkpoint when
+    it is tied to the input embeddings (and so not saved); ``_TiedHeadOnResume`` drops
+    that message only when every missing key is such a tied weight.
     """
     from transformers.utils import logging as hf_logging
 
@@ -401,6 +405,8 @@ def _quiet_transformers() -> Iterator[None]:
     spurious = _DropMessages(_SPURIOUS_LOGS)
     modeling_logger = hf_logging.get_logger("transformers.modeling_utils")
     modeling_logger.addFilter(spurious)
+    trainer_logger = hf_logging.get_logger("transformers.trainer")
+    trainer_logger.addFilter(_TIED_ON_RESUME)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings(
@@ -411,6 +417,7 @@ def _quiet_transformers() -> Iterator[None]:
             yield
     finally:
         modeling_logger.removeFilter(spurious)
+        trainer_logger.removeFilter(_TIED_ON_RESUME)
         if bars:
             hf_logging.enable_progress_bar()
 
@@ -427,3 +434,29 @@ class _DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.prefixes)
+
+
+class _TiedHeadOnResume(logging.Filter):
+    """Drops the resume warning that lists only tied weights as missing.
+
+    ``model`` is set by the run once its student is loaded; tied weights share one
+    tensor with their source, so loading the source restored them.
+    """
+
+    PREFIX = "There were missing keys in the checkpoint model loaded: "
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: Any = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if self.model is None or not message.startswith(self.PREFIX):
+            return True
+        tied = getattr(self.model, "_tied_weights_keys", None) or {}
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        missing = [k for k in tied if params.get(k) is params.get(tied[k]) is not None]
+        return message != f"{self.PREFIX}{missing}."
+
+
+_TIED_ON_RESUME = _TiedHeadOnResume()

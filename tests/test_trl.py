@@ -53,6 +53,13 @@ class FailsOnMarker(HeuristicTeacher):
         ]
 
 
+class Raises(HeuristicTeacher):
+    """Failure injection: the backend is down."""
+
+    def score(self, requests: Sequence[StoryRequest]) -> list[Scores]:
+        raise ConnectionError("backend down")
+
+
 def _adapter(teacher, **kwargs) -> TeacherReward:
     config = RewardConfig.build(teacher.dimensions, teacher.max_score, None, 0.0, 90)
     return TeacherReward(teacher, reward_config=config, **kwargs)
@@ -166,6 +173,18 @@ def test_a_failed_grade_raises_by_default_and_is_never_a_silent_number():
 
     with pytest.raises(ConfigError, match="not both"):
         _adapter(FailsOnMarker(), teacher_fallback=0.0, skip_failed=True)
+
+
+def test_a_teacher_that_raises_follows_the_same_rules():
+    with pytest.raises(TeacherError, match="ConnectionError: backend down"):
+        _adapter(Raises())(prompts=[PROMPT], completions=[STORIES[0]])
+    assert _adapter(Raises(), skip_failed=True)(prompts=[PROMPT], completions=[STORIES[0]]) == [
+        None
+    ]
+    graded: list[dict] = []
+    reward = _adapter(Raises(), teacher_fallback=0.5, on_graded=graded.extend)
+    assert reward(prompts=[PROMPT], completions=[STORIES[0]]) == [0.5]
+    assert "backend down" in graded[0]["teacher_fallback"]
 
 
 def test_teacher_kwargs_and_reward_settings_pass_through():
