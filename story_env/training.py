@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,10 +23,20 @@ import numpy as np
 
 from story_env.errors import ConfigError
 from story_env.registry import AlgorithmSpec, get_algorithm, registry
+from story_env.run_folder import (
+    CHECKPOINT,
+    CHECKPOINT_META,
+    STORIES,
+    append_story,
+    flush_log,
+    load_model,
+    open_run,
+    repair_story_log,
+    save_model,
+    write_meta,
+)
 
-CHECKPOINT = "checkpoint.zip"
-CHECKPOINT_META = "checkpoint.json"
-STORIES = "stories.jsonl"
+logger = logging.getLogger("story_env.training")
 TEACHER_ANSWER_WORDS = 3  # the paper counts ~3 words of teacher output per story
 
 
@@ -75,25 +85,90 @@ class TrainConfig:
     teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
-        if self.num_envs < 1:
-            raise ConfigError(f"num_envs must be >= 1, got {self.num_envs}")
+        _check_train_numbers(self)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a JSON config file; ``overrides`` (e.g. command-line flags) win."""
+        """Read a JSON config file; ``overrides`` (e.g. command-line flags) win.
+
+        Raises:
+            ConfigError: The file is missing, a directory, unreadable, not UTF-8, not
+                JSON, not a JSON object, or names keys that are not fields (each named,
+                with the closest field).
+        """
+        from story_env.errors import did_you_mean
+        from story_env.prompts import read_text_file
+
+        text = read_text_file(path, "config file")
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from exc
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"config file {str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                f"column {exc.colno}); fix it, e.g. check quotes and commas"
+            ) from exc
         known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config file {str(path)!r} holds a JSON {type(data).__name__}, but it must hold "
+                f'an object of TrainConfig fields, e.g. {{"steps": 20000, "teacher": "heuristic"}}'
+            )
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown keys {unknown} in {path}; valid keys: {sorted(known)}")
-        if data.get("prompts") is not None:
+            hints = "".join(did_you_mean(k, known) for k in unknown[:1])
+            raise ConfigError(
+                f"unknown keys {unknown} in config file {str(path)!r}.{hints} "
+                f"Valid keys: {', '.join(sorted(known))}"
+            )
+        if isinstance(data.get("prompts"), list):
             data["prompts"] = tuple(data["prompts"])
         return cls(**{**data, **overrides})
+
+
+def _check_train_numbers(config: TrainConfig) -> None:
+    """Every number of a ``TrainConfig`` is of the right type, finite and in range."""
+    from story_env.core import MAX_CONTEXT_TOKENS
+    from story_env.rewards import finite_number
+
+    def integer(name: str, low: int, optional: bool = False, high: int | None = None) -> None:
+        value = getattr(config, name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            top = f" and <= {high}" if high is not None else ""
+            raise ConfigError(f"{name} must be >= {low}{top}, got {value}")
+
+    integer("steps", 1)
+    integer("num_envs", 1)
+    integer("max_new_tokens", 1, high=MAX_CONTEXT_TOKENS)
+    integer("seed", 0)
+    integer("checkpoint_every", 1)
+    integer("word_budget", 1, optional=True)
+    integer("top_k", 1, optional=True)
+    for name, low, high, inclusive_low in (
+        ("length_bonus", 0.0, None, True),
+        ("kl_coef", 0.0, None, True),
+        ("kl_target", 0.0, None, False),
+        ("top_p", 0.0, 1.0, False),
+    ):
+        value = getattr(config, name)
+        if value is None and name in ("kl_target", "top_p"):
+            continue
+        number = finite_number(name, value)
+        if number < low or (number == low and not inclusive_low) or (high and number > high):
+            span = (
+                f"in ({low:g}, {high:g}]"
+                if high
+                else (f"> {low:g}" if not inclusive_low else f">= {low:g}")
+            )
+            raise ConfigError(f"{name} must be {span}, got {value!r}")
+    for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
+        if not isinstance(getattr(config, name), Mapping):
+            raise ConfigError(
+                f"{name} must be a JSON object (a dict), got {getattr(config, name)!r}"
+            )
 
 
 def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> type:
@@ -169,6 +244,7 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
     """Instantiate the configured algorithm with the causal-LM policy."""
     spec = get_algorithm(config.algorithm)
     policy = policy_class_for(config.algorithm, spec, config)
+    check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)
     kwargs: dict[str, Any] = {**spec.defaults, **dict(config.algo_kwargs)}
     policy_kwargs = {
         "student": config.student,
@@ -196,6 +272,66 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         raise ConfigError(
             f"bad algo_kwargs {sorted(kwargs)} for {config.algorithm!r}: {exc}"
         ) from exc
+
+
+# Set by the run itself: passing them in algo_kwargs is a mistake, not a setting.
+_RUN_OWNED = {
+    "policy": "the student's causal-LM policy",
+    "env": "the run's vector env",
+    "seed": "--seed",
+    "device": "the CPU",
+    "verbose": "the run's logging",
+    "tensorboard_log": "the run folder",
+}
+
+
+def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, Any]) -> None:
+    """Check the user's ``algo_kwargs`` against the algorithm's constructor.
+
+    Names only keys the user passed: an unknown key (with the closest valid one), a key
+    the run sets itself, or a value whose type does not match the parameter's default
+    (a string where a number is expected).
+
+    Raises:
+        ConfigError: With the key, the value and the fix.
+    """
+    import inspect
+
+    from story_env.errors import did_you_mean
+
+    params = inspect.signature(spec.load().__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    valid = sorted(k for k in params if k not in ("self", *_RUN_OWNED) and not k.startswith("_"))
+    owned = sorted(set(algo_kwargs) & set(_RUN_OWNED))
+    if owned:
+        raise ConfigError(
+            f"algo_kwargs {owned} for {name!r} are set by the run itself "
+            f"({', '.join(f'{k}: {_RUN_OWNED[k]}' for k in owned)}); drop them"
+        )
+    unknown = sorted(k for k in algo_kwargs if k not in params)
+    if unknown and not takes_any:
+        raise ConfigError(
+            f"unknown algo_kwargs {unknown} for {name!r}.{did_you_mean(unknown[0], valid)} "
+            f"Valid keys: {', '.join(valid)}"
+        )
+    for key, value in algo_kwargs.items():
+        param = params.get(key)
+        default = param.default if param is not None else inspect.Parameter.empty
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"algo_kwargs {key}={value!r} for {name!r} must be true or false")
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(
+                    f"algo_kwargs {key}={value!r} for {name!r} must be a number "
+                    f'(the default is {default!r}), e.g. {{"{key}": {default!r}}}'
+                )
+            if not math.isfinite(value):
+                raise ConfigError(f"algo_kwargs {key}={value!r} for {name!r} must be finite")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ConfigError(
+                    f"algo_kwargs {key}={value!r} for {name!r} must be a whole number "
+                    f"(the default is {default!r})"
+                )
 
 
 def _accepts(spec: AlgorithmSpec, name: str) -> bool:
@@ -226,12 +362,16 @@ def _callbacks(
         def _on_training_start(self) -> None:
             from tqdm.auto import tqdm
 
+            rollout = rollout_tokens(self.model)
+            end = planned_end(self.num_timesteps, config.steps, rollout)
             self.bar = tqdm(
-                total=config.steps,
+                total=end,
                 initial=self.num_timesteps,
                 unit="tok",
                 disable=not progress,
-                desc=f"{config.algorithm} seed {config.seed}",
+                # the bar's total is where the run ends: --steps rounded up to whole rollouts
+                desc=f"{config.algorithm} seed {config.seed} (--steps {config.steps:,} "
+                f"in rollouts of {rollout:,})",
             )
 
         def _on_step(self) -> bool:
@@ -240,7 +380,7 @@ def _callbacks(
                 if "story" in infos[i]:
                     _log_story(log_file, state, int(i), infos[i], self.num_timesteps)
                     self.recent.append(float(infos[i]["reward"]))
-            log_file.flush()
+            flush_log(log_file, Path(log_file.name))
             if self.recent and len(self.recent) >= config.num_envs:
                 self.logger.record("story/reward_mean", float(np.mean(self.recent)))
                 self.recent.clear()
@@ -279,9 +419,9 @@ def _callbacks(
             state["steps"] = self.num_timesteps
             state["wall_s"] = wall()  # so a resumed run reports its whole training time
             self.last_checkpoint = self.num_timesteps
-            tmp = out / (CHECKPOINT + ".tmp")
-            self.model.save(tmp)
-            os.replace(str(tmp) + ".zip" if not tmp.exists() else tmp, out / CHECKPOINT)
+            # the stories the checkpoint counts reach the disk before the checkpoint does
+            flush_log(log_file, Path(log_file.name), durable=True)
+            save_model(self.model, out)
             _write_meta(out, state)
 
         def _on_training_end(self) -> None:
@@ -302,7 +442,8 @@ def _log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step:
         "prompt": info["prompt"],
         "story": info["story"],
         "scores": info["scores"],
-        "teacher_score": info["teacher_score"],
+        # a failed grade has no teacher score: null in the log (teacher_error says why)
+        "teacher_score": _grade_or_none(info["teacher_score"]),
         "reward": info["reward"],
         "teacher_raw": info["teacher_raw"],
         "teacher_error": info["teacher_error"],
@@ -310,7 +451,30 @@ def _log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step:
         "words": info["words"],
         "interactive_words": state["interactive_words"],
     }
-    log_file.write(json.dumps(record) + "\n")
+    append_story(log_file, record, Path(log_file.name))
+
+
+def _grade_or_none(value: Any) -> float | None:
+    """A teacher score, or ``None`` for the NaN an ungraded story carries in its info."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def rollout_tokens(model: Any) -> int:
+    """Env steps one rollout of ``model`` collects (``n_steps`` x envs; 1 if it has none)."""
+    return int(getattr(model, "n_steps", 1) or 1) * int(getattr(model, "n_envs", 1) or 1)
+
+
+def planned_end(start: int, steps: int, rollout: int) -> int:
+    """Where a run at ``start`` that trains to ``steps`` stops: whole rollouts past ``start``.
+
+    SB3 collects whole rollouts, so a run ends at the first rollout boundary at or past
+    ``steps``: less than one rollout past it.
+    """
+    if start >= steps:
+        return start
+    return start + math.ceil((steps - start) / rollout) * rollout
 
 
 def _predict(model: Any, venv: Any, obs: np.ndarray) -> np.ndarray:
@@ -368,42 +532,42 @@ def train(
 
         return train_trl(config, out_dir, resume=resume, progress=progress)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config_json = json.dumps(asdict(config), sort_keys=True, default=list)
-    state = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
-    if resume and (out / CHECKPOINT_META).exists():
-        saved = json.loads((out / "config.json").read_text())
-        if json.dumps(saved, sort_keys=True) != config_json:
-            raise ConfigError(
-                f"cannot resume {out}: its config.json differs from this run's config"
-            )
-        state = json.loads((out / CHECKPOINT_META).read_text())
-        _truncate_jsonl(out / STORIES, state["stories"])
-    elif (out / CHECKPOINT_META).exists():
-        raise ConfigError(
-            f"{out} already holds a run; pass --resume to continue it or choose a new --out"
-        )
-    else:
-        (out / "config.json").write_text(config_json)
-        (out / STORIES).unlink(missing_ok=True)
+    resuming = resume and (out / CHECKPOINT_META).exists()
+    # the run folder's guard: names changed settings, repairs or refuses the story log
+    state = open_run(out, asdict(config), resume)
 
     import torch
 
     torch.manual_seed(config.seed + state["steps"])
     venv = make_env(config, seed_offset=state["steps"])
     tb = str(out / "tensorboard") if _has_tensorboard() else None
-    if state["steps"]:
+    if resuming:
         spec = get_algorithm(config.algorithm)
-        model = spec.load().load(out / CHECKPOINT, env=venv, device="cpu", tensorboard_log=tb)
+        model = load_model(
+            spec.load(), out / CHECKPOINT, env=venv, device="cpu", tensorboard_log=tb
+        )
     else:
         model = build_algorithm(config, venv, tensorboard_log=tb)
+    rollout = rollout_tokens(model)
+    if rollout > config.steps - state["steps"] > 0:
+        logger.warning(
+            "one rollout (n_steps %d x %d envs = %d tokens) is longer than the %d steps left "
+            "of --steps %d: the run trains %d tokens; pass --algo-kwargs '{\"n_steps\": N}' "
+            "for shorter rollouts",
+            rollout // config.num_envs,
+            config.num_envs,
+            rollout,
+            config.steps - state["steps"],
+            config.steps,
+            rollout,
+        )
     wall0, started = state["wall_s"], time.perf_counter()
 
     def wall() -> float:
         return wall0 + time.perf_counter() - started
 
-    with open(out / STORIES, "a", encoding="utf-8") as log_file:
-        if not state["steps"]:
+    with _open_log(out / STORIES) as log_file:
+        if not resuming:
             state["critic_start"] = _warm_start_critic(model, venv, log_file, state)
         callback = _callbacks(config, out, log_file, state, progress, wall)
         remaining = config.steps - state["steps"]
@@ -421,9 +585,20 @@ def train(
 
 
 def _write_meta(out: Path, state: dict[str, Any]) -> None:
-    tmp = out / (CHECKPOINT_META + ".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, out / CHECKPOINT_META)
+    write_meta(out, state)
+
+
+def _open_log(path: Path) -> Any:
+    """The story log, opened for appending (a ``RunFolderError`` if it cannot be)."""
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        from story_env.errors import RunFolderError, describe_os_error
+
+        raise RunFolderError(
+            f"cannot open story log {str(path)!r} ({describe_os_error(exc)}); fix the run "
+            "folder's permissions or choose another --out"
+        ) from exc
 
 
 def _has_tensorboard() -> bool:
@@ -435,29 +610,85 @@ def _has_tensorboard() -> bool:
 
 
 def _truncate_jsonl(path: Path, lines: int) -> None:
-    """Keep the first ``lines`` complete lines (stories logged after the checkpoint go)."""
-    if not path.exists():
-        return
-    kept: list[str] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if len(kept) == lines or not line.endswith("\n"):
-                break
-            kept.append(line)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, path)
+    """Keep the first ``lines`` stories of the log, validated (see ``repair_story_log``).
+
+    Stories logged after the checkpoint go, with a warning; a damaged or missing story
+    among the first ``lines`` raises ``RunFolderError`` instead of being lost.
+    """
+    note = repair_story_log(path, lines)
+    if note:
+        logger.warning("%s: %s", path.parent, note)
 
 
 # --- evaluation -----------------------------------------------------------------------
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and normal-approximation 95% confidence interval."""
+#: How ``mean_ci`` computes its interval (reported with every evaluation).
+CI_METHOD = "95% percentile bootstrap of the mean (10,000 resamples, seed 0)"
+_BOOTSTRAP_RESAMPLES = 10_000
+
+
+def mean_ci(
+    values: Sequence[float], bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
+    """Mean and 95% confidence interval of the mean, by percentile bootstrap.
+
+    The interval is the 2.5th and 97.5th percentiles of the means of 10,000 resamples
+    (with replacement, seeded, so the same values give the same interval). A resampled
+    mean lies between the smallest and largest value, so the interval never leaves the
+    range the scores live in (a score in [0, 1] never gets a bound below 0), and nothing
+    is clipped; a normal approximation (mean +- 1.96 s / sqrt(n)) did leave it for
+    scores near the ends. With one value there is no spread to resample: the interval
+    is ``bounds`` if given (nothing is known), else the value itself.
+
+    Args:
+        values: Finite scores.
+        bounds: The range the scores live in, e.g. ``(0.0, 1.0)``; checked when given.
+
+    Raises:
+        ConfigError: No values, a value that is not finite, or one outside ``bounds``.
+    """
     arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or not len(arr):
+        raise ConfigError("mean_ci needs at least one value; evaluate at least one story")
+    if not np.isfinite(arr).all():
+        raise ConfigError(f"mean_ci got a value that is not finite: {arr[~np.isfinite(arr)][0]}")
+    if bounds is not None and ((arr < bounds[0]).any() or (arr > bounds[1]).any()):
+        raise ConfigError(f"mean_ci got values outside {list(bounds)}: {arr.min()}..{arr.max()}")
     mean = float(arr.mean())
-    half = 1.96 * float(arr.std(ddof=1)) / math.sqrt(len(arr)) if len(arr) > 1 else float("nan")
-    return mean, mean - half, mean + half
+    if len(arr) == 1:
+        low, high = bounds if bounds is not None else (mean, mean)
+        return mean, float(low), float(high)
+    rng = np.random.default_rng(0)
+    chunk = max(1, 1_000_000 // len(arr))  # rows per draw: bounded memory for large n
+    means = np.concatenate(
+        [
+            arr[
+                rng.integers(0, len(arr), size=(min(chunk, _BOOTSTRAP_RESAMPLES - k), len(arr)))
+            ].mean(axis=1)
+            for k in range(0, _BOOTSTRAP_RESAMPLES, chunk)
+        ]
+    )
+    low, high = np.percentile(means, [2.5, 97.5])
+    return mean, float(low), float(high)
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    """A run folder's ``config.json``, checked to name an algorithm and a student."""
+    from story_env.errors import RunFolderError
+    from story_env.run_folder import CONFIG, read_json
+
+    data = read_json(run / CONFIG, "run config")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("algorithm"), str)
+        or not isinstance(data.get("student"), str)
+    ):
+        raise RunFolderError(
+            f"run config {str(run / CONFIG)!r} does not name an algorithm and a student; "
+            "the run folder is damaged"
+        )
+    return data
 
 
 def evaluate(
@@ -481,6 +712,10 @@ def evaluate(
     it the untrained policy, i.e. the pretrained student, sampling inside its own top-p
     / top-k set when ``top_p`` / ``top_k`` are given.
     """
+    if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
+        raise ConfigError(
+            f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
+        )
     import torch
 
     from story_env.sb3 import make_sb3_vec_env
@@ -520,8 +755,8 @@ def evaluate(
             raise ConfigError(
                 f"no checkpoint at {str(path)!r}; give a `storytelling train` run folder"
             )
-        run_config = json.loads((path.parent / "config.json").read_text())
-        model = get_algorithm(run_config["algorithm"]).load().load(path, device="cpu")
+        run_config = _run_config(path.parent)
+        model = load_model(get_algorithm(run_config["algorithm"]).load(), path, device="cpu")
         # a policy trained under top-p/top-k masks writes under them, so it is judged
         # under them too (without, it samples tokens it never learned about)
         top_p, top_k = run_config.get("top_p"), run_config.get("top_k")
@@ -541,6 +776,7 @@ def evaluate(
     results = [info for _, info in wave[:stories]]
     venv.close()
     summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
+    summary["ci_method"] = CI_METHOD
     dims = list(results[0]["scores"])
     for dim in dims:
         summary[dim] = mean_ci([r["scores"][dim] for r in results])

@@ -283,12 +283,15 @@ def test_resume_refuses_a_different_config(student, tmp_path):
         train(config, tmp_path, progress=False)
     other = TrainConfig(
         student=student,
-        steps=128,
+        steps=128,  # a budget: may change (tests/test_reliability.py extends a run)
         num_envs=4,
-        max_new_tokens=8,
-        algo_kwargs={"n_steps": 16, "batch_size": 64},
+        max_new_tokens=9,
+        algo_kwargs={"n_steps": 32, "batch_size": 64},
     )
-    with pytest.raises(ConfigError, match="config.json differs"):
+    with pytest.raises(
+        ConfigError,
+        match=r"differ from its config.json: algo_kwargs.n_steps 16 -> 32; max_new_tokens 8 -> 9\.",
+    ):
         train(other, tmp_path, resume=True, progress=False)
 
 

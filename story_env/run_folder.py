@@ -1,0 +1,383 @@
+"""The run folder: one home for its files, its resume guard and its story-log repair.
+
+A training run folder holds ``config.json`` (the run's settings, with any password in a
+URL masked), ``stories.jsonl`` (every finished story, one strict-JSON line each, appended
+and flushed as it goes), ``checkpoint.zip`` (the model) and ``checkpoint.json`` (the
+counters at that checkpoint). Every write is atomic (a temporary file, then
+``os.replace``) and leaves no ``.tmp`` behind when it fails. Every failure to read or
+write a file is a ``RunFolderError`` naming the path and the fix, never a traceback.
+
+``open_run`` is the guard both training back ends use: a fresh start, or a resume that
+names every setting that differs, lets the budgets (``steps``, ``word_budget``,
+``checkpoint_every``) change, and repairs the story log to the checkpoint (saying what
+it dropped) or refuses when a story the checkpoint counts is damaged or missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from story_env.errors import ConfigError, RunFolderError, StorytellingError, describe_os_error
+from story_env.secrets import redact_config
+
+logger = logging.getLogger("story_env.run")
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.zip"
+CHECKPOINT_META = "checkpoint.json"
+STORIES = "stories.jsonl"
+
+#: Settings a resumed run may change: budgets and bookkeeping, not the task.
+RESUMABLE_CHANGES = ("steps", "word_budget", "checkpoint_every")
+
+_STATE_KEYS = {"steps": int, "stories": int, "interactive_words": int, "wall_s": (int, float)}
+
+
+def prepare(out: Path) -> None:
+    """Create the run folder if needed and make sure it can be written.
+
+    Raises:
+        RunFolderError: ``out`` is a file, cannot be created, or is read-only.
+    """
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(
+            f"run folder {str(out)!r} is a file, not a folder; give --out a folder path "
+            "(it is created if missing)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot create run folder {str(out)!r} ({describe_os_error(exc)}); "
+            "choose a writable --out"
+        ) from exc
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"ok")
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write in run folder {str(out)!r} ({describe_os_error(exc)}); "
+            "choose a writable --out or fix its permissions"
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def dumps(record: Any) -> str:
+    """Strict JSON (no NaN or infinity): a number that is not finite is a bug, not data.
+
+    Raises:
+        ValueError: If ``record`` holds a NaN or an infinity.
+    """
+    return json.dumps(record, allow_nan=False)
+
+
+@contextlib.contextmanager
+def _writing(path: Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write {what} {str(path)!r} ({describe_os_error(exc)}); free disk space "
+            "or fix the folder's permissions, then rerun with --resume (the run continues "
+            "from its last checkpoint)"
+        ) from exc
+
+
+def write_atomic(path: Path, data: bytes | str, what: str = "file") -> None:
+    """Write ``path`` through a temporary file and ``os.replace``; no ``.tmp`` survives."""
+    tmp = path.with_name(path.name + ".tmp")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with _writing(path, what):
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def save_model(model: Any, out: Path) -> None:
+    """Save an SB3 model as ``checkpoint.zip`` atomically; a failure leaves no ``.tmp``."""
+    path = out / CHECKPOINT
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with _writing(path, "checkpoint"):
+            with open(tmp, "wb") as fh:
+                model.save(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def write_meta(out: Path, state: Mapping[str, Any]) -> None:
+    """Write ``checkpoint.json`` (the run's counters) atomically."""
+    write_atomic(out / CHECKPOINT_META, dumps(dict(state)), "checkpoint counters")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file of the run folder, or a ``RunFolderError`` naming it and the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RunFolderError(f"{what} {str(path)!r} is missing; the run folder is damaged") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise RunFolderError(f"cannot read {what} {str(path)!r} ({reason})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(
+            f"{what} {str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+            "the run folder is damaged: restore the file, or start over with another --out"
+        ) from exc
+
+
+def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as written to ``config.json``: JSON types, URL passwords masked."""
+    plain = json.loads(json.dumps(dict(config), sort_keys=True, default=list))
+    return redact_config(plain)
+
+
+def config_changes(saved: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``"field old -> new"`` for every setting that differs (one level into dicts)."""
+    changes = []
+    for key in sorted(set(saved) | set(new)):
+        old, now = saved.get(key), new.get(key)
+        if old == now:
+            continue
+        if isinstance(old, dict) and isinstance(now, dict):
+            for sub in sorted(set(old) | set(now)):
+                if old.get(sub) != now.get(sub):
+                    changes.append(f"{key}.{sub} {old.get(sub)!r} -> {now.get(sub)!r}")
+        else:
+            changes.append(f"{key} {old!r} -> {now!r}")
+    return changes
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    """The counters of the run's last checkpoint (``checkpoint.json``), validated."""
+    path = out / CHECKPOINT_META
+    state = read_json(path, "checkpoint counters")
+    bad = [
+        key
+        for key, kind in _STATE_KEYS.items()
+        if not isinstance(state, dict)
+        or not isinstance(state.get(key), kind)
+        or isinstance(state.get(key), bool)
+        or state[key] < 0
+        or not math.isfinite(state[key])
+    ]
+    if bad:
+        raise RunFolderError(
+            f"checkpoint counters {str(path)!r} lack valid {bad}; the run folder is damaged: "
+            "restore the file, or start over with another --out"
+        )
+    return state
+
+
+def open_run(
+    out: Path, config: Mapping[str, Any], resume: bool, *, checkpoint: str | None = CHECKPOINT
+) -> dict[str, Any]:
+    """Start or resume the run in ``out``; return the counters to continue from.
+
+    Args:
+        out: The run folder (created if missing).
+        config: The run's settings (``dataclasses.asdict`` of its config).
+        resume: Continue the run in ``out`` (``--resume``).
+        checkpoint: The model file a resume needs, relative to ``out``; ``None`` when the
+            caller checks its own checkpoint.
+
+    Returns:
+        The counters (``steps``, ``stories``, ``interactive_words``, ``wall_s`` and any
+        extra keys the run saved); zeros for a fresh run.
+
+    Raises:
+        ConfigError: A run exists and ``resume`` is off, or a setting other than the
+            budgets differs from the run's ``config.json`` (all such fields are named).
+        RunFolderError: The folder cannot be written, or its files are damaged.
+    """
+    prepare(out)
+    public = public_config(config)
+    meta = out / CHECKPOINT_META
+    if meta.exists() and not resume:
+        raise ConfigError(
+            f"{out} already holds a run; pass --resume to continue it or choose a new --out"
+        )
+    if not meta.exists():
+        _start_fresh(out, public, resume)
+        return {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+    saved = read_json(out / CONFIG, "run config")
+    if not isinstance(saved, dict):
+        raise RunFolderError(
+            f"run config {str(out / CONFIG)!r} is not a JSON object; it is damaged"
+        )
+    changes = config_changes(saved, public)
+    fixed = [c for c in changes if c.split(" ", 1)[0].split(".")[0] not in RESUMABLE_CHANGES]
+    if fixed:
+        raise ConfigError(
+            f"cannot resume {out}: these settings differ from its config.json: "
+            f"{'; '.join(fixed)}. Resume with the run's own settings (only "
+            f"{', '.join(RESUMABLE_CHANGES)} may change), or start a new run with another --out"
+        )
+    state = read_state(out)
+    if checkpoint is not None and not (out / checkpoint).is_file():
+        raise RunFolderError(
+            f"cannot resume {out}: {checkpoint} is missing although checkpoint.json exists; "
+            "restore it, or start over with another --out"
+        )
+    if changes:
+        write_atomic(out / CONFIG, json.dumps(public, sort_keys=True), "run config")
+        logger.warning("resuming %s with changed budget: %s", out, "; ".join(changes))
+    note = repair_story_log(out / STORIES, state["stories"], state["steps"])
+    if note:
+        logger.warning("resuming %s: %s", out, note)
+    return state
+
+
+def _start_fresh(out: Path, public: Mapping[str, Any], resume: bool) -> None:
+    log = out / STORIES
+    orphans = _count_lines(log)
+    if resume:
+        logger.warning(
+            "%s holds no checkpoint to resume (no %s): starting a new run there",
+            out,
+            CHECKPOINT_META,
+        )
+    if orphans:
+        logger.warning(
+            "%s: discarding %d stories logged before the run's first checkpoint "
+            "(the run starts over)",
+            out,
+            orphans,
+        )
+    write_atomic(out / CONFIG, json.dumps(public, sort_keys=True), "run config")
+    with _writing(log, "story log"):
+        log.unlink(missing_ok=True)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot read story log {str(path)!r} ({describe_os_error(exc)})"
+        ) from exc
+
+
+def repair_story_log(path: Path, stories: int, step: int = 0) -> str | None:
+    """Make the story log hold exactly the ``stories`` stories the checkpoint counts.
+
+    Lines after them (stories logged after the checkpoint, possibly cut short by a
+    kill) are dropped: training repeats those steps and logs them again.
+
+    Args:
+        path: ``stories.jsonl``.
+        stories: How many stories the checkpoint counts.
+        step: The checkpoint's step, for messages.
+
+    Returns:
+        What was repaired, or ``None`` if nothing needed it.
+
+    Raises:
+        RunFolderError: One of the first ``stories`` lines is cut short, not JSON, out of
+            order (a gap or a duplicate ``story_index``), or missing: resuming would lose
+            a story, so the message names the line and the way out.
+    """
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.readlines()
+    except FileNotFoundError:
+        lines = []
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot read story log {str(path)!r} ({describe_os_error(exc)})"
+        ) from exc
+
+    def refuse(problem: str) -> RunFolderError:
+        return RunFolderError(
+            f"cannot resume: story log {str(path)!r} {problem}, but the checkpoint at step "
+            f"{step} counts {stories} stories, so resuming would lose a story. Restore the "
+            "file from a backup, or start a new run with another --out"
+        )
+
+    for number, line in enumerate(lines[:stories], 1):
+        if not line.endswith(b"\n"):
+            raise refuse(f"line {number} is cut short (no end of line)")
+        try:
+            record = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise refuse(f"line {number} is not valid JSON ({exc})") from exc
+        index = record.get("story_index") if isinstance(record, dict) else None
+        if index != number:
+            raise refuse(
+                f"line {number} has story_index {index!r}, expected {number} (a gap, a "
+                "duplicate or an edited line)"
+            )
+    if len(lines) < stories:
+        raise refuse(f"holds {len(lines)} stories")
+    extra = len(lines) - stories
+    if not extra:
+        return None
+    write_atomic(path, b"".join(lines[:stories]), "story log")
+    return (
+        f"dropped {extra} line(s) of {path.name} logged after the checkpoint at step {step} "
+        "(training repeats those steps and logs their stories again)"
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def append_story(log_file: IO[str], record: Mapping[str, Any], path: Path) -> None:
+    """Append one story record as a strict-JSON line."""
+    line = dumps(dict(record)) + "\n"
+    with _writing(path, "story log"):
+        log_file.write(line)
+
+
+def flush_log(log_file: IO[str], path: Path, durable: bool = False) -> None:
+    """Flush the story log (and ``fsync`` it when ``durable``, before a checkpoint)."""
+    with _writing(path, "story log"):
+        log_file.flush()
+        if durable:
+            os.fsync(log_file.fileno())
+
+
+def load_model(algorithm_class: type, path: Path, **kwargs: Any) -> Any:
+    """Load an SB3 checkpoint, or a ``RunFolderError`` saying it is damaged."""
+    if path.is_dir():
+        raise RunFolderError(f"checkpoint {str(path)!r} is a directory; give checkpoint.zip")
+    if not path.is_file():
+        raise RunFolderError(
+            f"no checkpoint at {str(path)!r}; give a `storytelling train` run folder"
+        )
+    try:
+        return algorithm_class.load(path, **kwargs)
+    except StorytellingError:
+        raise
+    except Exception as exc:
+        raise RunFolderError(
+            f"checkpoint {str(path)!r} cannot be loaded ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); the file is damaged or from another algorithm: restore it, "
+            "or start over with another --out"
+        ) from exc
