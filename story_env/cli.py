@@ -35,6 +35,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     """Print every registered teacher, student and algorithm with its provider."""
     from story_env.registry import registry
 
+    from story_env.training import refusal_reason
+
     reg = registry()
     for kind in ("teacher", "student", "algorithm"):
         entries = sorted(reg.entries(kind), key=lambda e: e.name)  # type: ignore[arg-type]
@@ -42,8 +44,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         width = max((len(e.name) for e in entries), default=0)
         for e in entries:
             alias = f" (aliases: {', '.join(e.aliases)})" if e.aliases else ""
+            refused = refusal_reason(e.obj) if kind == "algorithm" else None
+            mark = f"  REFUSED by `storytelling train`: {refused}" if refused else ""
             print(
-                f"  {e.name:<{width}}  [{e.distribution}; plugin {e.plugin}]  {e.description}{alias}"
+                f"  {e.name:<{width}}  [{e.distribution}; plugin {e.plugin}]  "
+                f"{e.description}{alias}{mark}"
             )
     return 0
 
@@ -125,13 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``storytelling`` console script."""
+    """Entry point of the ``storytelling`` console script.
+
+    The project's errors print as one line (``storytelling: error: ...``) with exit
+    status 2; so do file errors (``OSError``: they name the path) that escaped a more
+    specific message. A closed output pipe (``storytelling plugins | head -1``) ends
+    the command quietly.
+    """
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
+        return status
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except StorytellingError as exc:
         print(f"storytelling: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(
+            f"storytelling: error: cannot use file{where}: {exc.strerror or exc}; check the "
+            "path, its permissions and the free disk space",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away: point stdout at /dev/null so exit stays quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe
 
 
 if __name__ == "__main__":

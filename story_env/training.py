@@ -171,14 +171,28 @@ def _check_train_numbers(config: TrainConfig) -> None:
             )
 
 
+def refusal_reason(spec: AlgorithmSpec) -> str | None:
+    """Why ``train`` refuses an algorithm (short), or ``None`` if it can train with it.
+
+    The causal-LM policy keeps its state in the token prefix and takes its action logits
+    from the LM head: recurrent policies and Q-learning do not fit it
+    (``policy_class_for`` gives the full reasons).
+    """
+    if spec.recurrent:
+        return "needs a recurrent policy; the LM's state is its prefix"
+    if spec.q_values:
+        return "learns Q-values: greedy decoding from the LM head loops (docs/training.md)"
+    if not spec.on_policy:
+        return "off-policy; the causal-LM policy supports on-policy algorithms"
+    return None
+
+
 def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> type:
     """The causal-LM policy class that fits the algorithm, or a clear error."""
     from agents.policy import CausalLMPolicy, MaskableCausalLMPolicy
 
     compatible = sorted(
-        e.name
-        for e in registry().entries("algorithm")
-        if e.obj.on_policy and not e.obj.recurrent and not e.obj.q_values
+        e.name for e in registry().entries("algorithm") if refusal_reason(e.obj) is None
     )
     if spec.recurrent:
         raise ConfigError(
