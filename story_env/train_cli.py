@@ -54,7 +54,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", help="registered algorithm (default: ppo)")
     p.add_argument("--student", help="student name or model folder (default: tiny)")
     p.add_argument("--teacher", help="teacher name (default: heuristic)")
-    p.add_argument("--steps", type=_number, help="env steps (tokens) to train (default: 20000)")
+    p.add_argument(
+        "--steps",
+        type=_number,
+        help="env steps (tokens) to train (default: 20000); the run stops at the end of the "
+        "rollout that reaches it, less than one rollout (n_steps x num_envs) past it",
+    )
     p.add_argument("--word-budget", type=_number, help="stop at this many interactive words")
     p.add_argument("--num-envs", type=int, help="stories written at once (default: 8)")
     p.add_argument("--max-new-tokens", type=int, help="story length limit (default: 90)")
@@ -98,6 +103,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for key, value in result.items():
         if isinstance(value, tuple):
             print(f"  {key:14s} {value[0]:.3f}  95% CI [{value[1]:.3f}, {value[2]:.3f}]")
+    if result.get("ci_method"):
+        print(f"  (CI: {result['ci_method']})")
     for i, story in enumerate(result["samples"], 1):
         print(f"  sample {i}: {story.strip()[:300]}")
     if args.json:
