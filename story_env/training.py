@@ -63,6 +63,10 @@ class TrainConfig:
         algo_kwargs: Extra constructor arguments of the algorithm (learning_rate, n_steps...).
         student_kwargs: Student factory arguments.
         teacher_kwargs: Teacher factory arguments.
+        teacher_fallback: Reward of a story the teacher failed to grade (flagged in the
+            story log); ``None``: a failed grade stops the run with an error.
+        teacher_timeout_s: Seconds one teacher batch may take before its stories count as
+            failed grades (``None``: no limit).
     """
 
     algorithm: str = "ppo"
@@ -83,6 +87,8 @@ class TrainConfig:
     algo_kwargs: Mapping[str, Any] = field(default_factory=dict)
     student_kwargs: Mapping[str, Any] = field(default_factory=dict)
     teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    teacher_fallback: float | None = None
+    teacher_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         _check_train_numbers(self)
@@ -152,16 +158,24 @@ def _check_train_numbers(config: TrainConfig) -> None:
         ("kl_coef", 0.0, None, True),
         ("kl_target", 0.0, None, False),
         ("top_p", 0.0, 1.0, False),
+        ("teacher_fallback", 0.0, 1.0, True),
+        ("teacher_timeout_s", 0.0, None, False),
     ):
         value = getattr(config, name)
-        if value is None and name in ("kl_target", "top_p"):
+        if value is None and name in (
+            "kl_target",
+            "top_p",
+            "teacher_fallback",
+            "teacher_timeout_s",
+        ):
             continue
         number = finite_number(name, value)
         if number < low or (number == low and not inclusive_low) or (high and number > high):
+            opening = "[" if inclusive_low else "("
             span = (
-                f"in ({low:g}, {high:g}]"
+                f"in {opening}{low:g}, {high:g}]"
                 if high
-                else (f"> {low:g}" if not inclusive_low else f">= {low:g}")
+                else f"{'>=' if inclusive_low else '>'} {low:g}"
             )
             raise ConfigError(f"{name} must be {span}, got {value!r}")
     for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
@@ -233,6 +247,8 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
         prompts=list(config.prompts) if config.prompts else None,
         teacher_kwargs=dict(config.teacher_kwargs),
         student_kwargs=dict(config.student_kwargs),
+        teacher_fallback=config.teacher_fallback,
+        teacher_timeout_s=config.teacher_timeout_s,
     )
     venv.seed(config.seed + seed_offset)
     if (
