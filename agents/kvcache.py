@@ -9,6 +9,11 @@ out for the other slots.
 When masked entries make up most of the cache, each row's valid entries are gathered to
 the right (no recomputation: keys and values already carry their positions), so the
 cache, and the cost of every step, stays near the longest live sequence.
+
+The cache is a ``transformers.DynamicCache`` used through its public methods only: the
+model takes and returns it as ``cache`` (transformers 5.24 renamed ``past_key_values``,
+which goes in 5.40), new columns join through ``Cache.update`` and a compacted cache is
+a new ``DynamicCache`` filled the same way; nothing writes a layer's tensors directly.
 """
 
 from __future__ import annotations
@@ -16,6 +21,23 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers import DynamicCache
+
+#: Per layer, the (keys, values) tensors of a cache: each (batch, heads, positions, dim).
+LayerStates = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def layer_states(cache: Any) -> LayerStates:
+    """The (keys, values) tensors of every layer of a ``DynamicCache`` (read only)."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def cache_from_states(states: LayerStates, config: Any) -> DynamicCache:
+    """A new ``DynamicCache`` for ``config``'s model holding ``states``."""
+    cache = DynamicCache(config=config)
+    for i, (keys, values) in enumerate(states):
+        cache.update(keys, values, i)
+    return cache
 
 
 class IncrementalLM:
@@ -47,13 +69,14 @@ class IncrementalLM:
 
     def clear(self) -> None:
         """Forget the cache (the next call recomputes every row)."""
-        self.past: Any = None
+        self.past: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # (N, T) 1 = valid cache position
         self.tokens: torch.Tensor | None = None  # (N, L) ids seen so far
         self.lengths: torch.Tensor | None = None  # (N,)
         self.hidden: torch.Tensor | None = None  # (N, H) hidden state at the last token
-        # restarted rows' prompts: token ids -> (per layer (keys, values), last hidden)
-        self.prompts: dict[tuple[int, ...], tuple[list[tuple[Any, Any]], torch.Tensor]] = {}
+        # restarted rows' prompts: token ids -> (per layer (keys, values), each
+        # (heads, P, dim); the hidden state after the prompt's last token)
+        self.prompts: dict[tuple[int, ...], tuple[LayerStates, torch.Tensor]] = {}
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -89,13 +112,13 @@ class IncrementalLM:
             for r, (_, last) in zip(rows, entries, strict=True):
                 hidden[r] = last
                 cols[r, width_r - int(lengths[r]) :] = 1
-            for i, layer in enumerate(self.past.layers):
-                for k, name in enumerate(("keys", "values")):
-                    old = getattr(layer, name)
-                    grown = old.new_zeros(old.shape[0], old.shape[1], width_r, old.shape[3])
-                    for r, (kv, _) in zip(rows, entries, strict=True):
-                        grown[r, :, width_r - kv[i][k].shape[1] :] = kv[i][k]
-                    setattr(layer, name, torch.cat([old, grown], dim=2))
+            for i, (keys, _) in enumerate(layer_states(self.past)):
+                n, heads, _, dim = keys.shape
+                grown = keys.new_zeros(2, n, heads, width_r, dim)  # new keys and values
+                for r, (kv, _) in zip(rows, entries, strict=True):
+                    for k in (0, 1):
+                        grown[k, r, :, width_r - kv[i][k].shape[1] :] = kv[i][k]
+                self.past.update(grown[0], grown[1], i)  # appended as new columns
             self.mask = torch.cat([self.mask, cols], dim=1)
         if extend.any():
             # one new token per extended row; other rows feed a masked dummy token
@@ -107,21 +130,22 @@ class IncrementalLM:
                 input_ids=token,
                 attention_mask=mask,
                 position_ids=prev[:, None],
-                past_key_values=self.past,
+                cache=self.past,
                 use_cache=True,
             )
             hidden = torch.where(extend[:, None], out.last_hidden_state[:, -1], hidden)
-            self.past, self.mask = out.past_key_values, mask
+            self.past, self.mask = out.cache, mask
         self.hidden = hidden
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
 
-    def _prompt(self, prompt: tuple[int, ...]) -> tuple[list[tuple[Any, Any]], torch.Tensor]:
+    def _prompt(self, prompt: tuple[int, ...]) -> tuple[LayerStates, torch.Tensor]:
         """Keys/values (per layer, each (heads, P, dim)) and last hidden state of a prompt."""
         entry = self.prompts.get(prompt)
         if entry is None:
-            out = self.base(input_ids=torch.tensor([prompt]), use_cache=True)
-            kv = [(layer.keys[0], layer.values[0]) for layer in out.past_key_values.layers]
+            ids = torch.tensor([prompt])
+            out = self.base(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+            kv = [(keys[0], values[0]) for keys, values in layer_states(out.cache)]
             entry = (kv, out.last_hidden_state[0, -1])
             if len(self.prompts) >= self.max_prompts:
                 self.prompts.clear()
@@ -141,14 +165,14 @@ class IncrementalLM:
         out = self.base(
             input_ids=chunk, attention_mask=valid.long(), position_ids=positions, use_cache=True
         )
-        self.past, self.mask = out.past_key_values, valid.long()
+        self.past, self.mask = out.cache, valid.long()
         self.hidden = out.last_hidden_state[:, -1]
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
 
     def _compact(self) -> None:
         """Drop masked cache columns: each row's valid ones, in order, right-aligned."""
-        assert self.mask is not None
+        assert self.mask is not None and self.past is not None
         valid = self.mask.bool()  # (N, T)
         width = max(1, int(valid.sum(dim=1).max()))
         cols = torch.arange(valid.shape[1]).expand_as(valid)
@@ -156,10 +180,13 @@ class IncrementalLM:
         keep = torch.sort(torch.where(valid, cols, -1), dim=1).values[:, -width:]  # (N, W)
         self.mask = (keep >= 0).long()
         index = keep.clamp(min=0)[:, None, :, None]  # (N, 1, W, 1)
-        for layer in self.past.layers:
-            shape = (-1, layer.keys.shape[1], -1, layer.keys.shape[3])
-            layer.keys = layer.keys.gather(2, index.expand(shape))
-            layer.values = layer.values.gather(2, index.expand(shape))
+        states = []
+        for keys, values in layer_states(self.past):
+            shape = (-1, keys.shape[1], -1, keys.shape[3])
+            states.append(
+                (keys.gather(2, index.expand(shape)), values.gather(2, index.expand(shape)))
+            )
+        self.past = cache_from_states(states, self.model.config)
 
 
 def _prefix_of(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import ConfigError
+from story_env.loading import weight_io
 
 
 class HFTokenizer:
@@ -146,7 +147,8 @@ def load_path_student(path: str | Path, name: str | None = None) -> LMStudent:
 
     def load_model() -> Any:
         try:
-            return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+            with weight_io():
+                return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load a causal LM from {str(folder)!r}: {exc}") from exc
 
@@ -207,7 +209,8 @@ def load_smollm2_model() -> Any:
     from transformers import AutoModelForCausalLM
 
     path = _gguf_ready()
-    return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    with weight_io():
+        return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
 
 
 def _gguf_ready() -> Path:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from story_env.errors import ConfigError
+from story_env.loading import weight_io
 
 EOS = "<|endoftext|>"
 STATE_FILE = "state.pt"
@@ -204,7 +205,12 @@ def perplexity(model: Any, ids: np.ndarray, block: int, max_tokens: int) -> floa
     total, count = 0.0, 0
     for chunk in np.array_split(starts, max(1, len(starts) // 32)):
         x = torch.as_tensor(np.stack([ids[s : s + block + 1] for s in chunk]))
-        loss = model(input_ids=x, attention_mask=torch.ones_like(x), labels=x).loss  # shifts inside
+        inputs = x[:, :-1]
+        logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
+        # logits: (batch, block, vocab); the same loss as training's
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1)
+        )
         total += float(loss) * len(chunk)
         count += len(chunk)
     model.train()
@@ -213,7 +219,8 @@ def perplexity(model: Any, ids: np.ndarray, block: int, max_tokens: int) -> floa
 
 def _atomic_save_dir(model: Any, tokenizer: Any, dest: Path, meta: dict[str, Any]) -> None:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    model.save_pretrained(tmp)
+    with weight_io():  # no "Writing model shards" bar unless progress bars are on
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "pretraining.json").write_text(json.dumps(meta, indent=2))
     if dest.exists():

@@ -90,11 +90,72 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from story_env.loading import loading_bars
     from story_env.training import train
 
-    summary = train(_config(args), args.out, resume=args.resume, progress=not args.no_progress)
-    print(json.dumps(summary, indent=2))
+    config = _config(args)
+    with loading_bars(not args.no_progress):
+        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    if args.json == "-":
+        print(json.dumps(summary, indent=2))
+        return 0
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(train_summary(summary, config, Path(args.out)))
     return 0
+
+
+def train_summary(summary: dict[str, Any], config: Any, out: Path) -> str:
+    """The few lines ``storytelling train`` ends with: what ran, the grade before and
+    after (the run's first and last ``num_envs`` logged stories), and what to run next."""
+    from story_env.run_folder import STORIES
+
+    grades: list[float] = []
+    log = out / STORIES
+    if log.exists():
+        with log.open(encoding="utf-8") as fh:
+            for line in fh:
+                score = json.loads(line).get("teacher_score")
+                if score is not None:  # a failed grade is logged as null
+                    grades.append(float(score))
+    wall = float(summary.get("wall_s", 0.0))
+    lines = [
+        f"trained {config.algorithm} on {config.student} against {config.teacher}: "
+        f"{summary['steps']:,} tokens, {summary['stories']:,} stories in "
+        f"{_duration(wall)} ({summary.get('tokens_per_s', 0.0):,.0f} tokens/s)"
+    ]
+    if grades:
+        n = min(config.num_envs, len(grades))
+        first, last = sum(grades[:n]) / n, sum(grades[-n:]) / n
+        lines.append(
+            f"teacher score ({config.teacher}): {first:.3f} over the first {n} stories, "
+            f"{last:.3f} over the last {n} (training samples, not an evaluation)"
+        )
+    lines.append(f"run folder: {out} (config.json, {STORIES}, checkpoint, tensorboard)")
+    lines.append(f"evaluate:   {eval_command(config, out)}")
+    return "\n".join(lines)
+
+
+def eval_command(config: Any, out: Path) -> str:
+    """The ``storytelling eval`` line that scores the run in ``out`` on its own task."""
+    import shlex
+
+    words = ["storytelling", "eval", "--checkpoint", str(out)]
+    # the run's student, teacher and story length, where they differ from eval's defaults
+    for flag, value, default in (
+        ("--student", config.student, "tiny"),
+        ("--teacher", config.teacher, "heuristic"),
+        ("--max-new-tokens", config.max_new_tokens, 90),
+    ):
+        if value != default:
+            words += [flag, str(value)]
+    return shlex.join([*words, "--stories", "64"])
+
+
+def _duration(seconds: float) -> str:
+    """``75.2`` -> ``"1 min 15 s"``."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -150,6 +211,14 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, help="run folder: config, checkpoint, stories.jsonl, tensorboard"
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the run's summary as JSON instead of the human summary; "
+        "with FILE, write the JSON there and print the human summary",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="mean and 95%% CI per dimension over N stories at fixed seeds")

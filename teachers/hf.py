@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from story_env.errors import ConfigError, DependencyMissingError
+from story_env.loading import weight_io
 from story_env.teacher import Scores, StoryRequest
 from teachers import rubric
 from teachers.judge import JudgeTeacher
@@ -75,7 +76,8 @@ def load_model(path: str, gguf_file: str | None) -> tuple[Any, Any]:
         kwargs["gguf_file"] = gguf_file
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+        with weight_io():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
     except ImportError as exc:
         raise DependencyMissingError(
             f"loading {path!r} needs an optional package: {exc}. For GGUF files: "
@@ -183,8 +185,8 @@ class HFTeacher(JudgeTeacher):
         if self._prefix is None or self._prefix[0] != prefix:
             ids = self.tokenizer(prefix, return_tensors="pt", add_special_tokens=False)["input_ids"]
             with torch.inference_mode():
-                out = self.model(input_ids=ids, use_cache=True)
-            self._prefix = (prefix, ids.shape[1], out.past_key_values)
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+            self._prefix = (prefix, ids.shape[1], out.cache)
         return self._prefix[1], self._prefix[2]
 
     def _decode(
@@ -231,7 +233,7 @@ class HFTeacher(JudgeTeacher):
                     input_ids=ids,
                     attention_mask=full_mask,
                     position_ids=positions,
-                    past_key_values=cache,
+                    cache=cache,
                     use_cache=True,
                     logits_to_keep=1,  # the LM head only where the answer is read
                 )

@@ -1,0 +1,171 @@
+"""transformers integration: KV-cached rollouts on the Cache API, and a quiet console.
+
+The rollout cache must write exactly the tokens a plain full-prefix forward would, and
+nothing on the rollout, evaluation or training path may use an API transformers has
+deprecated (``past_key_values`` goes in 5.40) or print warnings and loading bars.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from agents.baselines import seed_stories
+from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+from story_env.sb3 import make_sb3_vec_env
+from story_env.training import TrainConfig, build_algorithm, evaluate, train
+
+SMALL = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)
+PROMPTS = ["Once upon a time", "The fox", "A small dragon lived in a cave by the sea", "Tom"]
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> str:
+    """A small pretrained student folder (seconds to build)."""
+    out = tmp_path_factory.mktemp("student")
+    config = PretrainConfig(words=3000, block_size=32, batch_size=4, model=SMALL)
+    pretrain(config, seed_stories(), seed_stories(), out, progress=False, log=lambda *_: None)
+    return str(out / checkpoint_name(3000))
+
+
+def _plain_hidden(model, ids, lengths):
+    """Hidden state after each row's last token, from one plain forward of its prefix."""
+    rows = [
+        model.base_model(input_ids=ids[i : i + 1, : lengths[i]]).last_hidden_state[0, -1]
+        for i in range(len(ids))
+    ]
+    return torch.stack(rows)  # (N, H)
+
+
+def _rollout_tokens(student, *, cached: bool, slack: int, steps: int = 70) -> np.ndarray:
+    """Token ids the untrained policy writes from seed 0: (steps, envs)."""
+    venv = make_sb3_vec_env(
+        num_envs=3, student=student, max_new_tokens=14, prompts=PROMPTS, teacher="heuristic"
+    )
+    model = build_algorithm(TrainConfig(student=student, num_envs=3, max_new_tokens=14), venv)
+    policy = model.policy
+    policy.set_training_mode(False)
+    extractor = policy.features_extractor
+    extractor.incremental.slack = slack  # 0: compact the cache at almost every step
+    if not cached:
+        lm = extractor.model
+        extractor.incremental = lambda ids, lengths: _plain_hidden(lm, ids, lengths)
+    venv.seed(0)
+    obs = venv.reset()
+    torch.manual_seed(0)
+    tokens = []
+    for _ in range(steps):
+        with torch.no_grad():
+            actions, _, _ = policy(torch.as_tensor(obs))
+        tokens.append(actions.numpy())
+        obs, _, _, _ = venv.step(actions.numpy())
+    venv.close()
+    return np.stack(tokens)
+
+
+@pytest.mark.parametrize("slack", [32, 0])
+def test_kv_cached_rollout_writes_the_tokens_of_full_prefix_forwards(student, slack):
+    cached = _rollout_tokens(student, cached=True, slack=slack)
+    plain = _rollout_tokens(student, cached=False, slack=slack)
+    # 70 steps of stories of at most 14 tokens: every slot restarts several times
+    np.testing.assert_array_equal(cached, plain)
+    assert len(np.unique(cached)) > 10  # sampled text, not one repeated token
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_rollout_train_and_eval_use_no_deprecated_transformers_api(student, tmp_path):
+    from transformers.utils import logging as hf_logging
+
+    # transformers reports some deprecations once per process through its logger
+    hf_logging.warning_once.cache_clear()
+    records = _Records()
+    hf_logger = logging.getLogger("transformers")
+    hf_logger.addHandler(records)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            warnings.simplefilter("error", FutureWarning)
+            config = TrainConfig(
+                student=student,
+                steps=64,
+                num_envs=4,
+                max_new_tokens=12,
+                kl_coef=0.01,  # the frozen reference's cache too
+                algo_kwargs={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
+            )
+            train(config, tmp_path, progress=False)
+            result = evaluate(student=student, stories=4, num_envs=2, max_new_tokens=12)
+            trained = evaluate(
+                student=student, checkpoint=tmp_path, stories=4, num_envs=2, max_new_tokens=12
+            )
+    finally:
+        hf_logger.removeHandler(records)
+    assert result["stories"] == trained["stories"] == 4
+    assert records.messages == []
+
+
+def test_loading_bars_show_only_when_asked(student, capfd):
+    from agents.lm import load_path_student
+    from story_env.loading import loading_bars
+
+    load_path_student(student).model  # noqa: B018 (loads the weights)
+    assert "Loading weights" not in capfd.readouterr().err
+    with loading_bars(True):
+        load_path_student(student).model  # noqa: B018
+    assert "Loading weights" in capfd.readouterr().err
+
+
+def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, capsys):
+    from story_env.cli import main
+
+    args = [
+        "train",
+        "--student",
+        student,
+        "--steps",
+        "64",
+        "--num-envs",
+        "4",
+        "--max-new-tokens",
+        "12",
+        "--algo-kwargs",
+        '{"n_steps": 16, "batch_size": 64, "n_epochs": 1}',
+        "--no-progress",
+    ]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith(f"trained ppo on {student} against heuristic: 64 tokens, ")
+    rows = [json.loads(r) for r in (tmp_path / "run" / "stories.jsonl").read_text().splitlines()]
+    first = np.mean([r["teacher_score"] for r in rows[:4]])
+    last = np.mean([r["teacher_score"] for r in rows[-4:]])
+    assert f"{len(rows)} stories" in lines[0]
+    assert lines[1].startswith(
+        f"teacher score (heuristic): {first:.3f} over the first 4 stories, {last:.3f} over "
+        "the last 4"
+    )
+    assert lines[2].startswith(f"run folder: {tmp_path / 'run'} ")
+    assert lines[3] == (
+        f"evaluate:   storytelling eval --checkpoint {tmp_path / 'run'} --student {student} "
+        "--max-new-tokens 12 --stories 64"
+    )
+    assert len(lines) == 4 and "Loading weights" not in captured.err
+
+    assert main([*args, "--out", str(tmp_path / "json"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)  # only JSON on stdout
+    assert summary["steps"] == 64 and summary["stories"] == len(
+        (tmp_path / "json" / "stories.jsonl").read_text().splitlines()
+    )
