@@ -63,6 +63,7 @@ def main() -> None:
         with torch.no_grad():
             lm.generate(
                 prompt,
+                attention_mask=torch.ones_like(prompt),  # unpadded: pad = eos is ambiguous
                 max_new_tokens=length,
                 min_new_tokens=length,
                 do_sample=True,

@@ -34,7 +34,6 @@ def json_object(text: str) -> dict[str, Any]:
 def cmd_plugins(args: argparse.Namespace) -> int:
     """Print every registered teacher, student and algorithm with its provider."""
     from story_env.registry import registry
-
     from story_env.training import refusal_reason
 
     reg = registry()
