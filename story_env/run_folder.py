@@ -348,6 +348,37 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+@contextlib.contextmanager
+def open_story_log(path: Path) -> Iterator[IO[str]]:
+    """The story log, opened for appending; file errors become ``RunFolderError``.
+
+    Closing flushes what is left; on a full disk that fails again, which must not hide
+    the error that stopped the run (or leak as a bare ``OSError``).
+    """
+    try:
+        log_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot open story log {str(path)!r} ({describe_os_error(exc)}); fix the run "
+            "folder's permissions or choose another --out"
+        ) from exc
+    failed = False
+    try:
+        yield log_file
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        try:
+            with _writing(path, "story log"):
+                log_file.close()
+        except RunFolderError:
+            if not failed:
+                raise
+            with contextlib.suppress(OSError):
+                log_file.close()
+
+
 def append_story(log_file: IO[str], record: Mapping[str, Any], path: Path) -> None:
     """Append one story record as a strict-JSON line."""
     line = dumps(dict(record)) + "\n"

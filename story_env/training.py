@@ -31,6 +31,7 @@ from story_env.run_folder import (
     flush_log,
     load_model,
     open_run,
+    open_story_log,
     repair_story_log,
     save_model,
     write_meta,
@@ -596,7 +597,7 @@ def train(
     def wall() -> float:
         return wall0 + time.perf_counter() - started
 
-    with _open_log(out / STORIES) as log_file:
+    with open_story_log(out / STORIES) as log_file:
         if not resuming:
             state["critic_start"] = _warm_start_critic(model, venv, log_file, state)
         callback = _callbacks(config, out, log_file, state, progress, wall)
@@ -616,19 +617,6 @@ def train(
 
 def _write_meta(out: Path, state: dict[str, Any]) -> None:
     write_meta(out, state)
-
-
-def _open_log(path: Path) -> Any:
-    """The story log, opened for appending (a ``RunFolderError`` if it cannot be)."""
-    try:
-        return open(path, "a", encoding="utf-8")
-    except OSError as exc:
-        from story_env.errors import RunFolderError, describe_os_error
-
-        raise RunFolderError(
-            f"cannot open story log {str(path)!r} ({describe_os_error(exc)}); fix the run "
-            "folder's permissions or choose another --out"
-        ) from exc
 
 
 def _has_tensorboard() -> bool:

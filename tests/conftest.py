@@ -27,3 +27,22 @@ def temporary_plugin() -> Iterator[Callable[[Any, str], None]]:
         for name in added:
             with contextlib.suppress(Exception):
                 pm.unregister(name=name)
+
+
+@pytest.fixture(scope="session")
+def random_lm_student(tmp_path_factory) -> str:
+    """A one-layer GPT with untrained weights and a BPE tokenizer (a second to build).
+
+    A real transformers model folder (``save_pretrained``) with a 128-token context, for
+    tests that need an LM student and a training run but not a fluent one.
+    """
+    from agents.baselines import seed_stories
+    from agents.pretrain import ModelConfig, build_model, train_tokenizer
+
+    out = tmp_path_factory.mktemp("random_lm")
+    tokenizer = train_tokenizer(seed_stories(), 300)
+    config = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=128, vocab_size=len(tokenizer))
+    model = build_model(config, tokenizer.eos_token_id, 0)
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out)
+    return str(out)
