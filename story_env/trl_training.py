@@ -27,7 +27,6 @@ student folder (``trl_student_folder``).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import shutil
@@ -42,15 +41,16 @@ import numpy as np
 
 from story_env.errors import ConfigError
 from story_env.registry import AlgorithmSpec, get_algorithm
-from story_env.training import (
+from story_env.run_folder import (
     CHECKPOINT_META,
     STORIES,
-    TrainConfig,
-    _has_tensorboard,
-    _log_story,
-    _truncate_jsonl,
-    _write_meta,
+    flush_log,
+    open_run,
+    open_story_log,
+    read_json,
+    write_meta,
 )
+from story_env.training import TrainConfig, _has_tensorboard, _log_story
 
 TRAINER_DIR = "trainer"  # TRL's checkpoint-N folders
 
@@ -70,11 +70,6 @@ _RESERVED = {
 }
 
 
-def is_trl_run(config: TrainConfig) -> bool:
-    """Whether the config's algorithm runs through TRL rather than stable-baselines3."""
-    return get_algorithm(config.algorithm).framework == "trl"
-
-
 def trl_student_folder(checkpoint: str | Path) -> Path | None:
     """The trained student of a TRL run folder (a transformers folder), else ``None``.
 
@@ -87,7 +82,7 @@ def trl_student_folder(checkpoint: str | Path) -> Path | None:
     config_file, meta_file = run / "config.json", run / CHECKPOINT_META
     if not run.is_dir() or not config_file.is_file():
         return None
-    algorithm = json.loads(config_file.read_text()).get("algorithm", "ppo")
+    algorithm = read_json(config_file, "run config").get("algorithm", "ppo")
     if get_algorithm(algorithm).framework != "trl":
         return None
     if not meta_file.is_file():
@@ -95,7 +90,7 @@ def trl_student_folder(checkpoint: str | Path) -> Path | None:
             f"{run} is a {algorithm} run without a checkpoint yet; train it longer "
             "(or resume it) before evaluating"
         )
-    return run / json.loads(meta_file.read_text())["checkpoint"]
+    return run / read_json(meta_file, "checkpoint counters")["checkpoint"]
 
 
 def train_trl(
@@ -147,12 +142,14 @@ def _run(
     def wall() -> float:
         return wall0 + time.perf_counter() - started
 
-    with open(out / STORIES, "a", encoding="utf-8") as log_file:
+    with open_story_log(out / STORIES) as log_file:
         callback = _run_callback(TrainerCallback, config, args, out, log_file, state, tb, wall)
         reward = teacher_reward_function(
             config.teacher,
             length_bonus=config.length_bonus,
             max_new_tokens=config.max_new_tokens,
+            teacher_fallback=config.teacher_fallback,
+            teacher_timeout_s=config.teacher_timeout_s,
             on_graded=callback.on_graded,
             **dict(config.teacher_kwargs),
         )
@@ -178,7 +175,7 @@ def _run(
             if tb is not None:
                 tb.close()
     state["wall_s"] = wall()
-    _write_meta(out, state)
+    write_meta(out, state)
 
 
 def _check_task(config: TrainConfig) -> None:
@@ -202,25 +199,19 @@ def _check_task(config: TrainConfig) -> None:
 
 
 def _open_run(config: TrainConfig, out: Path, resume: bool) -> tuple[dict[str, Any], str | None]:
-    """The run folder's guard: fresh start, or resume from the current checkpoint."""
-    config_json = json.dumps(asdict(config), sort_keys=True, default=list)
-    if resume and (out / CHECKPOINT_META).exists():
-        saved = json.loads((out / "config.json").read_text())
-        if json.dumps(saved, sort_keys=True) != config_json:
-            raise ConfigError(
-                f"cannot resume {out}: its config.json differs from this run's config"
-            )
-        state = json.loads((out / CHECKPOINT_META).read_text())
-        _truncate_jsonl(out / STORIES, state["stories"])
-        return state, str(out / state["checkpoint"])
-    if (out / CHECKPOINT_META).exists():
+    """The run folder's guard (``run_folder.open_run``) plus TRL's checkpoint folder."""
+    resuming = resume and (out / CHECKPOINT_META).exists()
+    state = open_run(out, asdict(config), resume, checkpoint=None)
+    if not resuming:
+        shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)  # a run killed before its first save
+        return state, None
+    checkpoint = out / str(state.get("checkpoint", TRAINER_DIR))
+    if not (checkpoint / "trainer_state.json").is_file():
         raise ConfigError(
-            f"{out} already holds a run; pass --resume to continue it or choose a new --out"
+            f"cannot resume {out}: its checkpoint {str(checkpoint)!r} is missing or "
+            "incomplete; restore it, or start over with another --out"
         )
-    (out / "config.json").write_text(config_json)
-    (out / STORIES).unlink(missing_ok=True)
-    shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)  # a run killed before its first checkpoint
-    return {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}, None
+    return state, str(checkpoint)
 
 
 def _check_prompt_ids(tokenizer: Any, story_tokenizer: Any, prompts: tuple[str, ...]) -> None:
@@ -316,7 +307,7 @@ def _run_callback(
                 _log_story(log_file, state, slot, info, state["steps"])
                 if info["reward"] is not None:
                     self.recent.append(float(info["reward"]))
-            log_file.flush()
+            flush_log(log_file, out / STORIES)
             if self.bar is not None:
                 self.bar.update(min(state["steps"], config.steps) - self.bar.n)
 
@@ -341,7 +332,8 @@ def _run_callback(
             state["checkpoint"] = current
             state["wall_s"] = wall()  # so a resumed run reports its whole training time
             self.last_checkpoint = state["steps"]
-            _write_meta(out, state)  # atomic: from here on, `current` is the checkpoint
+            flush_log(log_file, out / STORIES, durable=True)  # the stories it counts
+            write_meta(out, state)  # atomic: from here on, `current` is the checkpoint
             for old in (out / TRAINER_DIR).glob("checkpoint-*"):
                 if old.name != current.rsplit("/", 1)[1]:
                     shutil.rmtree(old, ignore_errors=True)
