@@ -102,3 +102,11 @@ class Redactor:
 
     def __repr__(self) -> str:  # never show the secrets themselves
         return f"Redactor({len(self._secrets)} secrets)"
+
+
+def basic_auth_from_url(url: str) -> tuple[str, str] | None:
+    """The ``(user, password)`` written into a URL, percent-decoded, or ``None``."""
+    parts = _split(url)
+    if parts is None or (parts.username is None and parts.password is None):
+        return None
+    return unquote(parts.username or ""), unquote(parts.password or "")

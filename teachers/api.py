@@ -33,7 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from story_env.errors import ConfigError, DependencyMissingError
-from story_env.secrets import Redactor, redact_url, strip_url_credentials, url_secrets
+from story_env.secrets import (
+    Redactor,
+    basic_auth_from_url,
+    redact_url,
+    strip_url_credentials,
+    url_secrets,
+)
 from story_env.teacher import StoryRequest
 from teachers import rubric
 from teachers.judge import JudgeTeacher
@@ -133,6 +139,12 @@ class APITeacher(JudgeTeacher):
                 raise ConfigError(
                     f"api_key_env must name an environment variable (e.g. 'OPENAI_API_KEY'), got {api_key_env!r}"
                 )
+            if basic_auth_from_url(base_url) is not None:
+                raise ConfigError(
+                    f"base_url {redact_url(base_url)!r} carries credentials (sent as HTTP Basic "
+                    f"auth) and api_key_env={api_key_env!r} a Bearer key; a request has one "
+                    "Authorization header, so give one of them"
+                )
             if not os.environ.get(api_key_env):
                 raise ConfigError(
                     f"api_key_env={api_key_env!r} names an environment variable that is not set; "
@@ -160,7 +172,9 @@ class APITeacher(JudgeTeacher):
             cache=cache,
         )
         self.base_url = strip_url_credentials(base_url.rstrip("/"))
-        self._url_with_credentials = base_url.rstrip("/")
+        # credentials in base_url travel as HTTP Basic auth, never in a URL that a client
+        # or its logging could show (httpx logs every request's URL at INFO level)
+        self._basic_auth = basic_auth_from_url(base_url)
         self._redact = Redactor(url_secrets(base_url))
         self.model = model
         self.api_key_env = api_key_env
@@ -242,12 +256,12 @@ class APITeacher(JudgeTeacher):
 
         client, _ = self._session()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        url = f"{self._url_with_credentials}/chat/completions"
+        url = f"{self.base_url}/chat/completions"
         error: BackendError | None = None
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             try:
-                response = client.post(url, json=body, headers=headers)
+                response = client.post(url, json=body, headers=headers, auth=self._basic_auth)
             except httpx.TimeoutException as exc:
                 error = BackendError(
                     f"no answer from {self.base_url} within the timeout ({type(exc).__name__})",

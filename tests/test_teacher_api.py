@@ -7,6 +7,7 @@ starts llama.cpp's own server in-process with ``xllamacpp`` on the SmolLM2 GGUF.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import logging
@@ -37,8 +38,10 @@ class FakeChatServer:
     """A scripted stand-in for an OpenAI-compatible server, on 127.0.0.1.
 
     Script steps: ``("answer", text)``, ``("status", code, headers)``, ``("sleep", s)``
-    then the next step, ``("raw", body)`` for a non-JSON 200 body. When the script runs
-    out, the last step repeats.
+    then the next step, ``("raw", body)`` for a non-JSON 200 body, ``("echo",)`` for an
+    answer that repeats the request's credentials (the ``Authorization`` header, and for
+    ``Basic`` its decoded ``user:password`` and the password alone), as a careless proxy
+    or a chatty model might. When the script runs out, the last step repeats.
     """
 
     def __init__(self, script: list[tuple]) -> None:
@@ -66,6 +69,13 @@ class FakeChatServer:
                 if step[0] == "sleep":
                     time.sleep(step[1])
                     step = ("answer", "1 1 1")
+                if step[0] == "echo":
+                    auth = self.headers.get("Authorization", "")
+                    text = f"2 2 2 -- you sent me {auth!r}"
+                    if auth.startswith("Basic "):
+                        pair = base64.b64decode(auth[6:]).decode()
+                        text += f" which is {pair!r}, password {pair.split(':', 1)[1]!r}"
+                    step = ("answer", text)
                 if step[0] == "status":
                     self.send_response(step[1])
                     for name, value in (step[2] if len(step) > 2 else {}).items():
@@ -300,6 +310,77 @@ def test_key_never_appears_in_files_logs_or_reprs(fake_server, api_key, tmp_path
     for path in Path(tmp_path).rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_credentials_in_base_url_are_masked_in_errors_and_not_mixed_with_a_key(api_key):
+    with pytest.raises(ConfigError, match=r"give one of them") as caught:
+        APITeacher(base_url="http://u:s3cret-pw@127.0.0.1:1/v1", model="m", api_key_env=KEY_ENV)
+    assert "s3cret-pw" not in str(caught.value) and "u:***@" in str(caught.value)
+    teacher = APITeacher(base_url="http://u:s3cret-pw@127.0.0.1:1/v1", model="m")
+    assert "s3cret-pw" not in repr(teacher) and "s3cret-pw" not in json.dumps(teacher.grade_config())
+
+
+@pytest.mark.parametrize("credentials", ["api_key", "base_url"])
+def test_echoed_secrets_never_reach_any_output_or_file(
+    fake_server, api_key, random_lm_student, tmp_path, capsys, caplog, credentials
+):
+    """A server that echoes the key (or a base_url's Basic credentials) in its answers,
+    through a whole `storytelling train` run: no output and no file of the run shows them."""
+    from story_env.cli import main
+
+    server = fake_server(*[("echo",), ("answer", "2 2 2")] * 400)
+    user, password = "storyuser", "pa$$-w0rd-9f1e"
+    teacher_kwargs = {
+        "model": "fake",
+        "retries": 0,
+        "backoff_s": 0.01,
+        "cache": str(tmp_path / "c.sqlite"),
+    }
+    if credentials == "api_key":
+        secrets = [KEY]
+        teacher_kwargs |= {"base_url": server.url, "api_key_env": KEY_ENV}
+    else:
+        netloc = f"{user}:{password.replace('$', '%24')}@"
+        secrets = [password, password.replace("$", "%24"), f"{user}:{password}"]
+        secrets.append(base64.b64encode(f"{user}:{password}".encode()).decode())
+        teacher_kwargs |= {"base_url": server.url.replace("http://", f"http://{netloc}")}
+    run = tmp_path / "run"
+    argv = [
+        "train", "--student", random_lm_student, "--teacher", "api",
+        "--teacher-kwargs", json.dumps(teacher_kwargs), "--teacher-fallback", "0",
+        "--steps", "32", "--num-envs", "2", "--max-new-tokens", "8",
+        "--algo-kwargs", '{"n_steps": 16, "batch_size": 32, "n_epochs": 1}',
+        "--out", str(run), "--no-progress",
+    ]  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        assert main(argv) == 0
+        assert (
+            main(
+                [
+                    *argv[: argv.index("--steps") + 1],
+                    "64",
+                    *argv[argv.index("--steps") + 2 :],
+                    "--resume",
+                ]
+            )
+            == 0
+        )
+    echoed = [r for r in server.requests if r["headers"].get("Authorization")]
+    assert echoed, "the server saw no credentials"
+    rows = [json.loads(line) for line in (run / "stories.jsonl").read_text().splitlines()]
+    assert any("***" in r["teacher_raw"] for r in rows)  # it echoed, and was masked
+    assert any(r["teacher_error"] is None for r in rows)  # and graded stories exist
+    out = capsys.readouterr()
+    texts = [out.out, out.err, caplog.text]
+    for path in [*run.rglob("*"), tmp_path / "c.sqlite"]:
+        if path.is_file():
+            texts.append(path.read_bytes().decode("latin-1"))
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text
+    if credentials == "base_url":
+        saved = json.loads((run / "config.json").read_text())["teacher_kwargs"]["base_url"]
+        assert saved.startswith(f"http://{user}:***@127.0.0.1:")
 
 
 # --- the real server ----------------------------------------------------------------------
