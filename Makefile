@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job on the embedded default: the tiny student (built on first use, ~5 min),
-# scored before and after a short PPO run against the heuristic teacher (~2 min).
-DEMO_EVAL := --student tiny --teacher heuristic --stories 64 --seed 0 --num-envs 16
+# scored before and after a short PPO run whose reward is the lm teacher (SmolLM2's
+# reading of each story). Every score comes twice: from the teacher that is the reward,
+# and from the held-out judge (the lm teacher on Gemma-3-270M, never the reward).
+DEMO_EVAL := --student tiny --stories 64 --seed 0 --num-envs 16
 demo: $(STAMP)
-	$(BIN)/storytelling eval $(DEMO_EVAL)
-	$(BIN)/storytelling train --algorithm ppo --student tiny --teacher heuristic \
+	$(BIN)/storytelling eval --teacher lm $(DEMO_EVAL)
+	$(BIN)/storytelling train --algorithm ppo --student tiny --teacher lm \
 	  --steps 40000 --num-envs 16 --kl-coef 0.01 --resume --out runs/demo \
 	  --algo-kwargs '{"n_steps": 64, "batch_size": 512, "n_epochs": 2, "learning_rate": 1e-4}'
 	$(BIN)/storytelling eval --checkpoint runs/demo $(DEMO_EVAL)

