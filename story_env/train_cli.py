@@ -131,7 +131,8 @@ def train_summary(summary: dict[str, Any], config: Any, out: Path) -> str:
             f"teacher score ({config.teacher}): {first:.3f} over the first {n} stories, "
             f"{last:.3f} over the last {n} (training samples, not an evaluation)"
         )
-    lines.append(f"run folder: {out} (config.json, {STORIES}, checkpoint, tensorboard)")
+    files = sorted(f.name + "/" * f.is_dir() for f in out.iterdir() if not f.name.startswith("."))
+    lines.append(f"run folder: {out} ({', '.join(files)})")
     lines.append(f"evaluate:   {eval_command(config, out)}")
     return "\n".join(lines)
 
@@ -153,9 +154,12 @@ def eval_command(config: Any, out: Path) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """``75.2`` -> ``"1 min 15 s"``."""
+    """``4.23`` -> ``"4.2 s"``, ``75.2`` -> ``"1 min 15 s"``, ``3725`` -> ``"1 h 2 min"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -202,7 +206,7 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME[:MODEL|:JSON]",
         help="held-out judge grading the same stories (repeatable), e.g. lm:gemma or "
-        "'lm:{\"model\": \"smollm2\"}'; default: lm on a model the reward does not use",
+        '\'lm:{"model": "smollm2"}\'; default: lm on a model the reward does not use',
     )
     p.add_argument("--no-judge", action="store_true", help="grade with the teacher only")
 

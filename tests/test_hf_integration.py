@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -169,3 +172,49 @@ def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, 
     assert summary["steps"] == 64 and summary["stories"] == len(
         (tmp_path / "json" / "stories.jsonl").read_text().splitlines()
     )
+
+
+@pytest.mark.slow
+def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
+    """The demo's student: no deprecated API under warnings-as-errors, and the commands a
+    user runs print nothing on stderr (no warnings, no loading bars with --no-progress)."""
+    from agents.tiny import build_tiny
+
+    build_tiny(progress=False)  # outside the checked runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        result = evaluate(student="tiny", stories=8, num_envs=4, max_new_tokens=32)
+    assert result["stories"] == 8
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    commands = [
+        ["eval", "--student", "tiny", "--stories", "8", "--num-envs", "4"],
+        [
+            "train",
+            "--student",
+            "tiny",
+            "--steps",
+            "256",
+            "--num-envs",
+            "4",
+            "--max-new-tokens",
+            "32",
+            "--kl-coef",
+            "0.01",
+            "--algo-kwargs",
+            '{"n_steps": 32, "batch_size": 64, "n_epochs": 1}',
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+    ]
+    for args in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "story_env.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stderr == "", f"storytelling {args[0]} printed on stderr:\n{done.stderr}"
+    assert "evaluate:   storytelling eval --checkpoint" in done.stdout
