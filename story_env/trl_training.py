@@ -50,7 +50,7 @@ from story_env.run_folder import (
     read_json,
     write_meta,
 )
-from story_env.training import TrainConfig, _has_tensorboard, _log_story
+from story_env.training import TrainConfig, _has_tensorboard, _log_story, check_algo_kwargs
 
 TRAINER_DIR = "trainer"  # TRL's checkpoint-N folders
 
@@ -100,6 +100,7 @@ def train_trl(
     spec = get_algorithm(config.algorithm)
     _check_task(config)
     trainer_class = spec.trainer()  # type: ignore[misc]  # raises the install hint first
+    check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)  # names only the user's keys
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state, resume_from = _open_run(config, out, resume)
