@@ -372,6 +372,8 @@ class StoryBatch:
         self.prompt_index = np.zeros(n, dtype=np.int64)
         self.active = np.zeros(n, dtype=bool)
         self._rows = np.arange(n)
+        self.deferred = False
+        self._pending: list[tuple[StoryRequest, int]] = []
 
     def reset_slot(self, i: int, rng: np.random.Generator) -> None:
         """Start a new story in slot ``i`` with a prompt drawn by ``rng``."""
@@ -439,6 +441,13 @@ class StoryBatch:
             )
             for i in slots
         ]
+        if self.deferred:  # graded later, with every other story of the rollout
+            infos = {}
+            for i, request in zip(slots, requests, strict=True):
+                tokens = int(self.lengths[i] - self.prompt_lengths[i])
+                infos[int(i)] = {"pending_grade": len(self._pending)}
+                self._pending.append((request, tokens))
+            return infos
         grades = self._ask_teacher(requests)
         infos = {}
         for i, request, scores in zip(slots, requests, grades, strict=True):
@@ -452,6 +461,32 @@ class StoryBatch:
                 teacher_raw=scores.raw,
             )
             infos[int(i)] = info
+        return infos
+
+    def grade_pending(self) -> list[dict[str, Any]]:
+        """Grade every story deferred since the last call in one teacher batch.
+
+        Returns:
+            One final info per deferred story, in the order they ended (the index is the
+            ``pending_grade`` their step's info carried), with the same fields as an
+            immediate grade: the reward is ``info["reward"]``.
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        grades = self._ask_teacher([request for request, _ in pending])
+        infos = []
+        for (request, tokens), scores in zip(pending, grades, strict=True):
+            words = len(request.story.split())
+            _, info = self._reward(scores, words)
+            info.update(
+                prompt=request.prompt,
+                story=request.story,
+                words=words,
+                tokens=tokens,
+                teacher_raw=scores.raw,
+            )
+            infos.append(info)
         return infos
 
     def _ask_teacher(self, requests: list[StoryRequest]) -> list[Scores]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name
 from story_env.errors import ConfigError
+from story_env.judging import resolve_judges
 from story_env.training import TrainConfig, evaluate, train
 
 
@@ -38,6 +39,8 @@ class ReproConfig:
         interactive_words: RL budget per run, counted as the paper counts.
         seeds: RL seeds per checkpoint.
         teacher: The grading teacher (RL reward and evaluation).
+        judges: Held-out judges grading the same evaluation stories (``NAME``,
+            ``NAME:MODEL`` or ``NAME:{json}``); ``None`` = the default held-out judge.
         control_budget: Checkpoint the random-reward control starts from (default: the middle).
         eval_stories: Stories per evaluation (fixed seeds, same for before and after).
         num_envs: Stories written at once during RL.
@@ -55,6 +58,7 @@ class ReproConfig:
     interactive_words: int = 20_000
     seeds: tuple[int, ...] = (0, 1)
     teacher: str = "heuristic"
+    judges: tuple[str, ...] | None = None
     control_budget: int | None = None
     eval_stories: int = 64
     num_envs: int = 8
@@ -98,8 +102,8 @@ class ReproConfig:
             )
         if isinstance(data.get("model"), dict):
             data["model"] = ModelConfig(**data["model"])
-        for key in ("budgets", "seeds"):
-            if key in data:
+        for key in ("budgets", "seeds", "judges"):
+            if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)
 
@@ -213,6 +217,7 @@ def run(
         _save(out / "timings.json", timings)
 
     # 2./3. RL from every checkpoint, and the random-reward control
+    judges = resolve_judges(config.judges, config.teacher, {})
     results = _load(out / "results.json", {})
     for stage in plan(config)[1:]:
         if stage in results:
@@ -234,11 +239,12 @@ def run(
             "num_envs": config.num_envs,
             "max_new_tokens": config.max_new_tokens,
             "seed": 10_000,
+            "judges": judges,
         }
         # a checkpoint's starting score is the same for every seed: measure it once
         starts = _load(out / "starts.json", {})
         if str(budget) not in starts:
-            starts[str(budget)] = evaluate(**ev)["teacher_score"]
+            starts[str(budget)] = _scores(evaluate(**ev))
             _save(out / "starts.json", starts)
         before = starts[str(budget)]
         summary = train(
@@ -247,16 +253,18 @@ def run(
             resume=(run_dir / "checkpoint.json").exists(),
             progress=progress,
         )
-        after = evaluate(checkpoint=run_dir, **ev)["teacher_score"]
+        after = _scores(evaluate(checkpoint=run_dir, **ev))
         timings[stage] = time.perf_counter() - started
         results[stage] = {
             "budget": budget,
             "seed": seed,
             "teacher": teacher,
-            "start": before[0],
-            "end": after[0],
-            "end_ci": after[1:],
-            "start_ci": before[1:],
+            "start": before["teacher"][0],
+            "end": after["teacher"][0],
+            "end_ci": after["teacher"][1:],
+            "start_ci": before["teacher"][1:],
+            "judges_start": before["judges"],
+            "judges_end": after["judges"],
             "interactive_words": summary["interactive_words"],
             "rl_steps": summary["steps"],
         }
@@ -265,6 +273,14 @@ def run(
 
     table = write_report(config, results, timings, out)
     return {"results": results, "timings": timings, "table": table}
+
+
+def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The teacher's and each judge's total (mean and 95% CI) of one evaluation."""
+    return {
+        "teacher": list(evaluation["teacher_score"]),
+        "judges": {k: list(v["total"]) for k, v in evaluation["judges"].items() if "total" in v},
+    }
 
 
 def _load(path: Path, default: Any) -> Any:
@@ -334,6 +350,7 @@ def write_report(
             f"| {b:,} | {s.mean():.3f} ({s.min():.3f}..{s.max():.3f}) | {e.mean():.3f} "
             f"({e.min():.3f}..{e.max():.3f}) | {e.mean() - s.mean():+.3f} | {equiv_txt} |"
         )
+    lines += _judge_lines(rows_by_budget(results, budgets))
     controls = [r for k, r in results.items() if k.startswith("control/")]
     for r in controls:
         lines.append(
@@ -349,6 +366,40 @@ def write_report(
     if rows:
         _plot(out, done_budgets, starts, ends, [(r["budget"], r["end"]) for r in controls])
     return table
+
+
+def rows_by_budget(results: dict[str, Any], budgets: Sequence[int]) -> list[list[dict]]:
+    """The RL results of each budget (seeds together), budgets with none left out."""
+    rows = [[r for k, r in results.items() if k.startswith(f"rl/{b}-")] for b in budgets]
+    return [r for r in rows if r]
+
+
+def _judge_lines(rows: list[list[dict]]) -> list[str]:
+    """The held-out judges' table: the same stories, graded by models never the reward."""
+    labels = sorted({k for runs in rows for r in runs for k in r.get("judges_end", {})})
+    lines: list[str] = []
+    for label in labels:
+        have = [runs for runs in rows if all(label in r.get("judges_end", {}) for r in runs)]
+        if not have:
+            continue
+        budgets = [runs[0]["budget"] for runs in have]
+        starts = [float(np.mean([r["judges_start"][label][0] for r in runs])) for runs in have]
+        lines += [
+            "",
+            f"Held-out judge `{label}` (never the reward), total in [0, 1] on the same stories:",
+            "",
+            "| pretrained words | start of RL | end of RL | gain | NWP words equivalent |",
+            "|---|---|---|---|---|",
+        ]
+        for b, s0, runs in zip(budgets, starts, have, strict=True):
+            e = np.array([r["judges_end"][label][0] for r in runs])
+            equiv = nwp_equivalent(budgets, starts, float(e.mean()))
+            eq = f"{equiv:,.0f} ({equiv - b:+,.0f})" if equiv is not None else f"> {budgets[-1]:,}"
+            lines.append(
+                f"| {b:,} | {s0:.3f} | {e.mean():.3f} ({e.min():.3f}..{e.max():.3f}) | "
+                f"{e.mean() - s0:+.3f} | {eq} |"
+            )
+    return lines
 
 
 def _plot(

@@ -57,6 +57,14 @@ class SB3VecEnv(VecEnv):
     def close(self) -> None:
         self.vec_env.close()
 
+    def defer_grading(self, enabled: bool = True) -> None:
+        """See ``StorytellingVectorEnv.defer_grading``."""
+        self.vec_env.defer_grading(enabled)
+
+    def grade_pending(self) -> list[dict[str, Any]]:
+        """See ``StoryBatch.grade_pending``."""
+        return self.vec_env.grade_pending()
+
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
         return [getattr(self.vec_env, attr_name)] * len(self._indices(indices))
 

@@ -392,6 +392,8 @@ def _callbacks(
             self.bar: Any = None
             self.last_checkpoint = state["steps"]
             self.recent: list[float] = []
+            # stories whose grade is deferred to the rollout's end: (buffer row, env, step)
+            self.pending: list[tuple[int, int, int]] = []
 
         def _on_training_start(self) -> None:
             from tqdm.auto import tqdm
@@ -411,7 +413,10 @@ def _callbacks(
         def _on_step(self) -> bool:
             infos, dones = self.locals["infos"], self.locals["dones"]
             for i in np.flatnonzero(dones):
-                if "story" in infos[i]:
+                if "pending_grade" in infos[i]:
+                    # SB3 stores this step's reward at rollout_buffer.pos after this call
+                    self.pending.append((self.model.rollout_buffer.pos, int(i), self.num_timesteps))
+                elif "story" in infos[i]:
                     _log_story(log_file, state, int(i), infos[i], self.num_timesteps)
                     self.recent.append(float(infos[i]["reward"]))
             flush_log(log_file, Path(log_file.name))
@@ -425,21 +430,42 @@ def _callbacks(
                 return False
             return True
 
+        def grade_rollout(self, buffer: Any = None) -> bool:
+            """Grade the deferred stories in one teacher batch, log them, and add each
+            reward to its step's row of ``buffer`` (if given). True if any were graded."""
+            if not self.pending:
+                return False
+            graded = self.training_env.grade_pending()
+            for (row, i, step), info in zip(self.pending, graded, strict=True):
+                if buffer is not None:
+                    buffer.rewards[row, i] += info["reward"]
+                _log_story(log_file, state, i, info, step)
+                self.recent.append(float(info["reward"]))
+            self.pending.clear()
+            flush_log(log_file, Path(log_file.name))
+            self.logger.record("story/reward_mean", float(np.mean(self.recent)))
+            self.recent.clear()
+            return True
+
         def _on_rollout_end(self) -> None:
             env = self.training_env
-            if not hasattr(env, "pop_ref_logps"):
-                return
             buffer = self.model.rollout_buffer
-            ref = env.pop_ref_logps()
+            changed = self.grade_rollout(buffer)
+            shaped = hasattr(env, "pop_ref_logps")
+            ref = env.pop_ref_logps() if shaped else []
             # The env added coef * log p_ref(a) per step; subtracting coef * log pi(a) here
             # makes it the per-token KL penalty coef * (log p_ref - log pi) of the paper
             # (TRL), whose expectation is 0 for the starting policy. Without it, every
             # token costs about coef * 5 nats and the policy learns to end stories at once.
-            if env.kl_coef and hasattr(buffer, "log_probs"):
+            if shaped and env.kl_coef and hasattr(buffer, "log_probs"):
                 buffer.rewards -= env.kl_coef * buffer.log_probs
+                changed = True
+            if changed:
                 buffer.compute_returns_and_advantage(
                     last_values=self.locals["values"], dones=self.locals["dones"]
                 )
+            if not shaped:
+                return
             kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
             self.logger.record("train/kl", kl)
             if config.kl_target is not None:
@@ -459,6 +485,7 @@ def _callbacks(
             _write_meta(out, state)
 
         def _on_training_end(self) -> None:
+            self.grade_rollout()  # a run stopped mid-rollout still logs its last stories
             self.save()
             self.bar.close()
 
@@ -603,6 +630,7 @@ def train(
     with open_story_log(out / STORIES) as log_file:
         if not resuming:
             state["critic_start"] = _warm_start_critic(model, venv, log_file, state)
+        venv.defer_grading(True)  # each rollout's stories are graded in one teacher batch
         callback = _callbacks(config, out, log_file, state, progress, wall)
         remaining = config.steps - state["steps"]
         if remaining > 0:

@@ -102,6 +102,17 @@ class StorytellingVectorEnv(VectorEnv):
             self.batch.reset_slot(i, self._rngs[i])
         return self.batch.tokens.copy(), rewards, terminated, truncated, infos
 
+    def defer_grading(self, enabled: bool = True) -> None:
+        """Defer grading: a story that ends gets reward 0 and ``pending_grade`` (its index)
+        in its final info; ``grade_pending()`` later grades all of them in one teacher
+        batch. Training uses it to grade a whole rollout at once (an LM teacher is far
+        faster on one batch of 16 stories than on 16 batches of one)."""
+        self.batch.deferred = bool(enabled)
+
+    def grade_pending(self) -> list[dict[str, Any]]:
+        """See ``StoryBatch.grade_pending``."""
+        return self.batch.grade_pending()
+
     def render(self) -> tuple[str, ...] | None:
         if self.render_mode == "ansi":
             return tuple(self.batch.render(i) for i in range(self.num_envs))

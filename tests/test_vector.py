@@ -169,3 +169,35 @@ def test_vector_env_reports_mixed_successes_and_failures_per_slot(temporary_plug
     assert first["teacher_error"] is None and first["scores"]["creativity"] == 3.0
     assert second["teacher_error"] == "timeout" and second["scores"] == {}
     assert np.isnan(second["teacher_score"])
+
+
+def test_deferred_grading_gives_the_same_rewards_in_one_teacher_batch(temporary_plugin):
+    temporary_plugin(SpyPlugin(), "batch_spy_deferred")
+    kwargs = dict(teacher="batch_spy", student="ngram", max_new_tokens=12)
+    now = make_sb3_vec_env(num_envs=4, **kwargs)
+    later = make_sb3_vec_env(num_envs=4, **kwargs)
+    later.defer_grading(True)
+    rng = np.random.default_rng(0)
+    now.seed(5)
+    later.seed(5)
+    now.reset()
+    later.reset()
+    immediate, pending = [], []
+    BatchSpy.calls.clear()
+    for _ in range(30):
+        actions = rng.integers(0, 256, size=4)
+        _, r_now, d_now, i_now = now.step(actions)
+        _, r_later, d_later, i_later = later.step(actions)
+        assert (d_now == d_later).all()
+        assert (r_later == 0).all()  # nothing graded yet
+        for i in np.flatnonzero(d_now):
+            immediate.append((i_now[i]["story"], r_now[i]))
+            assert i_later[i]["pending_grade"] == len(pending)
+            pending.append(i)
+    calls_before = len(BatchSpy.calls)
+    graded = later.grade_pending()
+    assert len(BatchSpy.calls) == calls_before + 1 and BatchSpy.calls[-1] == len(pending)
+    assert [(g["story"], g["reward"]) for g in graded] == [
+        (s, pytest.approx(r)) for s, r in immediate
+    ]
+    assert later.grade_pending() == []
