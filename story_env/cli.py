@@ -15,7 +15,12 @@ from story_env.errors import StorytellingError
 
 # Modules that add subcommands: each has ``add_command(subparsers)`` and imports its
 # heavy dependencies inside the command function, so `storytelling --help` stays fast.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ("agents.cli", "story_env.train_cli", "teachers.calibrate")
+EXTRA_COMMAND_MODULES: tuple[str, ...] = (
+    "agents.cli",
+    "story_env.train_cli",
+    "teachers.calibrate",
+    "story_env.probing",
+)
 
 
 def json_object(text: str) -> dict[str, Any]:
