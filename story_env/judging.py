@@ -60,7 +60,7 @@ def parse_judge(text: str) -> JudgeSpec:
         raise ConfigError(f"judge {text!r} has no teacher name; e.g. --judge lm:gemma")
     if not sep or not rest:
         return JudgeSpec(name)
-    if rest.lstrip().startswith("{"):
+    if rest.lstrip().startswith(("{", "[")):
         try:
             kwargs = json.loads(rest)
         except json.JSONDecodeError as exc:
