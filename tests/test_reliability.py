@@ -541,7 +541,11 @@ def test_resume_drops_stories_after_the_checkpoint_and_says_so(random_lm_student
 @pytest.mark.parametrize(
     ("name", "content", "shown"),
     [
-        ("checkpoint.zip", b"PK\x03\x04 not really a zip", "wasn't a zip-file); the file is damaged"),
+        (
+            "checkpoint.zip",
+            b"PK\x03\x04 not really a zip",
+            "wasn't a zip-file); the file is damaged",
+        ),
         ("checkpoint.json", b'{"steps": 64, "stor', "is not valid JSON (Unterminated string"),
         ("checkpoint.json", b'{"steps": "many"}', "lack valid ['steps', 'stories'"),
         ("config.json", b"\xff\xfe", "not UTF-8 text"),
@@ -660,7 +664,7 @@ def test_sigkilled_ten_times_at_random_moments_resumes_to_the_budget(random_lm_s
         sys.executable,
         "-m",
         "story_env.cli",
-        *_train_argv(random_lm_student, run, 1200),
+        *_train_argv(random_lm_student, run, 3000),
         "--checkpoint-every",
         "48",
         "--no-progress",
@@ -668,10 +672,21 @@ def test_sigkilled_ten_times_at_random_moments_resumes_to_the_budget(random_lm_s
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = random.Random(13)
-    kills = 0
+    kills, resumed_from = 0, set()
+    log = run / "stories.jsonl"
+
+    def logged() -> int:
+        return log.read_bytes().count(b"\n") if log.exists() else 0
+
     for _ in range(10):
+        # a random moment of training, whatever the machine's speed: after a random number
+        # of newly logged stories (imports take seconds first), plus a random delay
+        target = logged() + rng.randint(1, 15)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(4.0, 14.0))  # imports take a few seconds; then it trains
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline and logged() < target:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is not None:
             err = proc.stderr.read().decode()
             assert proc.returncode == 0, err
@@ -681,12 +696,14 @@ def test_sigkilled_ten_times_at_random_moments_resumes_to_the_budget(random_lm_s
         kills += 1
         if (run / "checkpoint.json").exists():
             assert_every_story_kept_up_to_checkpoint(run)
+            resumed_from.add(json.loads((run / "checkpoint.json").read_text())["steps"])
     assert kills >= 5, "the run finished before most kills; make it longer"
+    assert len(resumed_from) >= 3, f"kills hit too few training moments: {resumed_from}"
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     state = json.loads((run / "checkpoint.json").read_text())
-    assert 1200 <= state["steps"] < 1200 + 32  # within one rollout (16 x 2 envs)
+    assert 3000 <= state["steps"] < 3000 + 32  # within one rollout (16 x 2 envs)
     assert_every_story_kept(run)
     from stable_baselines3 import PPO
 
