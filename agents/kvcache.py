@@ -23,12 +23,18 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from story_env.errors import ConfigError
+
 #: Per layer, the (keys, values) tensors of a cache: each (batch, heads, positions, dim).
 LayerStates = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def layer_states(cache: Any) -> LayerStates:
-    """The (keys, values) tensors of every layer of a ``DynamicCache`` (read only)."""
+def layer_states(cache: DynamicCache) -> LayerStates:
+    """The (keys, values) tensors of every layer of a ``DynamicCache``, to read only.
+
+    Each is the ``[batch, heads, positions, dim]`` tensor a ``DynamicLayer`` documents
+    it stores; changes go through ``Cache.update`` or ``cache_from_states``.
+    """
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -59,6 +65,15 @@ class IncrementalLM:
         slack: int = 32,
         max_prompts: int = 256,
     ) -> None:
+        sliding = [i for i, s in enumerate(DynamicCache(config=model.config).is_sliding) if s]
+        if sliding:
+            # a sliding-window layer keeps only its last positions, so columns cannot be
+            # joined or gathered per row the way this cache does
+            raise ConfigError(
+                f"{type(model).__name__} uses sliding-window attention (layers {sliding}); "
+                "the rollout KV cache supports full-attention students only (e.g. tiny, "
+                "smollm2, a GPT-2 or Llama folder)"
+            )
         self.model = model
         self.base = model.base_model
         self.pad_id = pad_id

@@ -80,6 +80,29 @@ def test_kv_cached_rollout_writes_the_tokens_of_full_prefix_forwards(student, sl
     assert len(np.unique(cached)) > 10  # sampled text, not one repeated token
 
 
+def test_sliding_window_students_are_refused_with_a_clear_error():
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    from agents.kvcache import IncrementalLM
+    from story_env.errors import ConfigError
+
+    config = Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    with pytest.raises(ConfigError, match=r"sliding-window attention \(layers \[0, 1\]\)"):
+        IncrementalLM(AutoModelForCausalLM.from_config(config), 64)
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
