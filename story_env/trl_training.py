@@ -102,16 +102,17 @@ def train_trl(
     trainer_class = spec.trainer()  # type: ignore[misc]  # raises the install hint first
     check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)  # names only the user's keys
     out = Path(out_dir)
+    args = _trl_args(spec, config, out)  # TRL's own checks, before the run folder is touched
     out.mkdir(parents=True, exist_ok=True)
     state, resume_from = _open_run(config, out, resume)
 
     with _quiet_transformers():
-        _run(spec, trainer_class, config, out, state, resume_from, progress)
+        _run(args, trainer_class, config, out, state, resume_from, progress)
     return {**state, "tokens_per_s": state["steps"] / max(1e-9, state["wall_s"])}
 
 
 def _run(
-    spec: AlgorithmSpec,
+    args: Any,
     trainer_class: type,
     config: TrainConfig,
     out: Path,
@@ -136,7 +137,6 @@ def _run(
         )
     prompts = load_prompts(list(config.prompts) if config.prompts else None, None)
     _check_prompt_ids(tokenizer, student.tokenizer, prompts)
-    args = _trl_args(spec, config, out)
     tb = _tensorboard_writer(out)
     wall0, started = state["wall_s"], time.perf_counter()
 
@@ -257,7 +257,8 @@ def _trl_args(spec: AlgorithmSpec, config: TrainConfig, out: Path) -> Any:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"bad algo_kwargs {sorted(kwargs)} for {config.algorithm!r}: {exc}"
+            f"{config.algorithm!r} rejects the run's settings (num_envs={config.num_envs}, "
+            f"algo_kwargs={dict(config.algo_kwargs)}): {exc}"
         ) from exc
     # Every completion holds at least one token, so this many generations spend the budget.
     generations = math.ceil(config.steps / args.generation_batch_size)
