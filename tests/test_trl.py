@@ -280,7 +280,10 @@ def test_grpo_run_folder_log_checkpoint_and_eval(random_student, tmp_path):
     pytest.importorskip("trl")
     import json
 
-    from story_env.training import evaluate
+    import torch
+
+    from story_env.core import resolve_student
+    from story_env.trl_training import trl_student_folder
 
     config = TrainConfig(
         algorithm="grpo",
@@ -300,8 +303,13 @@ def test_grpo_run_folder_log_checkpoint_and_eval(random_student, tmp_path):
     assert rows[-1]["step"] == state["steps"] and rows[-1]["teacher_error"] is None
     checkpoints = [p.name for p in (tmp_path / "trainer").iterdir() if p.is_dir()]
     assert checkpoints == [state["checkpoint"].rsplit("/", 1)[1]]  # older ones removed
-    result = evaluate(checkpoint=tmp_path, stories=4, num_envs=4, max_new_tokens=8)
-    assert result["stories"] == 4
+    # eval --checkpoint RUN scores the trained student folder (tested end to end, slow)
+    folder = trl_student_folder(tmp_path)
+    assert folder == tmp_path / state["checkpoint"]
+    trained = resolve_student(str(folder), {}).model
+    start = resolve_student(random_student, {}).model
+    assert not torch.equal(trained.lm_head.weight, start.lm_head.weight)  # it learned
+    assert trl_student_folder(tmp_path / "no-run") is None
     with pytest.raises(ConfigError, match="pass --resume"):
         train(config, tmp_path, progress=False)
     again = train(config, tmp_path, resume=True, progress=False)  # budget spent: no training

@@ -102,6 +102,7 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
             "4",
             "--max-new-tokens",
             "32",
+            "--no-judge",  # the judge is not under test here
         ],
         env=env,
         capture_output=True,
@@ -112,10 +113,9 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
 
     from story_env.training import evaluate
 
-    by_run = evaluate(checkpoint=tmp_path, stories=8, num_envs=4, max_new_tokens=32)
-    by_folder = evaluate(
-        student=str(tmp_path / state["checkpoint"]), stories=8, num_envs=4, max_new_tokens=32
-    )
+    shared = {"stories": 8, "num_envs": 4, "max_new_tokens": 32, "judges": []}
+    by_run = evaluate(checkpoint=tmp_path, **shared)
+    by_folder = evaluate(student=str(tmp_path / state["checkpoint"]), **shared)
     assert by_run["teacher_score"] == by_folder["teacher_score"]
 
 
@@ -132,7 +132,9 @@ def test_compare_puts_grpo_beside_ppo_in_one_table_and_plot(tmp_path):
         algo_kwargs={"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate": 1e-4},
         checkpoint_every=10_000,
     )
-    table = compare(base, ["ppo", "grpo"], [0, 1], tmp_path, eval_stories=4, progress=False)
+    table = compare(
+        base, ["ppo", "grpo"], [0, 1], tmp_path, eval_stories=4, progress=False, judges=[]
+    )
     rows = [line for line in table.splitlines() if line.startswith("| ") and "seed |" not in line]
     assert [r.split(" | ")[:2] for r in rows] == [
         [f"| {a}", str(s)] for a in ("ppo", "grpo") for s in (0, 1)
