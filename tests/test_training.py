@@ -199,9 +199,9 @@ def test_maskable_ppo_only_picks_tokens_inside_top_p(student):
         (
             "recurrent_ppo",
             {},
-            r"needs a recurrent policy.*Use one of: a2c, maskable_ppo, ppo, trpo",
+            r"needs a recurrent policy.*Use one of: a2c, grpo, maskable_ppo, ppo, rloo, trpo",
         ),
-        ("dqn", {}, r"learns Q-values.*a2c, maskable_ppo, ppo, trpo"),
+        ("dqn", {}, r"learns Q-values.*a2c, grpo, maskable_ppo, ppo, rloo, trpo"),
         ("qrdqn", {}, r"learns Q-values"),
         ("ppo", {"top_p": 0.9}, r"masks need an algorithm that uses action masks.*maskable_ppo"),
         ("maskable_ppo", {}, r"needs action masks: pass top_p"),
