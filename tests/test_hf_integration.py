@@ -133,10 +133,9 @@ def test_rollout_train_and_eval_use_no_deprecated_transformers_api(student, tmp_
                 algo_kwargs={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
             )
             train(config, tmp_path, progress=False)
-            result = evaluate(student=student, stories=4, num_envs=2, max_new_tokens=12)
-            trained = evaluate(
-                student=student, checkpoint=tmp_path, stories=4, num_envs=2, max_new_tokens=12
-            )
+            kwargs = {"stories": 4, "num_envs": 2, "max_new_tokens": 12, "judges": []}
+            result = evaluate(student=student, **kwargs)
+            trained = evaluate(student=student, checkpoint=tmp_path, **kwargs)
     finally:
         hf_logger.removeHandler(records)
     assert result["stories"] == trained["stories"] == 4
@@ -207,11 +206,11 @@ def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         warnings.simplefilter("error", FutureWarning)
-        result = evaluate(student="tiny", stories=8, num_envs=4, max_new_tokens=32)
+        result = evaluate(student="tiny", stories=8, num_envs=4, max_new_tokens=32, judges=[])
     assert result["stories"] == 8
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     commands = [
-        ["eval", "--student", "tiny", "--stories", "8", "--num-envs", "4"],
+        ["eval", "--student", "tiny", "--stories", "8", "--num-envs", "4", "--no-judge"],
         [
             "train",
             "--student",
@@ -241,3 +240,23 @@ def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
         )
         assert done.stderr == "", f"storytelling {args[0]} printed on stderr:\n{done.stderr}"
     assert "evaluate:   storytelling eval --checkpoint" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the held-out judge loads Gemma from GGUF, and transformers' GGUF loader draws "
+    "its de-quantization bar with tqdm.auto, outside transformers' progress-bar switch",
+)
+def test_tiny_eval_with_the_default_held_out_judge_is_quiet():
+    from agents.tiny import build_tiny
+
+    build_tiny(progress=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "story_env.cli", "eval", "--student", "tiny", "--stories", "4"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stderr == "", done.stderr[:500]
