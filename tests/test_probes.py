@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -383,44 +384,58 @@ def test_cli_errors_name_the_value_and_the_fix(checkpoint, capsys):
 
 
 def test_a_train_run_folder_is_probed_through_its_policy(checkpoint, tmp_path):
+    import shutil
+
+    from stable_baselines3 import PPO
+
     from story_env.training import TrainConfig, train
 
-    reports = {}
-    for lr in (0.0, 0.05):
-        config = TrainConfig(
-            student=str(checkpoint),
-            steps=32,
-            num_envs=2,
-            max_new_tokens=8,
-            algo_kwargs={"n_steps": 16, "batch_size": 32, "n_epochs": 2, "learning_rate": lr},
-            checkpoint_every=10_000,
-        )
-        train(config, tmp_path / str(lr), progress=False)
-        reports[lr] = probe(checkpoint=tmp_path / str(lr), pairs=10)
+    run = tmp_path / "run"
+    config = TrainConfig(
+        student=str(checkpoint),
+        steps=32,
+        num_envs=2,
+        max_new_tokens=8,
+        algo_kwargs={"n_steps": 16, "batch_size": 32, "n_epochs": 1, "learning_rate": 0.0},
+        checkpoint_every=10_000,
+    )
+    train(config, run, progress=False)
     student = probe(checkpoint=checkpoint, pairs=10)
-    assert reports[0.0] == student  # no update: the policy's LM is the student
-    assert reports[0.05].mean.margin != student.mean.margin  # the trained weights are read
-    zip_file = probe(checkpoint=tmp_path / "0.0" / "checkpoint.zip", pairs=10)
-    assert zip_file == student
+    assert probe(checkpoint=run, pairs=10) == student  # no update: the policy's LM is the student
+    assert probe(checkpoint=run / "checkpoint.zip", pairs=10) == student
+
+    changed = tmp_path / "changed"  # the same run with the policy's LM weights perturbed
+    changed.mkdir()
+    shutil.copy(run / "config.json", changed / "config.json")
+    model = PPO.load(run / "checkpoint.zip", device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for weight in model.policy.features_extractor.model.parameters():
+            weight.add_(0.5 * torch.randn_like(weight))
+    model.save(changed / "checkpoint.zip")
+    assert probe(checkpoint=changed, pairs=10).mean.margin != student.mean.margin
 
 
 @pytest.mark.slow
 def test_a_checkpoint_trained_longer_scores_higher(tmp_path):
-    """Two budgets of one pretraining run on the shipped corpus: more words, better probes."""
-    short, long = 3_000, 300_000
-    config = PretrainConfig(
-        words=long,
-        save_at=(short,),
-        block_size=64,
-        batch_size=16,
-        lr=3e-3,
-        model=ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=128, vocab_size=1000),
-    )
-    train, validation = corpus.load_corpus("train"), corpus.load_corpus("validation")[:50]
-    pretrain(config, train, validation, tmp_path, progress=False, log=lambda *_: None)
-    means = {}
-    for words in (short, long):
-        report = probe(checkpoint=tmp_path / checkpoint_name(words), pairs=200)
-        means[words] = report.mean
-    assert means[long].accuracy > means[short].accuracy
-    assert means[long].margin > means[short].margin
+    """The tiny student (its recipe's full budget, built once and cached) against the same
+    recipe stopped at 10,000 words, on the shipped corpus: more words, better probes.
+
+    Measured 2026-11-30 with 300 pairs per probe: mean accuracy 0.509 (margin +0.04 nats)
+    against 0.479 (-0.08 nats); the 50,000-word checkpoint lies between (0.492).
+    """
+    from agents.tiny import TINY_RECIPE, build_tiny
+
+    short = dataclasses.replace(TINY_RECIPE, words=10_000)
+    train, validation = corpus.load_corpus("train"), corpus.load_corpus("validation")
+    pretrain(short, train, validation[:50], tmp_path, progress=False, log=lambda *_: None)
+    means = {
+        words: probe(checkpoint=folder, pairs=300).mean
+        for words, folder in (
+            (short.words, tmp_path / checkpoint_name(short.words)),
+            (TINY_RECIPE.words, build_tiny(progress=False)),
+        )
+    }
+    assert TINY_RECIPE.words > short.words
+    assert means[TINY_RECIPE.words].accuracy > means[short.words].accuracy
+    assert means[TINY_RECIPE.words].margin > means[short.words].margin
