@@ -143,7 +143,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         help="a `storytelling pretrain` checkpoint folder or a `storytelling train` run folder",
     )
-    p.add_argument("--student-kwargs", type=json_object, default=None)
+    p.add_argument(
+        "--student-kwargs", type=json_object, default=None, help="JSON object for the student"
+    )
     p.add_argument("--pairs", type=int, default=100, help="items per probe (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the templates (default: 0)")
     p.add_argument("--probes", help="comma-separated subset of the probes (default: all)")
