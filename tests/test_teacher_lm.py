@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -36,7 +37,7 @@ def test_anchor_is_monotone_bounded_and_hits_its_anchors():
     anchor = Anchor(bad=-7.0, good=-3.0)
     xs = sorted(random.Random(0).uniform(-40, 40) for _ in range(2000))
     ys = [anchor(x) for x in xs]
-    assert all(b >= a for a, b in zip(ys, ys[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(ys))
     assert all(0.0 <= y <= 3.0 for y in ys)
     assert anchor(-7.0) == pytest.approx(0.3)
     assert anchor(-3.0) == pytest.approx(2.7)
