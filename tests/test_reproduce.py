@@ -40,7 +40,10 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(tmp_path):
     assert results["rl/1000-seed0"]["start"] == results["rl/1000-seed1"]["start"]
     table = (tmp_path / "exp" / "results.md").read_text()
     assert "NWP words equivalent" in table and "random-reward control" in table
-    assert table.count("\n| 1,000 |") == 1 and (tmp_path / "exp" / "curves.png").stat().st_size > 0
+    assert table.count("\n| 1,000 |") == 2  # the teacher's table and the judge's
+    assert (tmp_path / "exp" / "curves.png").stat().st_size > 0
+    assert "Held-out judge `random` (never the reward)" in table
+    assert all("random" in r["judges_end"] for k, r in results.items() if k.startswith("rl/"))
     assert result["timings"]["pretrain"] > 0
     started = time.perf_counter()
     again = run(config, tmp_path / "exp", progress=False, log=lambda *_: None)
