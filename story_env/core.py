@@ -336,6 +336,23 @@ def _call_teacher(teacher: Teacher, requests: list[StoryRequest], timeout: float
 class StoryBatch:
     """N stories in progress: token buffers, lengths, and the end-of-story rules."""
 
+    @classmethod
+    def build(cls, n: int, config: EnvConfig) -> tuple[Any, StoryBatch]:
+        """The student and an ``n``-story batch with the config's teacher, reward and
+        prompts (the single and the vector env both start here)."""
+        teacher, student, reward, pool = build_components(config)
+        batch = cls(
+            n,
+            config,
+            teacher,
+            student.tokenizer,
+            reward,
+            pool,
+            student_context=getattr(student, "context_length", None),
+            student_name=getattr(student, "name", config.student),
+        )
+        return student, batch
+
     def __init__(
         self,
         n: int,

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from story_env.core import EnvConfig, StoryBatch, build_components
+from story_env.core import EnvConfig, StoryBatch
 from story_env.errors import RenderModeError
 
 
@@ -93,19 +93,10 @@ class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
             teacher_fallback,
             teacher_timeout_s,
         )
-        self.teacher, self.student, self.reward_config, pool = build_components(self.config)
+        self.student, self._batch = StoryBatch.build(1, self.config)
+        self.teacher, self.reward_config = self._batch.teacher, self._batch.reward
         self.tokenizer = self.student.tokenizer
         self.render_mode = render_mode
-        self._batch = StoryBatch(
-            1,
-            self.config,
-            self.teacher,
-            self.tokenizer,
-            self.reward_config,
-            pool,
-            student_context=getattr(self.student, "context_length", None),
-            student_name=getattr(self.student, "name", student),
-        )
         self.action_space = spaces.Discrete(self._batch.vocab_size)
         self.observation_space = spaces.Box(
             0, self._batch.vocab_size, shape=(self._batch.context_len,), dtype=np.int64

@@ -11,7 +11,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from story_env.core import EnvConfig, StoryBatch, build_components
+from story_env.core import EnvConfig, StoryBatch
 from story_env.errors import ConfigError, RenderModeError
 
 
@@ -42,20 +42,11 @@ class StorytellingVectorEnv(VectorEnv):
             self.config = EnvConfig(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"bad keyword argument for Storytelling-v0: {exc}") from exc
-        self.teacher, self.student, self.reward_config, pool = build_components(self.config)
+        self.student, self.batch = StoryBatch.build(num_envs, self.config)
+        self.teacher, self.reward_config = self.batch.teacher, self.batch.reward
         self.tokenizer = self.student.tokenizer
         self.num_envs = num_envs
         self.render_mode = render_mode
-        self.batch = StoryBatch(
-            num_envs,
-            self.config,
-            self.teacher,
-            self.tokenizer,
-            self.reward_config,
-            pool,
-            student_context=getattr(self.student, "context_length", None),
-            student_name=getattr(self.student, "name", self.config.student),
-        )
         self.single_action_space = spaces.Discrete(self.batch.vocab_size)
         self.single_observation_space = spaces.Box(
             0, self.batch.vocab_size, shape=(self.batch.context_len,), dtype=np.int64

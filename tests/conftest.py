@@ -46,3 +46,17 @@ def random_lm_student(tmp_path_factory) -> str:
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def student(tmp_path_factory) -> str:
+    """A small pretrained student folder (2 layers x 64, seconds to build), shared by the
+    training and transformers-integration tests."""
+    from agents.baselines import seed_stories
+    from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+
+    out = tmp_path_factory.mktemp("student")
+    model = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)
+    config = PretrainConfig(words=3000, block_size=32, batch_size=4, model=model)
+    pretrain(config, seed_stories(), seed_stories(), out, progress=False, log=lambda *_: None)
+    return str(out / checkpoint_name(3000))

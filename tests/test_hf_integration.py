@@ -18,22 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.baselines import seed_stories
-from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from story_env.sb3 import make_sb3_vec_env
 from story_env.training import TrainConfig, build_algorithm, evaluate, train
 
-SMALL = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)
 PROMPTS = ["Once upon a time", "The fox", "A small dragon lived in a cave by the sea", "Tom"]
-
-
-@pytest.fixture(scope="module")
-def student(tmp_path_factory) -> str:
-    """A small pretrained student folder (seconds to build)."""
-    out = tmp_path_factory.mktemp("student")
-    config = PretrainConfig(words=3000, block_size=32, batch_size=4, model=SMALL)
-    pretrain(config, seed_stories(), seed_stories(), out, progress=False, log=lambda *_: None)
-    return str(out / checkpoint_name(3000))
 
 
 def _plain_hidden(model, ids, lengths):

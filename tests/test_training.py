@@ -13,25 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.baselines import seed_stories
 from agents.kvcache import IncrementalLM, last_hidden_teacher_forced
-from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from agents.reference import ReferenceVecEnv, reference_masks
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.sb3 import make_sb3_vec_env
 from story_env.training import TrainConfig, build_algorithm, evaluate, policy_class_for, train
-
-SMALL = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)
-
-
-@pytest.fixture(scope="module")
-def student(tmp_path_factory) -> str:
-    """A small pretrained student folder (seconds to build)."""
-    out = tmp_path_factory.mktemp("student")
-    config = PretrainConfig(words=3000, block_size=32, batch_size=4, model=SMALL)
-    pretrain(config, seed_stories(), seed_stories(), out, progress=False, log=lambda *_: None)
-    return str(out / checkpoint_name(3000))
 
 
 def _full_hidden(model, ids, lengths):
