@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from agents.pretrain import ModelConfig, build_model
-from agents.tiny import TINY_RECIPE
+from agents.pretraining.pretrain import ModelConfig, build_model
+from agents.students.tiny import TINY_RECIPE
 
 
 def main() -> None:

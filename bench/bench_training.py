@@ -32,7 +32,7 @@ def main() -> None:
     from stable_baselines3.common.utils import obs_as_tensor
 
     from story_env.sb3 import make_sb3_vec_env
-    from story_env.training import TrainConfig, build_algorithm
+    from story_env.run.training import TrainConfig, build_algorithm
 
     n, length = args.num_envs, args.length
     print(

@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from story_env.judging import judge_stories, parse_judge
-from story_env.stats import mean_ci
+from story_env.run.judging import judge_stories, parse_judge
+from story_env.run.stats import mean_ci
 from story_env.teacher import StoryRequest
 
 

@@ -43,10 +43,10 @@ def main() -> None:
     from stable_baselines3 import DQN
     from stable_baselines3.dqn.policies import DQNPolicy
 
-    from agents.kvcache import last_hidden_teacher_forced
-    from agents.policy import LMFeaturesExtractor
+    from agents.rl.kvcache import last_hidden_teacher_forced
+    from agents.rl.policy import LMFeaturesExtractor
     from story_env.sb3 import make_sb3_vec_env
-    from story_env.training import _one_wave, evaluate, mean_ci
+    from story_env.run.training import _one_wave, evaluate, mean_ci
 
     class UncachedLM(LMFeaturesExtractor):
         """The policy's LM features, always recomputed (replay batches are random)."""

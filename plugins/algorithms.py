@@ -56,9 +56,9 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
         "trpo",
         # TRPO's Hessian-vector products need a double backward, which PyTorch's fused
         # CPU attention lacks: the LM policy runs plain ("eager") attention for it.
-        # LMTRPO asks for all actor gradients in one backward pass (see agents.trpo).
+        # LMTRPO asks for all actor gradients in one backward pass (see agents.rl.trpo).
         AlgorithmSpec(
-            _lazy("agents.trpo:LMTRPO"),
+            _lazy("agents.rl.trpo:LMTRPO"),
             defaults={**_PAPER, "policy_kwargs": {"attn_implementation": "eager"}},
         ),
         description="TRPO (sb3-contrib)",

@@ -9,32 +9,32 @@ from story_env.registry import RegisterStudent
 
 
 def _random(**kwargs: Any) -> Any:
-    from agents.baselines import RandomStudent
+    from agents.students.baselines import RandomStudent
 
     return RandomStudent(**kwargs)
 
 
 def _ngram(**kwargs: Any) -> Any:
-    from agents.baselines import NGramStudent
+    from agents.students.baselines import NGramStudent
 
     return NGramStudent(**kwargs)
 
 
 def _tiny(**kwargs: Any) -> Any:
-    from agents.tiny import tiny_student
+    from agents.students.tiny import tiny_student
 
     return tiny_student(**kwargs)
 
 
 def _smollm2() -> Any:
-    from agents.lm import LMStudent, load_smollm2_model, smollm2_tokenizer
+    from agents.students.lm import LMStudent, load_smollm2_model, smollm2_tokenizer
 
     # SmolLM2-135M's config: max_position_embeddings 8192
     return LMStudent("smollm2", smollm2_tokenizer(), load_smollm2_model, context_length=8192)
 
 
 def _hf(*, path: str) -> Any:
-    from agents.lm import load_path_student
+    from agents.students.lm import load_path_student
 
     return load_path_student(path)
 

@@ -180,7 +180,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def add_command(subparsers: Any) -> None:
     """Add ``storytelling calibrate`` to the CLI."""
-    from story_env.cli import json_object as _json_dict
+    from story_env.run.cli import json_object as _json_dict
 
     p = subparsers.add_parser(
         "calibrate", help="rank-correlate a teacher's grades with the labelled calibration set"

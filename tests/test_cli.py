@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from story_env.cli import main
+from story_env.run.cli import main
 
 
 def test_plugins_lists_every_kind_with_its_distribution(capsys):
@@ -52,7 +52,7 @@ def test_play_is_reproducible(capsys):
 
 def test_unknown_teacher_exits_with_a_clear_message():
     result = subprocess.run(
-        [sys.executable, "-m", "story_env.cli", "play", "--teacher", "llama", "--episodes", "1"],
+        [sys.executable, "-m", "story_env.run.cli", "play", "--teacher", "llama", "--episodes", "1"],
         capture_output=True,
         text=True,
     )

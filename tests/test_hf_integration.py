@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from story_env.sb3 import make_sb3_vec_env
-from story_env.training import TrainConfig, build_algorithm, evaluate, train
+from story_env.run.training import TrainConfig, build_algorithm, evaluate, train
 
 PROMPTS = ["Once upon a time", "The fox", "A small dragon lived in a cave by the sea", "Tom"]
 
@@ -71,7 +71,7 @@ def test_kv_cached_rollout_writes_the_tokens_of_full_prefix_forwards(student, sl
 def test_sliding_window_students_are_refused_with_a_clear_error():
     from transformers import AutoModelForCausalLM, Gemma3TextConfig
 
-    from agents.kvcache import IncrementalLM
+    from agents.rl.kvcache import IncrementalLM
     from story_env.errors import ConfigError
 
     config = Gemma3TextConfig(
@@ -131,7 +131,7 @@ def test_rollout_train_and_eval_use_no_deprecated_transformers_api(student, tmp_
 
 
 def test_loading_bars_show_only_when_asked(student, capfd):
-    from agents.lm import load_path_student
+    from agents.students.lm import load_path_student
     from story_env.loading import loading_bars
 
     load_path_student(student).model  # noqa: B018 (loads the weights)
@@ -142,7 +142,7 @@ def test_loading_bars_show_only_when_asked(student, capfd):
 
 
 def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, capsys):
-    from story_env.cli import main
+    from story_env.run.cli import main
 
     args = [
         "train",
@@ -188,7 +188,7 @@ def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, 
 def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
     """The demo's student: no deprecated API under warnings-as-errors, and the commands a
     user runs print nothing on stderr (no warnings, no loading bars with --no-progress)."""
-    from agents.tiny import build_tiny
+    from agents.students.tiny import build_tiny
 
     build_tiny(progress=False)  # outside the checked runs
     with warnings.catch_warnings():
@@ -220,7 +220,7 @@ def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
     ]
     for args in commands:
         done = subprocess.run(
-            [sys.executable, "-m", "story_env.cli", *args],
+            [sys.executable, "-m", "story_env.run.cli", *args],
             env=env,
             capture_output=True,
             text=True,
@@ -237,11 +237,11 @@ def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
     "its de-quantization bar with tqdm.auto, outside transformers' progress-bar switch",
 )
 def test_tiny_eval_with_the_default_held_out_judge_is_quiet():
-    from agents.tiny import build_tiny
+    from agents.students.tiny import build_tiny
 
     build_tiny(progress=False)
     done = subprocess.run(
-        [sys.executable, "-m", "story_env.cli", "eval", "--student", "tiny", "--stories", "4"],
+        [sys.executable, "-m", "story_env.run.cli", "eval", "--student", "tiny", "--stories", "4"],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from story_env.cli import main
+from story_env.run.cli import main
 from story_env.errors import ConfigError
-from story_env.judging import JudgeSpec, default_judges, judge_stories, parse_judge
+from story_env.run.judging import JudgeSpec, default_judges, judge_stories, parse_judge
 from story_env.teacher import StoryRequest
 
 
@@ -75,7 +75,7 @@ def test_eval_prints_the_teacher_and_the_held_out_judge(random_lm_student, capsy
 
 
 def test_compare_table_has_a_column_per_judge(random_lm_student, tmp_path):
-    from story_env.training import TrainConfig, compare
+    from story_env.run.training import TrainConfig, compare
 
     base = TrainConfig(
         student=random_lm_student,

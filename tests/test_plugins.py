@@ -167,7 +167,7 @@ def test_pip_installed_example_plugin_is_usable_and_listed(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[0] == "True 0.5 {'keywords': 0.5} found ['fox']"
     listing = subprocess.run(
-        [sys.executable, "-m", "story_env.cli", "plugins"],
+        [sys.executable, "-m", "story_env.run.cli", "plugins"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(target)},

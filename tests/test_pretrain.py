@@ -14,8 +14,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from agents.baselines import seed_stories
-from agents.pretrain import (
+from agents.students.baselines import seed_stories
+from agents.pretraining.pretrain import (
     ModelConfig,
     PretrainConfig,
     checkpoint_name,
@@ -80,7 +80,7 @@ def _cli(out: Path, stories: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "story_env.cli",
+        "story_env.run.cli",
         "pretrain",
         "--words",
         "6000",

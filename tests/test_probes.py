@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from agents import corpus
-from agents.baselines import seed_stories
-from agents.lm import load_path_student
-from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+from agents.students.baselines import seed_stories
+from agents.students.lm import load_path_student
+from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from agents.probes import (
     PHENOMENA,
     PROBES,
@@ -30,9 +30,9 @@ from agents.probes import (
     wilson_interval,
 )
 from agents.probes import lexicon as lx
-from story_env.cli import main
+from story_env.run.cli import main
 from story_env.errors import ConfigError
-from story_env.probing import probe
+from story_env.run.probing import probe
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=256, vocab_size=400)
 PAIRS = 100
@@ -388,7 +388,7 @@ def test_a_train_run_folder_is_probed_through_its_policy(checkpoint, tmp_path):
 
     from stable_baselines3 import PPO
 
-    from story_env.training import TrainConfig, train
+    from story_env.run.training import TrainConfig, train
 
     run = tmp_path / "run"
     config = TrainConfig(
@@ -424,7 +424,7 @@ def test_a_checkpoint_trained_longer_scores_higher(tmp_path):
     Measured 2026-11-30 with 300 pairs per probe: mean accuracy 0.509 (margin +0.04 nats)
     against 0.479 (-0.08 nats); the 50,000-word checkpoint lies between (0.492).
     """
-    from agents.tiny import TINY_RECIPE, build_tiny
+    from agents.students.tiny import TINY_RECIPE, build_tiny
 
     short = dataclasses.replace(TINY_RECIPE, words=10_000)
     train, validation = corpus.load_corpus("train"), corpus.load_corpus("validation")

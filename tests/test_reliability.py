@@ -25,13 +25,13 @@ import numpy as np
 import pytest
 
 import story_env
-from story_env.cli import main
+from story_env.run.cli import main
 from story_env.env import StorytellingEnv
 from story_env.errors import ConfigError, RunFolderError, StorytellingError, TeacherError
 from story_env.registry import get_algorithm
 from story_env.run_folder import append_story, flush_log, open_story_log, repair_story_log
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
-from story_env.training import (
+from story_env.run.training import (
     CI_METHOD,
     TrainConfig,
     _log_story,
@@ -599,7 +599,7 @@ def test_sb3_make_vec_env_accepts_its_render_mode_injection():
 
 def test_plugins_stays_quiet_on_a_closed_pipe():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "story_env.cli", "plugins"],
+        [sys.executable, "-m", "story_env.run.cli", "plugins"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -663,7 +663,7 @@ def test_sigkilled_ten_times_at_random_moments_resumes_to_the_budget(random_lm_s
     argv = [
         sys.executable,
         "-m",
-        "story_env.cli",
+        "story_env.run.cli",
         *_train_argv(random_lm_student, run, 3000),
         "--checkpoint-every",
         "48",

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from agents.baselines import seed_stories
+from agents.students.baselines import seed_stories
 from story_env.errors import ConfigError
-from story_env.reproduce import ReproConfig, nwp_equivalent, run, smoke_config
+from story_env.run.reproduce import ReproConfig, nwp_equivalent, run, smoke_config
 
 
 def test_nwp_equivalent_interpolates_in_log_words():

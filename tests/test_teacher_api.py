@@ -326,7 +326,7 @@ def test_echoed_secrets_never_reach_any_output_or_file(
 ):
     """A server that echoes the key (or a base_url's Basic credentials) in its answers,
     through a whole `storytelling train` run: no output and no file of the run shows them."""
-    from story_env.cli import main
+    from story_env.run.cli import main
 
     server = fake_server(*[("echo",), ("answer", "2 2 2")] * 400)
     user, password = "storyuser", "pa$$-w0rd-9f1e"

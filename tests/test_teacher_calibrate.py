@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from story_env.cli import main
+from story_env.run.cli import main
 from teachers.calibrate import load_calibration, spearman
 
 

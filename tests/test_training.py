@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.kvcache import IncrementalLM, last_hidden_teacher_forced
-from agents.reference import ReferenceVecEnv, reference_masks
+from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
+from agents.rl.reference import ReferenceVecEnv, reference_masks
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.sb3 import make_sb3_vec_env
-from story_env.training import TrainConfig, build_algorithm, evaluate, policy_class_for, train
+from story_env.run.training import TrainConfig, build_algorithm, evaluate, policy_class_for, train
 
 
 def _full_hidden(model, ids, lengths):
@@ -31,7 +31,7 @@ def _full_hidden(model, ids, lengths):
 
 @pytest.mark.parametrize("slack", [32, 0])  # 0: compacts the cache at almost every step
 def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slack):
-    from agents.lm import load_path_student
+    from agents.students.lm import load_path_student
 
     model = load_path_student(student).model.eval()
     pad, n, width = 400, 3, 50
@@ -80,7 +80,7 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
 
 
 def test_untrained_policy_is_the_student(student):
-    from agents.lm import load_path_student
+    from agents.students.lm import load_path_student
 
     venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=10)
     model = build_algorithm(TrainConfig(student=student, num_envs=2), venv)
@@ -130,7 +130,7 @@ def test_each_algorithm_trains_a_few_hundred_steps(student, tmp_path, algorithm,
 
 
 def test_kl_shaping_adds_coef_times_reference_logprob(student):
-    from agents.lm import load_path_student
+    from agents.students.lm import load_path_student
 
     coef = 0.25
     plain = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=6)
@@ -204,7 +204,7 @@ def _train_cmd(out, student, *extra):
     return [
         sys.executable,
         "-m",
-        "story_env.cli",
+        "story_env.run.cli",
         "train",
         "--student",
         student,
@@ -283,7 +283,7 @@ def test_resume_refuses_a_different_config(student, tmp_path):
 
 
 def test_episode_order_keeps_episodes_whole():
-    from agents.buffers import episode_order
+    from agents.rl.buffers import episode_order
 
     starts = np.zeros((6, 2))
     starts[[0, 3], 0] = 1  # env 0: steps 0-2, 3-5
@@ -303,7 +303,7 @@ def test_episode_order_keeps_episodes_whole():
 
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuffled):
-    from agents.lm import load_path_student
+    from agents.students.lm import load_path_student
 
     model = load_path_student(student).model.eval()
     torch.manual_seed(0)
@@ -329,7 +329,7 @@ def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuf
 
 def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path):
     """coef * (log p_ref - log pi) per token: ~0 while pi is still the student."""
-    from story_env.training import _callbacks, make_env
+    from story_env.run.training import _callbacks, make_env
 
     config = TrainConfig(
         student=student,
@@ -353,7 +353,7 @@ def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path)
 
 
 def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student, tmp_path):
-    from story_env.training import compare
+    from story_env.run.training import compare
 
     base = TrainConfig(
         student=student,

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from story_env.training import TrainConfig, evaluate, train
+from story_env.run.training import TrainConfig, evaluate, train
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from story_env.errors import ConfigError, DependencyMissingError, TeacherError
 from story_env.registry import get_algorithm
 from story_env.rewards import RewardConfig
 from story_env.teacher import Scores, StoryRequest
-from story_env.training import TrainConfig, train
+from story_env.run.training import TrainConfig, train
 from story_env.trl import TeacherReward, teacher_reward_function
 from teachers.heuristic import HeuristicTeacher
 
@@ -230,7 +230,7 @@ def test_without_trl_grpo_names_the_extra_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "trl", None)  # `import trl` raises ImportError
     with pytest.raises(DependencyMissingError, match=r"pip install 'storytelling\[trl\]'"):
         train(TrainConfig(algorithm="grpo", steps=8), tmp_path, progress=False)
-    from story_env.cli import main
+    from story_env.run.cli import main
 
     assert main(["train", "--algorithm", "grpo", "--out", str(tmp_path), "--no-progress"]) == 2
 
@@ -258,7 +258,7 @@ def random_student(tmp_path_factory) -> str:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from agents.baselines import seed_stories
+    from agents.students.baselines import seed_stories
 
     words = sorted({w for s in [PROMPT, *STORIES, *seed_stories()] for w in s.split()})
     vocab = {"<eos>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(words)}}
@@ -283,7 +283,7 @@ def test_grpo_run_folder_log_checkpoint_and_eval(random_student, tmp_path):
     import torch
 
     from story_env.core import resolve_student
-    from story_env.trl_training import trl_student_folder
+    from story_env.run.trl_training import trl_student_folder
 
     config = TrainConfig(
         algorithm="grpo",

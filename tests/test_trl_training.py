@@ -23,7 +23,7 @@ def _train_cmd(out, *extra):
     return [
         sys.executable,
         "-m",
-        "story_env.cli",
+        "story_env.run.cli",
         "train",
         "--algorithm",
         "grpo",
@@ -48,7 +48,7 @@ def _train_cmd(out, *extra):
 
 def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
     pytest.importorskip("trl")
-    from agents.tiny import build_tiny
+    from agents.students.tiny import build_tiny
 
     build_tiny(progress=False)  # outside the timed run
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -92,7 +92,7 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
         [
             sys.executable,
             "-m",
-            "story_env.cli",
+            "story_env.run.cli",
             "eval",
             "--checkpoint",
             str(tmp_path),
@@ -111,7 +111,7 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
     )
     assert f"{tmp_path}: 8 stories" in evaluated.stdout and "teacher_score" in evaluated.stdout
 
-    from story_env.training import evaluate
+    from story_env.run.training import evaluate
 
     shared = {"stories": 8, "num_envs": 4, "max_new_tokens": 32, "judges": []}
     by_run = evaluate(checkpoint=tmp_path, **shared)
@@ -121,7 +121,7 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
 
 def test_compare_puts_grpo_beside_ppo_in_one_table_and_plot(tmp_path):
     pytest.importorskip("trl")
-    from story_env.training import TrainConfig, compare
+    from story_env.run.training import TrainConfig, compare
 
     base = TrainConfig(
         student="tiny",

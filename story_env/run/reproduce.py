@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name
+from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name
 from story_env.errors import ConfigError
-from story_env.judging import resolve_judges
-from story_env.training import TrainConfig, evaluate, train
+from story_env.run.judging import resolve_judges
+from story_env.run.training import TrainConfig, evaluate, train
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _stories(path: str | None, split: str) -> list[str]:
         from agents import corpus
 
         return corpus.load_corpus(split)
-    from agents.cli import _read_stories
+    from agents.pretraining.commands import _read_stories
 
     return _read_stories(path)
 
@@ -174,7 +174,7 @@ def run(
     rates: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment and write its results."""
-    from agents.pretrain import pretrain
+    from agents.pretraining.pretrain import pretrain
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

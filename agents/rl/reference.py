@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.kvcache import IncrementalLM
+from agents.rl.kvcache import IncrementalLM
 from story_env.errors import ConfigError
 
 

@@ -16,10 +16,10 @@ from story_env.errors import StorytellingError
 # Modules that add subcommands: each has ``add_command(subparsers)`` and imports its
 # heavy dependencies inside the command function, so `storytelling --help` stays fast.
 EXTRA_COMMAND_MODULES: tuple[str, ...] = (
-    "agents.cli",
-    "story_env.train_cli",
+    "agents.pretraining.commands",
+    "story_env.run.commands",
     "teachers.calibrate",
-    "story_env.probing",
+    "story_env.run.probing",
 )
 
 
@@ -39,7 +39,7 @@ def json_object(text: str) -> dict[str, Any]:
 def cmd_plugins(args: argparse.Namespace) -> int:
     """Print every registered teacher, student and algorithm with its provider."""
     from story_env.registry import registry
-    from story_env.training import refusal_reason
+    from story_env.run.training import refusal_reason
 
     reg = registry()
     for kind in ("teacher", "student", "algorithm"):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from story_env.cli import json_object as _json_obj
+from story_env.run.cli import json_object as _json_obj
 
 
 def _number(text: str) -> int:
@@ -39,7 +39,7 @@ _FIELDS = {
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from story_env.training import TrainConfig
+    from story_env.run.training import TrainConfig
 
     given = {
         field: getattr(args, flag)
@@ -91,7 +91,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from story_env.loading import loading_bars
-    from story_env.training import train
+    from story_env.run.training import train
 
     config = _config(args)
     with loading_bars(not args.no_progress):
@@ -163,7 +163,7 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from story_env.training import evaluate
+    from story_env.run.training import evaluate
 
     result = evaluate(
         student=args.student,
@@ -212,7 +212,7 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from story_env.training import compare
+    from story_env.run.training import compare
 
     table = compare(
         _config(args),
@@ -283,10 +283,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from story_env.reproduce import ReproConfig, run, smoke_config
+    from story_env.run.reproduce import ReproConfig, run, smoke_config
 
     if args.smoke:
-        from agents.baselines import seed_stories
+        from agents.students.baselines import seed_stories
 
         path = f"{args.out}/seed_stories.txt"
         Path(args.out).mkdir(parents=True, exist_ok=True)

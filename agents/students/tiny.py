@@ -16,8 +16,8 @@ import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from agents.lm import LMStudent, load_path_student
-from agents.pretrain import ModelConfig, PretrainConfig, checkpoint_name
+from agents.students.lm import LMStudent, load_path_student
+from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def tiny_dir(recipe: PretrainConfig) -> Path:
 def build_tiny(words: int | None = None, *, progress: bool = True) -> Path:
     """Pretrain the tiny student if it is not cached yet; return its checkpoint folder."""
     from agents import corpus
-    from agents.pretrain import pretrain
+    from agents.pretraining.pretrain import pretrain
 
     recipe = TINY_RECIPE if words is None else replace(TINY_RECIPE, words=words)
     run = tiny_dir(recipe)

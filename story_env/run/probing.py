@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from story_env.cli import json_object
+from story_env.run.cli import json_object
 from story_env.errors import ConfigError
 
 
@@ -68,7 +68,7 @@ def load_probe_target(
     Raises:
         ConfigError: Both or an unusable ``checkpoint`` given, or a student without an LM.
     """
-    from story_env.training import CHECKPOINT
+    from story_env.run.training import CHECKPOINT
 
     if checkpoint is None:
         name = student or "tiny"

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import ConfigError
-from story_env.judging import JudgeSpec, judge_stories, resolve_judges
+from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.registry import AlgorithmSpec, get_algorithm, registry
 from story_env.run_folder import (
     CHECKPOINT,
@@ -37,10 +37,10 @@ from story_env.run_folder import (
     save_model,
     write_meta,
 )
-from story_env.stats import CI_METHOD, mean_ci
+from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.teacher import StoryRequest
 
-logger = logging.getLogger("story_env.training")
+logger = logging.getLogger("story_env.run.training")
 TEACHER_ANSWER_WORDS = 3  # the paper counts ~3 words of teacher output per story
 
 
@@ -207,7 +207,7 @@ def refusal_reason(spec: AlgorithmSpec) -> str | None:
 
 def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> type:
     """The causal-LM policy class that fits the algorithm, or a clear error."""
-    from agents.policy import CausalLMPolicy, MaskableCausalLMPolicy
+    from agents.rl.policy import CausalLMPolicy, MaskableCausalLMPolicy
 
     compatible = sorted(
         e.name for e in registry().entries("algorithm") if refusal_reason(e.obj) is None
@@ -261,7 +261,7 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
         or config.top_p is not None
         or config.top_k is not None
     ):
-        from agents.reference import ReferenceVecEnv
+        from agents.rl.reference import ReferenceVecEnv
 
         venv = ReferenceVecEnv(
             venv,
@@ -286,7 +286,7 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         **kwargs.pop("policy_kwargs", {}),
     }
     if "rollout_buffer_class" not in kwargs and _accepts(spec, "rollout_buffer_class"):
-        from agents.buffers import EpisodeRolloutBuffer, MaskableEpisodeRolloutBuffer
+        from agents.rl.buffers import EpisodeRolloutBuffer, MaskableEpisodeRolloutBuffer
 
         kwargs["rollout_buffer_class"] = (
             MaskableEpisodeRolloutBuffer if spec.needs_action_masks else EpisodeRolloutBuffer
@@ -589,7 +589,7 @@ def train(
 ) -> dict[str, Any]:
     """Run (or resume) one training run; returns its summary."""
     if get_algorithm(config.algorithm).framework == "trl":  # GRPO: TRL's trainer
-        from story_env.trl_training import train_trl
+        from story_env.run.trl_training import train_trl
 
         return train_trl(config, out_dir, resume=resume, progress=progress)
     out = Path(out_dir)
@@ -714,7 +714,7 @@ def evaluate(
 
     The stories are graded by ``teacher`` (default: the run's own teacher for a
     checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
-    held-out judge of ``story_env.judging.default_judges``; ``[]`` for none), reported
+    held-out judge of ``story_env.run.judging.default_judges``; ``[]`` for none), reported
     under ``summary["judges"]``.
     """
     if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
@@ -724,7 +724,7 @@ def evaluate(
     import torch
 
     from story_env.sb3 import make_sb3_vec_env
-    from story_env.trl_training import trl_student_folder
+    from story_env.run.trl_training import trl_student_folder
 
     if teacher is None:  # the run's own teacher, never silently another one
         teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)
@@ -771,7 +771,7 @@ def evaluate(
         mask_student = run_config["student"]
         mask_student_kwargs = run_config.get("student_kwargs") or {}
     if top_p is not None or top_k is not None:
-        from agents.reference import ReferenceVecEnv
+        from agents.rl.reference import ReferenceVecEnv
 
         venv = ReferenceVecEnv(venv, mask_student, mask_student_kwargs, top_p=top_p, top_k=top_k)
     if checkpoint is None:
@@ -835,7 +835,7 @@ def compare(
     """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``.
 
     Each trained policy and the untrained student are graded by the training teacher and
-    by the held-out ``judges`` (default: ``story_env.judging.default_judges``).
+    by the held-out ``judges`` (default: ``story_env.run.judging.default_judges``).
     """
     judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
     out = Path(out_dir)

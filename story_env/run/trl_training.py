@@ -50,7 +50,7 @@ from story_env.run_folder import (
     read_json,
     write_meta,
 )
-from story_env.training import TrainConfig, _has_tensorboard, _log_story, check_algo_kwargs
+from story_env.run.training import TrainConfig, _has_tensorboard, _log_story, check_algo_kwargs
 
 TRAINER_DIR = "trainer"  # TRL's checkpoint-N folders
 

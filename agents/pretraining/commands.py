@@ -35,7 +35,7 @@ def _packaged(split: str) -> list[str]:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from agents.pretrain import ModelConfig, PretrainConfig, pretrain
+    from agents.pretraining.pretrain import ModelConfig, PretrainConfig, pretrain
 
     config = PretrainConfig(
         words=args.words,
@@ -67,7 +67,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_build_student(args: argparse.Namespace) -> int:
-    from agents.tiny import build_tiny
+    from agents.students.tiny import build_tiny
 
     if args.name != "tiny":
         from story_env.errors import ConfigError

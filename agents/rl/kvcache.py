@@ -220,7 +220,7 @@ def last_hidden_teacher_forced(
 
     Rows that are prefixes of a longer row in the batch (earlier steps of the same
     story) share that row's single forward pass. Episode-grouped minibatches
-    (``agents.buffers``) list a story's steps in order, which the first, vectorised
+    (``agents.rl.buffers``) list a story's steps in order, which the first, vectorised
     pass catches; a second pass merges what is left. Returns (N, H), with gradients.
     """
     n = len(ids)

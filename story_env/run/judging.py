@@ -20,7 +20,7 @@ from typing import Any
 
 from story_env.errors import ConfigError
 from story_env.registry import create_teacher
-from story_env.stats import CI_METHOD, mean_ci
+from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.teacher import StoryRequest
 
 
