@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from agents.corpus import load_corpus
-from story_env.run.judging import JudgeSpec, parse_judge
 from story_env.prompts import PAPER_PROMPT
 from story_env.registry import create_teacher
+from story_env.run.judging import JudgeSpec, parse_judge
 from story_env.run.stats import mean_ci
 from story_env.teacher import StoryRequest
 from teachers.contrasts import CORRUPTIONS, contrast_sets

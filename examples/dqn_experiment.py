@@ -45,8 +45,8 @@ def main() -> None:
 
     from agents.rl.kvcache import last_hidden_teacher_forced
     from agents.rl.policy import LMFeaturesExtractor
-    from story_env.sb3 import make_sb3_vec_env
     from story_env.run.training import _one_wave, evaluate, mean_ci
+    from story_env.sb3 import make_sb3_vec_env
 
     class UncachedLM(LMFeaturesExtractor):
         """The policy's LM features, always recomputed (replay batches are random)."""

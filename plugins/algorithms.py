@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
+import functools
 from collections.abc import Callable
 
 from story_env.hookspecs import hookimpl
-from story_env.registry import AlgorithmSpec, RegisterAlgorithm
+from story_env.registry import AlgorithmSpec, RegisterAlgorithm, import_object
 
 
-def _lazy(path: str) -> Callable[[], type]:
-    module, _, attr = path.partition(":")
-
-    def load() -> type:
-        return getattr(importlib.import_module(module), attr)
-
-    return load
-
-
-def _trl(attr: str) -> Callable[[], type]:
-    """Load ``trl.<attr>``, or say which extra installs TRL."""
-
-    def load() -> type:
-        try:
-            module = importlib.import_module("trl")
-        except ImportError as exc:
-            from story_env.errors import DependencyMissingError
-
-            raise DependencyMissingError(
-                f"this algorithm runs through TRL, which is not installed ({exc}); "
-                "run `pip install 'storytelling[trl]'`"
-            ) from exc
-        return getattr(module, attr)
-
-    return load
+def _class(path: str, extra: str | None = None) -> Callable[[], type]:
+    """A loader that imports the class at ``path`` when a run asks for it."""
+    return functools.partial(import_object, path, extra)
 
 
 # The paper's PPO settings: the grade arrives only at the story's end, so no discounting.
@@ -44,12 +22,12 @@ _PAPER = {"gamma": 1.0, "gae_lambda": 0.95}
 def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
     register(
         "ppo",
-        AlgorithmSpec(_lazy("stable_baselines3:PPO"), defaults=_PAPER),
+        AlgorithmSpec(_class("stable_baselines3:PPO"), defaults=_PAPER),
         description="PPO (stable-baselines3)",
     )
     register(
         "a2c",
-        AlgorithmSpec(_lazy("stable_baselines3:A2C"), defaults=_PAPER),
+        AlgorithmSpec(_class("stable_baselines3:A2C"), defaults=_PAPER),
         description="A2C (stable-baselines3)",
     )
     register(
@@ -58,14 +36,14 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
         # CPU attention lacks: the LM policy runs plain ("eager") attention for it.
         # LMTRPO asks for all actor gradients in one backward pass (see agents.rl.trpo).
         AlgorithmSpec(
-            _lazy("agents.rl.trpo:LMTRPO"),
+            _class("agents.rl.trpo:LMTRPO"),
             defaults={**_PAPER, "policy_kwargs": {"attn_implementation": "eager"}},
         ),
         description="TRPO (sb3-contrib)",
     )
     register(
         "maskable_ppo",
-        AlgorithmSpec(_lazy("sb3_contrib:MaskablePPO"), needs_action_masks=True, defaults=_PAPER),
+        AlgorithmSpec(_class("sb3_contrib:MaskablePPO"), needs_action_masks=True, defaults=_PAPER),
         description="PPO with invalid-action masks (sb3-contrib)",
     )
     register(
@@ -74,9 +52,9 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
         # story_env.grpo maps the run's task, budget, KL and run folder onto it. TRL's
         # default learning rate (1e-6) is for billion-parameter models.
         AlgorithmSpec(
-            _trl("GRPOConfig"),
+            _class("trl:GRPOConfig", extra="trl"),
             framework="trl",
-            trainer=_trl("GRPOTrainer"),
+            trainer=_class("trl:GRPOTrainer", extra="trl"),
             defaults={"learning_rate": 1e-4},
         ),
         description="GRPO (TRL; pip install 'storytelling[trl]')",
@@ -86,25 +64,25 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
         # Same runner; RLOO's baseline is the mean grade of the other completions of the
         # prompt, and its KL is a per-sequence reward penalty (sum of log pi - log p_ref).
         AlgorithmSpec(
-            _trl("RLOOConfig"),
+            _class("trl:RLOOConfig", extra="trl"),
             framework="trl",
-            trainer=_trl("RLOOTrainer"),
+            trainer=_class("trl:RLOOTrainer", extra="trl"),
             defaults={"learning_rate": 1e-4},
         ),
         description="RLOO, REINFORCE leave-one-out (TRL; pip install 'storytelling[trl]')",
     )
     register(
         "recurrent_ppo",
-        AlgorithmSpec(_lazy("sb3_contrib:RecurrentPPO"), recurrent=True),
+        AlgorithmSpec(_class("sb3_contrib:RecurrentPPO"), recurrent=True),
         description="PPO with an LSTM policy (sb3-contrib)",
     )
     register(
         "dqn",
-        AlgorithmSpec(_lazy("stable_baselines3:DQN"), q_values=True, on_policy=False),
+        AlgorithmSpec(_class("stable_baselines3:DQN"), q_values=True, on_policy=False),
         description="DQN (stable-baselines3)",
     )
     register(
         "qrdqn",
-        AlgorithmSpec(_lazy("sb3_contrib:QRDQN"), q_values=True, on_policy=False),
+        AlgorithmSpec(_class("sb3_contrib:QRDQN"), q_values=True, on_policy=False),
         description="Quantile-regression DQN (sb3-contrib)",
     )

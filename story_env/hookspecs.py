@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from story_env.registry import RegisterAlgorithm, RegisterStudent, RegisterTeacher
+    from story_env.registry import (
+        RegisterAlgorithm,
+        RegisterCommand,
+        RegisterStudent,
+        RegisterTeacher,
+    )
 
 PROJECT = "storytelling"
 
@@ -53,4 +58,17 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
     to load the stable-baselines3-style class and what it needs (action masks, recurrent
     state, discrete Q-values), or, with ``framework="trl"``, the TRL trainer and config
     classes that run it on whole completions.
+    """
+
+
+@hookspec
+def storytelling_register_commands(register: RegisterCommand) -> None:
+    """Register subcommands of the ``storytelling`` command line.
+
+    Call ``register(name, build, description=..., aliases=())`` once per command. The host
+    makes the subparser (``description`` is its help line) and calls ``build(parser)``,
+    which adds the arguments and sets ``parser.set_defaults(func=run)``; ``run(args)``
+    returns the exit status. Import heavy dependencies inside ``run`` so that
+    ``storytelling --help`` stays fast. Raise ``story_env.errors.StorytellingError`` (or
+    a subclass) for a user's mistake: the CLI prints it as one line.
     """

@@ -8,6 +8,7 @@ and runs ``check_pending()``. ``registry()`` asks every plugin to register its n
 
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib
 import importlib.metadata
@@ -22,6 +23,7 @@ import pluggy
 from story_env import hookspecs
 from story_env.errors import (
     ConfigError,
+    DependencyMissingError,
     DuplicatePluginError,
     PluginLoadError,
     UnknownPluginError,
@@ -29,8 +31,8 @@ from story_env.errors import (
 
 ENTRY_POINT_GROUP = "storytelling"
 DISABLE_AUTOLOAD_ENV = "STORYTELLING_DISABLE_PLUGIN_AUTOLOAD"
-BUILTIN_PLUGINS = ("plugins.teachers", "plugins.students", "plugins.algorithms")
-Kind = Literal["teacher", "student", "algorithm"]
+BUILTIN_PLUGINS = ("plugins.teachers", "plugins.students", "plugins.algorithms", "plugins.commands")
+Kind = Literal["teacher", "student", "algorithm", "command"]
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,61 @@ class RegisterAlgorithm(Protocol):
     ) -> None: ...
 
 
+class RegisterCommand(Protocol):
+    def __call__(
+        self,
+        name: str,
+        build: Callable[[argparse.ArgumentParser], None],
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+    ) -> None: ...
+
+
 _HOOKS: dict[Kind, str] = {
     "teacher": "storytelling_register_teachers",
     "student": "storytelling_register_students",
     "algorithm": "storytelling_register_algorithms",
+    "command": "storytelling_register_commands",
 }
 
 
+def import_object(path: str, extra: str | None = None) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute.
+
+    With ``extra``, a missing package raises ``DependencyMissingError`` naming the
+    project extra that installs it.
+    """
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if extra is None:
+            raise
+        raise DependencyMissingError(
+            f"{path} needs a package that is not installed ({exc}); "
+            f"run `pip install 'storytelling[{extra}]'`"
+        ) from exc
+    return getattr(module, attr)
+
+
+def lazy(path: str, extra: str | None = None) -> Callable[..., Any]:
+    """A stand-in for ``"module:callable"`` that imports it at its first call.
+
+    Plugins register these as factories and command builders, so that listing the
+    registry imports no backend: ``register("heuristic", lazy("teachers.heuristic:HeuristicTeacher"))``.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return import_object(path, extra)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = path.rpartition(":")[2]
+    call.__doc__ = f"Import and call {path}."
+    return call
+
+
 class Registry:
-    """Every registered teacher, student and algorithm, with the plugin that provided it."""
+    """Every registered teacher, student, algorithm and command, with the plugin that provided it."""
 
     def __init__(self, entries: list[Entry]) -> None:
         self._entries = entries

@@ -178,13 +178,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(subparsers: Any) -> None:
-    """Add ``storytelling calibrate`` to the CLI."""
-    from story_env.run.cli import json_object as _json_dict
+def add_calibrate(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``storytelling calibrate``."""
+    from story_env.arguments import json_object as _json_dict
 
-    p = subparsers.add_parser(
-        "calibrate", help="rank-correlate a teacher's grades with the labelled calibration set"
-    )
     p.add_argument("--teacher", default="heuristic", help="teacher name (default: heuristic)")
     p.add_argument(
         "--teacher-kwargs", type=_json_dict, default={}, help="JSON object for the teacher"

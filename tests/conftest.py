@@ -36,8 +36,8 @@ def random_lm_student(tmp_path_factory) -> str:
     A real transformers model folder (``save_pretrained``) with a 128-token context, for
     tests that need an LM student and a training run but not a fluent one.
     """
-    from agents.students.baselines import seed_stories
     from agents.pretraining.pretrain import ModelConfig, build_model, train_tokenizer
+    from agents.students.baselines import seed_stories
 
     out = tmp_path_factory.mktemp("random_lm")
     tokenizer = train_tokenizer(seed_stories(), 300)
@@ -52,8 +52,8 @@ def random_lm_student(tmp_path_factory) -> str:
 def student(tmp_path_factory) -> str:
     """A small pretrained student folder (2 layers x 64, seconds to build), shared by the
     training and transformers-integration tests."""
-    from agents.students.baselines import seed_stories
     from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+    from agents.students.baselines import seed_stories
 
     out = tmp_path_factory.mktemp("student")
     model = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)

@@ -52,7 +52,16 @@ def test_play_is_reproducible(capsys):
 
 def test_unknown_teacher_exits_with_a_clear_message():
     result = subprocess.run(
-        [sys.executable, "-m", "story_env.run.cli", "play", "--teacher", "llama", "--episodes", "1"],
+        [
+            sys.executable,
+            "-m",
+            "story_env.run.cli",
+            "play",
+            "--teacher",
+            "llama",
+            "--episodes",
+            "1",
+        ],
         capture_output=True,
         text=True,
     )

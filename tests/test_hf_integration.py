@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from story_env.sb3 import make_sb3_vec_env
 from story_env.run.training import TrainConfig, build_algorithm, evaluate, train
+from story_env.sb3 import make_sb3_vec_env
 
 PROMPTS = ["Once upon a time", "The fox", "A small dragon lived in a cave by the sea", "Tom"]
 

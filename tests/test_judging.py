@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from story_env.run.cli import main
 from story_env.errors import ConfigError
+from story_env.run.cli import main
 from story_env.run.judging import JudgeSpec, default_judges, judge_stories, parse_judge
 from story_env.teacher import StoryRequest
 

@@ -16,8 +16,6 @@ import pytest
 import torch
 
 from agents import corpus
-from agents.students.baselines import seed_stories
-from agents.students.lm import load_path_student
 from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from agents.probes import (
     PHENOMENA,
@@ -30,8 +28,10 @@ from agents.probes import (
     wilson_interval,
 )
 from agents.probes import lexicon as lx
-from story_env.run.cli import main
+from agents.students.baselines import seed_stories
+from agents.students.lm import load_path_student
 from story_env.errors import ConfigError
+from story_env.run.cli import main
 from story_env.run.probing import probe
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=256, vocab_size=400)

@@ -25,12 +25,10 @@ import numpy as np
 import pytest
 
 import story_env
-from story_env.run.cli import main
 from story_env.env import StorytellingEnv
 from story_env.errors import ConfigError, RunFolderError, StorytellingError, TeacherError
 from story_env.registry import get_algorithm
-from story_env.run_folder import append_story, flush_log, open_story_log, repair_story_log
-from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
+from story_env.run.cli import main
 from story_env.run.training import (
     CI_METHOD,
     TrainConfig,
@@ -41,6 +39,8 @@ from story_env.run.training import (
     planned_end,
     train,
 )
+from story_env.run_folder import append_story, flush_log, open_story_log, repair_story_log
+from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
 from teachers.judge import JudgeTeacher
 from teachers.policy import FallbackScores
 

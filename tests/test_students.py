@@ -10,8 +10,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import story_env  # noqa: F401
-from agents.students.baselines import seed_stories
 from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+from agents.students.baselines import seed_stories
 from story_env.errors import ConfigError, UnknownPluginError
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=256, vocab_size=400)

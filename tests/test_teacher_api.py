@@ -317,7 +317,9 @@ def test_credentials_in_base_url_are_masked_in_errors_and_not_mixed_with_a_key(a
         APITeacher(base_url="http://u:s3cret-pw@127.0.0.1:1/v1", model="m", api_key_env=KEY_ENV)
     assert "s3cret-pw" not in str(caught.value) and "u:***@" in str(caught.value)
     teacher = APITeacher(base_url="http://u:s3cret-pw@127.0.0.1:1/v1", model="m")
-    assert "s3cret-pw" not in repr(teacher) and "s3cret-pw" not in json.dumps(teacher.grade_config())
+    assert "s3cret-pw" not in repr(teacher) and "s3cret-pw" not in json.dumps(
+        teacher.grade_config()
+    )
 
 
 @pytest.mark.parametrize("credentials", ["api_key", "base_url"])

@@ -17,8 +17,8 @@ from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
 from agents.rl.reference import ReferenceVecEnv, reference_masks
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
-from story_env.sb3 import make_sb3_vec_env
 from story_env.run.training import TrainConfig, build_algorithm, evaluate, policy_class_for, train
+from story_env.sb3 import make_sb3_vec_env
 
 
 def _full_hidden(model, ids, lengths):

@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(float(x)) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated word counts, got {text!r}"
-        ) from exc
+from story_env.arguments import count, count_list
 
 
 def _read_stories(path: str) -> list[str]:
@@ -77,16 +70,18 @@ def cmd_build_student(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="next-word pretraining of a small student, by words seen")
+def add_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--words",
-        type=lambda s: int(float(s)),
+        type=count,
         required=True,
         help="words seen at the end (e.g. 2e6)",
     )
     p.add_argument(
-        "--save-at", type=_int_list, default=(), help="comma-separated word counts to checkpoint at"
+        "--save-at",
+        type=count_list,
+        default=(),
+        help="comma-separated word counts to checkpoint at",
     )
     p.add_argument("--out", required=True, help="run folder (checkpoints, state, metrics)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -109,7 +104,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("build-student", help="build (pretrain and cache) the embedded tiny student")
+
+def add_build_student(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", default="tiny")
-    p.add_argument("--words", type=lambda s: int(float(s)), default=None, help="pretraining budget")
+    p.add_argument("--words", type=count, default=None, help="pretraining budget")
     p.set_defaults(func=cmd_build_student)

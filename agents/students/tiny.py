@@ -16,8 +16,8 @@ import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from agents.students.lm import LMStudent, load_path_student
 from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name
+from agents.students.lm import LMStudent, load_path_student
 
 logger = logging.getLogger(__name__)
 

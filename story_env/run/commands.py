@@ -1,4 +1,9 @@
-"""Subcommands ``train``, ``eval`` and ``compare``."""
+"""The run layer's subcommands: ``plugins``, ``play``, ``train``, ``eval``, ``compare``,
+``reproduce``.
+
+Each ``add_<name>(parser)`` adds a command's arguments and its ``cmd_<name>`` runner;
+``plugins.commands`` registers them through the ``storytelling_register_commands`` hook.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from story_env.run.cli import json_object as _json_obj
+import numpy as np
 
-
-def _number(text: str) -> int:
-    return int(float(text))
-
+from story_env.arguments import count, json_object
+from story_env.errors import StorytellingError
 
 # flag name -> TrainConfig field; only flags the user gave override the config file
 _FIELDS = {
@@ -38,6 +41,96 @@ _FIELDS = {
 }
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print every registered teacher, student, algorithm and command with its provider."""
+    from story_env.registry import registry
+    from story_env.run.training import refusal_reason
+
+    reg = registry()
+    for kind in ("teacher", "student", "algorithm", "command"):
+        entries = sorted(reg.entries(kind), key=lambda e: e.name)  # type: ignore[arg-type]
+        print(f"{kind}s:")
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            alias = f" (aliases: {', '.join(e.aliases)})" if e.aliases else ""
+            refused = refusal_reason(e.obj) if kind == "algorithm" else None
+            mark = f"  REFUSED by `storytelling train`: {refused}" if refused else ""
+            print(
+                f"  {e.name:<{width}}  [{e.distribution}; plugin {e.plugin}]  "
+                f"{e.description}{alias}{mark}"
+            )
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Let a student agent write stories and print each with the teacher's scores."""
+    from story_env.vector import StorytellingVectorEnv, slot_info
+
+    if args.episodes < 1:
+        raise StorytellingError(f"--episodes must be >= 1, got {args.episodes}")
+    env = StorytellingVectorEnv(
+        num_envs=min(args.num_envs, args.episodes),
+        teacher=args.teacher,
+        student=args.agent,
+        student_kwargs=args.agent_kwargs,
+        teacher_kwargs=args.teacher_kwargs,
+        max_new_tokens=args.max_new_tokens,
+        length_bonus=args.length_bonus,
+    )
+    agent = env.student.make_agent(seed=args.seed)
+    obs, _ = env.reset(seed=args.seed)
+    finished: list[dict[str, Any]] = []
+    while len(finished) < args.episodes:
+        actions, _ = agent.predict(obs)
+        obs, _, terminated, truncated, infos = env.step(actions)
+        for i in np.flatnonzero(terminated | truncated):
+            if len(finished) == args.episodes:
+                break
+            info = slot_info(infos["final_info"], i)
+            finished.append(info)
+            if not args.quiet:
+                _print_story(len(finished), info)
+    rewards = np.array([f["reward"] for f in finished])
+    print(
+        f"\n== {len(finished)} stories | teacher {args.teacher} | agent {args.agent} | seed {args.seed}"
+    )
+    print(
+        f"reward: mean {rewards.mean():.3f}  std {rewards.std():.3f}  min {rewards.min():.3f}  max {rewards.max():.3f}"
+    )
+    for dim in finished[0]["scores"]:
+        values = np.array([f["scores"][dim] for f in finished])
+        print(f"{dim}: mean {values.mean():.2f}")
+    return 0
+
+
+def _print_story(n: int, info: dict[str, Any]) -> None:
+    scores = "  ".join(f"{k} {v:.2f}" for k, v in info["scores"].items())
+    print(f"--- story {n}: reward {info['reward']:.3f}  {scores}")
+    print(f"{info['prompt']}{info['story']}")
+
+
+def add_plugins(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(func=cmd_plugins)
+
+
+def add_play(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", default="heuristic", help="teacher name (default: heuristic)")
+    p.add_argument("--agent", default="ngram", help="student agent name (default: ngram)")
+    p.add_argument("--episodes", type=int, default=5, help="stories to write (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--num-envs", type=int, default=8, help="stories written at once (default: 8)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=90, help="story length limit (default: 90)"
+    )
+    p.add_argument("--length-bonus", type=float, default=0.0, help="the paper's b (default: 0)")
+    p.add_argument(
+        "--teacher-kwargs", type=json_object, default={}, help="JSON object for the teacher"
+    )
+    p.add_argument("--agent-kwargs", type=json_object, default={}, help="JSON object for the agent")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_play)
+
+
 def _config(args: argparse.Namespace) -> Any:
     from story_env.run.training import TrainConfig
 
@@ -58,11 +151,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="teacher name (default: heuristic)")
     p.add_argument(
         "--steps",
-        type=_number,
+        type=count,
         help="env steps (tokens) to train (default: 20000); the run stops at the end of the "
         "rollout that reaches it, less than one rollout (n_steps x num_envs) past it",
     )
-    p.add_argument("--word-budget", type=_number, help="stop at this many interactive words")
+    p.add_argument("--word-budget", type=count, help="stop at this many interactive words")
     p.add_argument("--num-envs", type=int, help="stories written at once (default: 8)")
     p.add_argument("--max-new-tokens", type=int, help="story length limit (default: 90)")
     p.add_argument("--length-bonus", type=float, help="the paper's b (default: 0)")
@@ -71,10 +164,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
     p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")
     p.add_argument("--seed", type=int, help="seed (default: 0)")
-    p.add_argument("--checkpoint-every", type=_number, help="env steps between checkpoints")
-    p.add_argument("--algo-kwargs", type=_json_obj, help="e.g. '{\"learning_rate\": 1e-5}'")
-    p.add_argument("--student-kwargs", type=_json_obj)
-    p.add_argument("--teacher-kwargs", type=_json_obj)
+    p.add_argument("--checkpoint-every", type=count, help="env steps between checkpoints")
+    p.add_argument("--algo-kwargs", type=json_object, help="e.g. '{\"learning_rate\": 1e-5}'")
+    p.add_argument("--student-kwargs", type=json_object)
+    p.add_argument("--teacher-kwargs", type=json_object)
     p.add_argument(
         "--teacher-fallback",
         type=float,
@@ -229,8 +322,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a student with an RL algorithm against a teacher")
+def add_train(p: argparse.ArgumentParser) -> None:
     _add_run_flags(p)
     p.add_argument(
         "--out", required=True, help="run folder: config, checkpoint, stories.jsonl, tensorboard"
@@ -246,7 +338,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="mean and 95%% CI per dimension over N stories at fixed seeds")
+
+def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", help="a `storytelling train` run folder (default: the untrained student)"
     )
@@ -254,7 +347,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--teacher", help="teacher name (default: the run's own teacher, else heuristic)"
     )
-    p.add_argument("--teacher-kwargs", type=_json_obj)
+    p.add_argument("--teacher-kwargs", type=json_object)
     _add_judge_flags(p)
     p.add_argument("--stories", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -269,7 +362,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="also write the result to this file")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("compare", help="several algorithms x seeds on the same task: table + plot")
+
+def add_compare(p: argparse.ArgumentParser) -> None:
     _add_run_flags(p)
     p.add_argument("--algorithms", default="ppo,a2c,trpo,maskable_ppo")
     p.add_argument("--seeds", default="0,1")
@@ -278,8 +372,6 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_compare)
-    add_reproduce(sub)
-    add_calibrate_lm(sub)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -304,8 +396,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_reproduce(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reproduce", help="the paper's data-efficiency experiment (resumable)")
+def add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="JSON file of ReproConfig fields")
     p.add_argument(
@@ -344,11 +435,7 @@ def cmd_calibrate_lm(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_calibrate_lm(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate-lm",
-        help="fit the lm teacher's map onto 0..3 for a model, on held-out corpus stories",
-    )
+def add_calibrate_lm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="smollm2, gemma, or a local model path")
     p.add_argument("--out", help="calibration file (default: the committed one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from story_env.run.cli import json_object
+from story_env.arguments import json_object
 from story_env.errors import ConfigError
 
 
@@ -132,11 +132,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "probe",
-        help="formal-competence probes (minimal pairs, entity tracking): accuracy with 95%% CIs",
-    )
+def add_probe(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--student", help="LM student name or model folder (default: tiny)")
     what.add_argument(

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import ConfigError
-from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.registry import AlgorithmSpec, get_algorithm, registry
+from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
+from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run_folder import (
     CHECKPOINT,
     CHECKPOINT_META,
@@ -37,7 +38,6 @@ from story_env.run_folder import (
     save_model,
     write_meta,
 )
-from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.teacher import StoryRequest
 
 logger = logging.getLogger("story_env.run.training")
@@ -723,8 +723,8 @@ def evaluate(
         )
     import torch
 
-    from story_env.sb3 import make_sb3_vec_env
     from story_env.run.trl_training import trl_student_folder
+    from story_env.sb3 import make_sb3_vec_env
 
     if teacher is None:  # the run's own teacher, never silently another one
         teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)

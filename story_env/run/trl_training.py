@@ -41,6 +41,7 @@ import numpy as np
 
 from story_env.errors import ConfigError
 from story_env.registry import AlgorithmSpec, get_algorithm
+from story_env.run.training import TrainConfig, _has_tensorboard, _log_story, check_algo_kwargs
 from story_env.run_folder import (
     CHECKPOINT_META,
     STORIES,
@@ -50,7 +51,6 @@ from story_env.run_folder import (
     read_json,
     write_meta,
 )
-from story_env.run.training import TrainConfig, _has_tensorboard, _log_story, check_algo_kwargs
 
 TRAINER_DIR = "trainer"  # TRL's checkpoint-N folders
 
