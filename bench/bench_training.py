@@ -31,7 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     from stable_baselines3.common.utils import obs_as_tensor
 
-    from story_env.run.training import TrainConfig, build_algorithm
+    from story_env.run.algorithms import build_algorithm
+    from story_env.run.config import TrainConfig
     from story_env.sb3 import make_sb3_vec_env
 
     n, length = args.num_envs, args.length

@@ -45,7 +45,9 @@ def main() -> None:
 
     from agents.rl.kvcache import last_hidden_teacher_forced
     from agents.rl.policy import LMFeaturesExtractor
-    from story_env.run.training import _one_wave, evaluate, mean_ci
+    from story_env.run.evaluation import evaluate
+    from story_env.run.stats import mean_ci
+    from story_env.run.training import story_wave
     from story_env.sb3 import make_sb3_vec_env
 
     class UncachedLM(LMFeaturesExtractor):
@@ -99,7 +101,7 @@ def main() -> None:
         torch.manual_seed(args.seed)
         eval_venv.seed(args.seed)
         per_slot = -(-args.eval_stories // args.num_envs)
-        wave = [info for _, info in _one_wave(Greedy(), eval_venv, per_slot)]
+        wave = [info for _, info in story_wave(Greedy(), eval_venv, per_slot)]
         wave = wave[: args.eval_stories]
         eval_venv.close()
         return {

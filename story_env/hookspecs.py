@@ -44,9 +44,12 @@ def storytelling_register_teachers(register: RegisterTeacher) -> None:
 def storytelling_register_students(register: RegisterStudent) -> None:
     """Register student factories.
 
-    Call ``register(name, factory, description=..., aliases=())`` once per student.
-    ``factory(**kwargs)`` must return an object following ``story_env.student.Student``:
-    it gives the tokenizer that defines the env's action space and an agent that writes.
+    Call ``register(name, factory, description=..., aliases=(), trainable=False)`` once
+    per student. ``factory(**kwargs)`` must return an object following
+    ``story_env.student.Student``: it gives the tokenizer that defines the env's action
+    space and an agent that writes. Pass ``trainable=True`` when the student also has a
+    ``model``: a transformers causal LM with an LM head over the tokenizer's vocabulary,
+    which ``storytelling train`` fine-tunes (``story_env.student.LMStudent``).
     """
 
 

@@ -81,6 +81,7 @@ class Entry:
     distribution: str
     description: str = ""
     aliases: tuple[str, ...] = ()
+    trainable: bool = False
 
 
 class RegisterTeacher(Protocol):
@@ -94,7 +95,16 @@ class RegisterTeacher(Protocol):
     ) -> None: ...
 
 
-RegisterStudent = RegisterTeacher
+class RegisterStudent(Protocol):
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+        trainable: bool = False,
+    ) -> None: ...
 
 
 class RegisterAlgorithm(Protocol):
@@ -248,11 +258,14 @@ def registry() -> Registry:
                 *,
                 description: str = "",
                 aliases: tuple[str, ...] = (),
+                trainable: bool = False,
                 _kind: Kind = kind,
                 _plugin: str = plugin_name,
                 _dist: str = dist,
             ) -> None:
-                entry = Entry(_kind, name, obj, _plugin, _dist, description, tuple(aliases))
+                entry = Entry(
+                    _kind, name, obj, _plugin, _dist, description, tuple(aliases), trainable
+                )
                 for key in (name, *entry.aliases):
                     if (_kind, key) in owners:
                         other = owners[(_kind, key)]

@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from story_env.run.training import TrainConfig, build_algorithm, evaluate, train
+from story_env.run.algorithms import build_algorithm
+from story_env.run.config import TrainConfig
+from story_env.run.evaluation import evaluate
+from story_env.run.training import train
 from story_env.sb3 import make_sb3_vec_env
 
 PROMPTS = ["Once upon a time", "The fox", "A small dragon lived in a cave by the sea", "Tom"]

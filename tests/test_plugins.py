@@ -175,3 +175,39 @@ def test_pip_installed_example_plugin_is_usable_and_listed(tmp_path):
     ).stdout
     line = next(ln for ln in listing.splitlines() if ln.strip().startswith("keywords"))
     assert "storytelling-keyword-teacher 0.1.0" in line and "plugin keyword_teacher" in line
+
+
+def test_pip_installed_plugin_adds_a_command(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+        + ["--no-build-isolation", "--target", str(target)]
+        + [str(ROOT / "examples" / "custom_teacher_plugin")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    cli = [sys.executable, "-m", "story_env.run.cli"]
+    graded = subprocess.run(
+        [*cli, "keywords", "--keywords", "fox,moon", "A fox saw the sun."],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert graded.returncode == 0, graded.stderr
+    assert graded.stdout.strip() == "0.500 found ['fox']"
+    helped = subprocess.run([*cli, "--help"], capture_output=True, text=True, env=env)
+    assert "grade a text by its keywords" in helped.stdout
+
+
+class ClashingCommandPlugin:
+    @story_env.hookimpl
+    def storytelling_register_commands(self, register):
+        register("train", lambda parser: None, description="a second train")
+
+
+def test_a_command_name_taken_twice_names_both_plugins(temporary_plugin):
+    temporary_plugin(ClashingCommandPlugin(), "clashing-commands")
+    with pytest.raises(DuplicatePluginError, match=r"command name 'train' is registered twice"):
+        registry()

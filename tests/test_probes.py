@@ -388,7 +388,8 @@ def test_a_train_run_folder_is_probed_through_its_policy(checkpoint, tmp_path):
 
     from stable_baselines3 import PPO
 
-    from story_env.run.training import TrainConfig, train
+    from story_env.run.config import TrainConfig
+    from story_env.run.training import train
 
     run = tmp_path / "run"
     config = TrainConfig(

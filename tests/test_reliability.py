@@ -28,17 +28,13 @@ import story_env
 from story_env.env import StorytellingEnv
 from story_env.errors import ConfigError, RunFolderError, StorytellingError, TeacherError
 from story_env.registry import get_algorithm
+from story_env.run.algorithms import check_algo_kwargs
+from story_env.run.callbacks import log_story, planned_end
 from story_env.run.cli import main
-from story_env.run.training import (
-    CI_METHOD,
-    TrainConfig,
-    _log_story,
-    check_algo_kwargs,
-    evaluate,
-    mean_ci,
-    planned_end,
-    train,
-)
+from story_env.run.config import TrainConfig
+from story_env.run.evaluation import evaluate
+from story_env.run.stats import CI_METHOD, mean_ci
+from story_env.run.training import train
 from story_env.run_folder import append_story, flush_log, open_story_log, repair_story_log
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
 from teachers.judge import JudgeTeacher
@@ -171,7 +167,7 @@ def test_with_teacher_fallback_a_misbehaving_teacher_is_a_flagged_failure(
     # the story log stays strict JSON and flags the story
     state = {"stories": 0, "interactive_words": 0}
     with open(tmp_path / "stories.jsonl", "a", encoding="utf-8") as log:
-        _log_story(log, state, 0, info, 1)
+        log_story(log, state, 0, info, 1)
     (row,) = strict_json_lines(tmp_path / "stories.jsonl")
     assert row["teacher_score"] is None and row["reward"] == 0.25
     assert shown in row["teacher_fallback"]

@@ -17,7 +17,10 @@ from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
 from agents.rl.reference import ReferenceVecEnv, reference_masks
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
-from story_env.run.training import TrainConfig, build_algorithm, evaluate, policy_class_for, train
+from story_env.run.algorithms import build_algorithm, policy_class_for
+from story_env.run.config import TrainConfig
+from story_env.run.evaluation import evaluate
+from story_env.run.training import train
 from story_env.sb3 import make_sb3_vec_env
 
 
@@ -329,7 +332,8 @@ def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuf
 
 def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path):
     """coef * (log p_ref - log pi) per token: ~0 while pi is still the student."""
-    from story_env.run.training import _callbacks, make_env
+    from story_env.run.algorithms import make_env
+    from story_env.run.callbacks import RunCallback
 
     config = TrainConfig(
         student=student,
@@ -343,7 +347,7 @@ def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path)
     state = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
     with open(tmp_path / "log.jsonl", "a") as log_file:
         model.learn(
-            48, callback=_callbacks(config, tmp_path, log_file, state, False, time.perf_counter)
+            48, callback=RunCallback(config, tmp_path, log_file, state, False, time.perf_counter)
         )
     buffer = model.rollout_buffer
     rewards = buffer.rewards.reshape(-1) if buffer.rewards.ndim > 1 else buffer.rewards
@@ -353,7 +357,7 @@ def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path)
 
 
 def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student, tmp_path):
-    from story_env.run.training import compare
+    from story_env.run.evaluation import compare
 
     base = TrainConfig(
         student=student,

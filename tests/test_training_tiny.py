@@ -10,7 +10,9 @@ import json
 
 import pytest
 
-from story_env.run.training import TrainConfig, evaluate, train
+from story_env.run.config import TrainConfig
+from story_env.run.evaluation import evaluate
+from story_env.run.training import train
 
 pytestmark = pytest.mark.slow
 

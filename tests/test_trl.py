@@ -16,7 +16,8 @@ import pytest
 from story_env.errors import ConfigError, DependencyMissingError, TeacherError
 from story_env.registry import get_algorithm
 from story_env.rewards import RewardConfig
-from story_env.run.training import TrainConfig, train
+from story_env.run.config import TrainConfig
+from story_env.run.training import train
 from story_env.teacher import Scores, StoryRequest
 from story_env.trl import TeacherReward, teacher_reward_function
 from teachers.heuristic import HeuristicTeacher

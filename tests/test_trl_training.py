@@ -111,7 +111,7 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
     )
     assert f"{tmp_path}: 8 stories" in evaluated.stdout and "teacher_score" in evaluated.stdout
 
-    from story_env.run.training import evaluate
+    from story_env.run.evaluation import evaluate
 
     shared = {"stories": 8, "num_envs": 4, "max_new_tokens": 32, "judges": []}
     by_run = evaluate(checkpoint=tmp_path, **shared)
@@ -121,7 +121,8 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
 
 def test_compare_puts_grpo_beside_ppo_in_one_table_and_plot(tmp_path):
     pytest.importorskip("trl")
-    from story_env.run.training import TrainConfig, compare
+    from story_env.run.config import TrainConfig
+    from story_env.run.evaluation import compare
 
     base = TrainConfig(
         student="tiny",

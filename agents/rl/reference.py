@@ -12,7 +12,7 @@ forward pass per step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,30 @@ class ReferenceVecEnv(VecEnvWrapper):
         """The reference log-probabilities of the actions taken since the last call."""
         out, self.ref_logps = np.asarray(self.ref_logps), []
         return out
+
+    def end_rollout(
+        self, buffer: Any, kl_target: float | None, record: Callable[[str, float], None]
+    ) -> bool:
+        """Close one rollout's KL penalty; True if it changed ``buffer.rewards``.
+
+        Each step added ``kl_coef * log p_ref(a)``; subtracting ``kl_coef * log pi(a)``
+        here (the buffer holds the policy's log-probabilities) makes it the per-token
+        penalty ``kl_coef * (log p_ref - log pi)`` of the paper (and TRL), whose
+        expectation is 0 for the starting policy. Without it every token costs about
+        ``kl_coef * 5`` nats and the policy learns to end stories at once. Then the
+        rollout's KL (nats/token) goes to ``record``, and with ``kl_target`` the
+        coefficient moves toward it (Ziegler et al. 2019: at most 2% per rollout).
+        """
+        ref = self.pop_ref_logps()
+        changed = bool(self.kl_coef) and hasattr(buffer, "log_probs")
+        if changed:
+            buffer.rewards -= self.kl_coef * buffer.log_probs
+        kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
+        record("train/kl", kl)
+        if kl_target is not None:
+            self.kl_coef *= float(1.0 + np.clip(kl / kl_target - 1.0, -0.2, 0.2) * 0.1)
+            record("train/kl_coef", self.kl_coef)
+        return changed
 
     @torch.no_grad()
     def _reference_logp(self, obs: np.ndarray) -> torch.Tensor:

@@ -44,7 +44,7 @@ _FIELDS = {
 def cmd_plugins(args: argparse.Namespace) -> int:
     """Print every registered teacher, student, algorithm and command with its provider."""
     from story_env.registry import registry
-    from story_env.run.training import refusal_reason
+    from story_env.run.algorithms import refusal_reason
 
     reg = registry()
     for kind in ("teacher", "student", "algorithm", "command"):
@@ -132,7 +132,7 @@ def add_play(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from story_env.run.training import TrainConfig
+    from story_env.run.config import TrainConfig
 
     given = {
         field: getattr(args, flag)
@@ -256,7 +256,7 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from story_env.run.training import evaluate
+    from story_env.run.evaluation import evaluate
 
     result = evaluate(
         student=args.student,
@@ -305,7 +305,7 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from story_env.run.training import compare
+    from story_env.run.evaluation import compare
 
     table = compare(
         _config(args),

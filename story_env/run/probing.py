@@ -68,7 +68,7 @@ def load_probe_target(
     Raises:
         ConfigError: Both or an unusable ``checkpoint`` given, or a student without an LM.
     """
-    from story_env.run.training import CHECKPOINT
+    from story_env.run_folder import CHECKPOINT
 
     if checkpoint is None:
         name = student or "tiny"

@@ -26,8 +26,19 @@ import numpy as np
 
 from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name
 from story_env.errors import ConfigError
+from story_env.run.config import TrainConfig
+from story_env.run.evaluation import evaluate
 from story_env.run.judging import resolve_judges
-from story_env.run.training import TrainConfig, evaluate, train
+from story_env.run.plots import figure
+from story_env.run.training import train
+from story_env.run_folder import (
+    CONFIG,
+    check_resume,
+    public_config,
+    read_config,
+    write_atomic,
+    write_config,
+)
 
 
 @dataclass(frozen=True)
@@ -174,14 +185,14 @@ def run(
     rates: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment and write its results."""
-    from agents.pretraining.pretrain import pretrain
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_json = json.dumps(asdict(config), sort_keys=True, default=list)
-    if (out / "config.json").exists() and (out / "config.json").read_text() != cfg_json:
-        raise ConfigError(f"{out} holds an experiment with another config; use a new --out")
-    (out / "config.json").write_text(cfg_json)
+    # the run folder's guard: an experiment resumes only with the settings it began with
+    settings = public_config(asdict(config))
+    if (out / CONFIG).exists():
+        check_resume(read_config(out), settings, out, fix="start anew with another --out")
+    else:
+        write_config(out, settings)
     if rates is not None:
         est = estimate(config, *rates)
         log(
@@ -189,9 +200,31 @@ def run(
             f"{len(plan(config)) - 1} RL runs, total {est['total'] / 60:.0f} min"
         )
     timings = _load(out / "timings.json", {})
+    _pretrain_stage(config, out / "pretrain", timings, out, progress, log)
+    results = _load(out / "results.json", {})
+    for stage in plan(config)[1:]:
+        if stage not in results:
+            started = time.perf_counter()
+            results[stage] = _rl_stage(config, stage, out, progress, log)
+            timings[stage] = time.perf_counter() - started
+            _save(out / "results.json", results)
+            _save(out / "timings.json", timings)
 
-    # 1. pretraining ladder: one run, a checkpoint per budget
-    pre = out / "pretrain"
+    table = write_report(config, results, timings, out)
+    return {"results": results, "timings": timings, "table": table}
+
+
+def _pretrain_stage(
+    config: ReproConfig,
+    pre: Path,
+    timings: dict[str, float],
+    out: Path,
+    progress: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Stage 1: one pretraining run with a checkpoint at every budget of the ladder."""
+    from agents.pretraining.pretrain import pretrain
+
     if not (pre / "done.json").exists():
         started = time.perf_counter()
         budgets = sorted(config.budgets)
@@ -213,66 +246,59 @@ def run(
             log=log,
         )
         timings["pretrain"] = timings.get("pretrain", 0.0) + time.perf_counter() - started
-        (pre / "done.json").write_text("{}")
+        write_atomic(pre / "done.json", "{}", "pretraining stage marker")
         _save(out / "timings.json", timings)
 
-    # 2./3. RL from every checkpoint, and the random-reward control
-    judges = resolve_judges(config.judges, config.teacher, {})
-    results = _load(out / "results.json", {})
-    for stage in plan(config)[1:]:
-        if stage in results:
-            continue
-        kind, name = stage.split("/")
-        budget, seed = (int(x) for x in name.split("-seed"))
-        student = str(pre / checkpoint_name(budget))
-        teacher = "random" if kind == "control" else config.teacher
-        run_dir = out / kind / name
-        log(
-            f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {teacher}, "
-            f"{config.interactive_words:,} interactive words"
-        )
-        started = time.perf_counter()
-        ev = {
-            "student": student,
-            "teacher": config.teacher,
-            "stories": config.eval_stories,
-            "num_envs": config.num_envs,
-            "max_new_tokens": config.max_new_tokens,
-            "seed": 10_000,
-            "judges": judges,
-        }
-        # a checkpoint's starting score is the same for every seed: measure it once
-        starts = _load(out / "starts.json", {})
-        if str(budget) not in starts:
-            starts[str(budget)] = _scores(evaluate(**ev))
-            _save(out / "starts.json", starts)
-        before = starts[str(budget)]
-        summary = train(
-            _rl_config(config, student, teacher, seed),
-            run_dir,
-            resume=(run_dir / "checkpoint.json").exists(),
-            progress=progress,
-        )
-        after = _scores(evaluate(checkpoint=run_dir, **ev))
-        timings[stage] = time.perf_counter() - started
-        results[stage] = {
-            "budget": budget,
-            "seed": seed,
-            "teacher": teacher,
-            "start": before["teacher"][0],
-            "end": after["teacher"][0],
-            "end_ci": after["teacher"][1:],
-            "start_ci": before["teacher"][1:],
-            "judges_start": before["judges"],
-            "judges_end": after["judges"],
-            "interactive_words": summary["interactive_words"],
-            "rl_steps": summary["steps"],
-        }
-        _save(out / "results.json", results)
-        _save(out / "timings.json", timings)
 
-    table = write_report(config, results, timings, out)
-    return {"results": results, "timings": timings, "table": table}
+def _rl_stage(
+    config: ReproConfig, stage: str, out: Path, progress: bool, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Stages 2 and 3: PPO from one checkpoint (or with the random-reward control), with
+    the teacher's and the judges' grades before and after."""
+    kind, name = stage.split("/")
+    budget, seed = (int(x) for x in name.split("-seed"))
+    student = str(out / "pretrain" / checkpoint_name(budget))
+    teacher = "random" if kind == "control" else config.teacher
+    run_dir = out / kind / name
+    log(
+        f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {teacher}, "
+        f"{config.interactive_words:,} interactive words"
+    )
+    ev = {
+        "student": student,
+        "teacher": config.teacher,
+        "stories": config.eval_stories,
+        "num_envs": config.num_envs,
+        "max_new_tokens": config.max_new_tokens,
+        "seed": 10_000,
+        "judges": resolve_judges(config.judges, config.teacher, {}),
+    }
+    # a checkpoint's starting score is the same for every seed: measure it once
+    starts = _load(out / "starts.json", {})
+    if str(budget) not in starts:
+        starts[str(budget)] = _scores(evaluate(**ev))
+        _save(out / "starts.json", starts)
+    before = starts[str(budget)]
+    summary = train(
+        _rl_config(config, student, teacher, seed),
+        run_dir,
+        resume=(run_dir / "checkpoint.json").exists(),
+        progress=progress,
+    )
+    after = _scores(evaluate(checkpoint=run_dir, **ev))
+    return {
+        "budget": budget,
+        "seed": seed,
+        "teacher": teacher,
+        "start": before["teacher"][0],
+        "end": after["teacher"][0],
+        "end_ci": after["teacher"][1:],
+        "start_ci": before["teacher"][1:],
+        "judges_start": before["judges"],
+        "judges_end": after["judges"],
+        "interactive_words": summary["interactive_words"],
+        "rl_steps": summary["steps"],
+    }
 
 
 def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -288,9 +314,7 @@ def _load(path: Path, default: Any) -> Any:
 
 
 def _save(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2), path.name)
 
 
 def nwp_equivalent(
@@ -409,27 +433,19 @@ def _plot(
     ends: list[float],
     controls: list[tuple[int, float]],
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(budgets, starts, "o-", label="after pretraining (start of RL)")
-    ax.plot(budgets, ends, "s-", label="after interactive RL (end)")
-    if controls:
-        x, y = zip(*controls, strict=True)
-        ax.plot(x, y, "kx", markersize=9, label="random-reward control (end)")
-    ax.set_xscale("log")
-    ax.set_xticks(budgets, [f"{b:,}" for b in budgets], rotation=30)
-    ax.minorticks_off()
-    ax.set_xlabel("pretraining words seen")
-    ax.set_ylabel("teacher score")
-    ax.legend()
-    ax.set_title("Interactive learning vs more next-word prediction")
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=120)
-    plt.close(fig)
+    with figure(out / "curves.png", (6, 4)) as ax:
+        ax.plot(budgets, starts, "o-", label="after pretraining (start of RL)")
+        ax.plot(budgets, ends, "s-", label="after interactive RL (end)")
+        if controls:
+            x, y = zip(*controls, strict=True)
+            ax.plot(x, y, "kx", markersize=9, label="random-reward control (end)")
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{b:,}" for b in budgets], rotation=30)
+        ax.minorticks_off()
+        ax.set_xlabel("pretraining words seen")
+        ax.set_ylabel("teacher score")
+        ax.legend()
+        ax.set_title("Interactive learning vs more next-word prediction")
 
 
 def smoke_config(train_file: str, val_file: str) -> ReproConfig:

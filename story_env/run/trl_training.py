@@ -33,7 +33,6 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,9 @@ import numpy as np
 
 from story_env.errors import ConfigError
 from story_env.registry import AlgorithmSpec, get_algorithm
-from story_env.run.training import TrainConfig, _has_tensorboard, _log_story, check_algo_kwargs
+from story_env.run.algorithms import check_algo_kwargs
+from story_env.run.callbacks import has_tensorboard, log_story
+from story_env.run.config import TrainConfig
 from story_env.run_folder import (
     CHECKPOINT_META,
     STORIES,
@@ -202,7 +203,7 @@ def _check_task(config: TrainConfig) -> None:
 def _open_run(config: TrainConfig, out: Path, resume: bool) -> tuple[dict[str, Any], str | None]:
     """The run folder's guard (``run_folder.open_run``) plus TRL's checkpoint folder."""
     resuming = resume and (out / CHECKPOINT_META).exists()
-    state = open_run(out, asdict(config), resume, checkpoint=None)
+    state = open_run(out, config.to_dict(), resume, checkpoint=None)
     if not resuming:
         shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)  # a run killed before its first save
         return state, None
@@ -306,7 +307,7 @@ def _run_callback(
             """Log every graded completion (called by the reward function)."""
             for slot, info in enumerate(infos):
                 state["steps"] += info["tokens"]
-                _log_story(log_file, state, slot, info, state["steps"])
+                log_story(log_file, state, slot, info, state["steps"])
                 if info["reward"] is not None:
                     self.recent.append(float(info["reward"]))
             flush_log(log_file, out / STORIES)
@@ -354,7 +355,7 @@ def _run_callback(
 
 
 def _tensorboard_writer(out: Path) -> Any:
-    if not _has_tensorboard():
+    if not has_tensorboard():
         return None
     from torch.utils.tensorboard import SummaryWriter
 

@@ -3,10 +3,15 @@
 Install it (``pip install examples/custom_teacher_plugin``) and use it by name::
 
     gym.make("Storytelling-v0", teacher="keywords", teacher_kwargs={"keywords": ["dragon"]})
+
+It also adds a subcommand, as any plugin can::
+
+    storytelling keywords --keywords fox,moon "A fox saw the moon."
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,3 +50,21 @@ class KeywordTeacher:
 @hookimpl
 def storytelling_register_teachers(register: Callable[..., Any]) -> None:
     register("keywords", KeywordTeacher, description="Fraction of chosen keywords the story uses")
+
+
+def _grade_text(args: argparse.Namespace) -> int:
+    teacher = KeywordTeacher(keywords=[k for k in args.keywords.split(",") if k])
+    (grade,) = teacher.score([StoryRequest("", args.story)])
+    print(f"{grade.total:.3f} {grade.raw}")
+    return 0
+
+
+def _add_keywords_command(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("story", help="the story text to grade")
+    parser.add_argument("--keywords", default="dragon,friend,forest", help="comma-separated")
+    parser.set_defaults(func=_grade_text)
+
+
+@hookimpl
+def storytelling_register_commands(register: Callable[..., Any]) -> None:
+    register("keywords", _add_keywords_command, description="grade a text by its keywords")

@@ -1,0 +1,216 @@
+"""From a ``TrainConfig`` to a stable-baselines3 algorithm: which algorithms the causal-LM
+policy fits, the run's vector env (with the KL reference when it is on), and the
+algorithm itself with the checked ``algo_kwargs``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from story_env.errors import ConfigError, UnknownPluginError
+from story_env.registry import AlgorithmSpec, get_algorithm, registry
+from story_env.run.config import TrainConfig
+
+
+def refusal_reason(spec: AlgorithmSpec) -> str | None:
+    """Why ``train`` refuses an algorithm (short), or ``None`` if it can train with it.
+
+    The causal-LM policy keeps its state in the token prefix and takes its action logits
+    from the LM head: recurrent policies and Q-learning do not fit it
+    (``policy_class_for`` gives the full reasons).
+    """
+    if spec.recurrent:
+        return "needs a recurrent policy; the LM's state is its prefix"
+    if spec.q_values:
+        return "learns Q-values: greedy decoding from the LM head loops (docs/training.md)"
+    if not spec.on_policy:
+        return "off-policy; the causal-LM policy supports on-policy algorithms"
+    return None
+
+
+def check_trainable(name: str, kwargs: Mapping[str, Any]) -> None:
+    """The LM-student contract, checked before a run builds anything.
+
+    ``train`` fine-tunes the student's ``model``, a causal LM with an LM head. A student
+    registered with ``trainable=True`` (or a model folder) has one; any other student is
+    created once and checked.
+
+    Raises:
+        ConfigError: The student has no causal LM; the message names those that do.
+    """
+    from story_env.core import resolve_student
+
+    reg = registry()
+    try:
+        if reg.get("student", name).trainable:
+            return
+    except UnknownPluginError:
+        return  # a model folder (an ``hf`` student), or a name the env will refuse
+    model = getattr(resolve_student(name, kwargs), "model", None)
+    if callable(getattr(model, "get_output_embeddings", None)) and hasattr(model, "config"):
+        return
+    trainable = sorted(e.name for e in reg.entries("student") if e.trainable)
+    raise ConfigError(
+        f"student {name!r} cannot be trained: `storytelling train` fine-tunes a causal "
+        f"language model and {name!r} has none ({type(model).__name__}). Students that can "
+        f"be trained: {', '.join(trainable)}, or a model folder (--student DIR)"
+    )
+
+
+def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> type:
+    """The causal-LM policy class that fits the algorithm, or a clear error."""
+    from agents.rl.policy import CausalLMPolicy, MaskableCausalLMPolicy
+
+    compatible = sorted(
+        e.name for e in registry().entries("algorithm") if refusal_reason(e.obj) is None
+    )
+    if spec.recurrent:
+        raise ConfigError(
+            f"algorithm {name!r} needs a recurrent policy, but the causal-LM policy carries its "
+            f"state in the token prefix (an LSTM between the LM and its head would stop the "
+            f"untrained policy from being the student). Use one of: {', '.join(compatible)}"
+        )
+    if spec.q_values:
+        raise ConfigError(
+            f"algorithm {name!r} learns Q-values: with Q initialised from the LM head its "
+            f"greedy policy is greedy decoding, which loops, and it does not learn here "
+            f"(examples/dqn_experiment.py, docs/training.md 'Why not DQN'). The causal-LM "
+            f"policy supports the on-policy algorithms {', '.join(compatible)}"
+        )
+    if (config.top_p is not None or config.top_k is not None) and not spec.needs_action_masks:
+        maskable = sorted(
+            e.name for e in registry().entries("algorithm") if e.obj.needs_action_masks
+        )
+        raise ConfigError(
+            f"top_p/top_k masks need an algorithm that uses action masks; {name!r} does not. "
+            f"Use one of: {', '.join(maskable)}"
+        )
+    if spec.needs_action_masks and config.top_p is None and config.top_k is None:
+        raise ConfigError(f"algorithm {name!r} needs action masks: pass top_p (e.g. 0.95) or top_k")
+    return MaskableCausalLMPolicy if spec.needs_action_masks else CausalLMPolicy
+
+
+def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
+    """The SB3 vector env of a run, wrapped with the reference model when needed."""
+    from story_env.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(num_envs=config.num_envs, **config.env_kwargs())
+    venv.seed(config.seed + seed_offset)
+    if (
+        config.kl_coef
+        or config.kl_target is not None
+        or config.top_p is not None
+        or config.top_k is not None
+    ):
+        from agents.rl.reference import ReferenceVecEnv
+
+        venv = ReferenceVecEnv(
+            venv,
+            config.student,
+            config.student_kwargs,
+            kl_coef=config.kl_coef,
+            top_p=config.top_p,
+            top_k=config.top_k,
+        )
+    return venv
+
+
+def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None = None) -> Any:
+    """Instantiate the configured algorithm with the causal-LM policy."""
+    spec = get_algorithm(config.algorithm)
+    policy = policy_class_for(config.algorithm, spec, config)
+    check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)
+    kwargs: dict[str, Any] = {**spec.defaults, **dict(config.algo_kwargs)}
+    policy_kwargs = {
+        "student": config.student,
+        "student_kwargs": dict(config.student_kwargs),
+        **kwargs.pop("policy_kwargs", {}),
+    }
+    if "rollout_buffer_class" not in kwargs and accepts_kwarg(spec, "rollout_buffer_class"):
+        from agents.rl.buffers import EpisodeRolloutBuffer, MaskableEpisodeRolloutBuffer
+
+        kwargs["rollout_buffer_class"] = (
+            MaskableEpisodeRolloutBuffer if spec.needs_action_masks else EpisodeRolloutBuffer
+        )
+    try:
+        return spec.load()(
+            policy,
+            venv,
+            seed=config.seed,
+            device="cpu",
+            verbose=0,
+            policy_kwargs=policy_kwargs,
+            tensorboard_log=tensorboard_log,
+            **kwargs,
+        )
+    except TypeError as exc:
+        raise ConfigError(
+            f"bad algo_kwargs {sorted(kwargs)} for {config.algorithm!r}: {exc}"
+        ) from exc
+
+
+# Set by the run itself: passing them in algo_kwargs is a mistake, not a setting.
+_RUN_OWNED = {
+    "policy": "the student's causal-LM policy",
+    "env": "the run's vector env",
+    "seed": "--seed",
+    "device": "the CPU",
+    "verbose": "the run's logging",
+    "tensorboard_log": "the run folder",
+}
+
+
+def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, Any]) -> None:
+    """Check the user's ``algo_kwargs`` against the algorithm's constructor.
+
+    Names only keys the user passed: an unknown key (with the closest valid one), a key
+    the run sets itself, or a value whose type does not match the parameter's default
+    (a string where a number is expected).
+
+    Raises:
+        ConfigError: With the key, the value and the fix.
+    """
+    import inspect
+
+    from story_env.errors import did_you_mean
+
+    params = inspect.signature(spec.load().__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    valid = sorted(k for k in params if k not in ("self", *_RUN_OWNED) and not k.startswith("_"))
+    owned = sorted(set(algo_kwargs) & set(_RUN_OWNED))
+    if owned:
+        raise ConfigError(
+            f"algo_kwargs {owned} for {name!r} are set by the run itself "
+            f"({', '.join(f'{k}: {_RUN_OWNED[k]}' for k in owned)}); drop them"
+        )
+    unknown = sorted(k for k in algo_kwargs if k not in params)
+    if unknown and not takes_any:
+        raise ConfigError(
+            f"unknown algo_kwargs {unknown} for {name!r}.{did_you_mean(unknown[0], valid)} "
+            f"Valid keys: {', '.join(valid)}"
+        )
+    for key, value in algo_kwargs.items():
+        param = params.get(key)
+        default = param.default if param is not None else inspect.Parameter.empty
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"algo_kwargs {key}={value!r} for {name!r} must be true or false")
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(
+                    f"algo_kwargs {key}={value!r} for {name!r} must be a number "
+                    f'(the default is {default!r}), e.g. {{"{key}": {default!r}}}'
+                )
+            if not math.isfinite(value):
+                raise ConfigError(f"algo_kwargs {key}={value!r} for {name!r} must be finite")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ConfigError(
+                    f"algo_kwargs {key}={value!r} for {name!r} must be a whole number "
+                    f"(the default is {default!r})"
+                )
+
+
+def accepts_kwarg(spec: AlgorithmSpec, name: str) -> bool:
+    return name in inspect.signature(spec.load().__init__).parameters

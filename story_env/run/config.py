@@ -1,0 +1,197 @@
+"""``TrainConfig``: one training run's settings, with the env's settings inside it.
+
+A run is an env (``story_env.core.EnvConfig``: teacher, student, story length, prompts,
+reward weights, failure policy) plus what the run adds (algorithm, budget, parallel envs,
+KL reference, seed, checkpoints). The env part is an ``EnvConfig``, held once; the run's
+settings read it through properties (``config.teacher`` is ``config.env.teacher``) and
+the constructor takes the env's fields by name, so a config is written flat::
+
+    TrainConfig(algorithm="ppo", student="tiny", teacher="lm", steps=40_000)
+
+``to_dict()`` is the flat JSON a run folder keeps as ``config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from story_env.core import MAX_CONTEXT_TOKENS, EnvConfig
+from story_env.errors import ConfigError, did_you_mean
+from story_env.rewards import finite_number
+
+ENV_FIELDS = tuple(f.name for f in dataclasses.fields(EnvConfig))
+# A run trains the embedded default student; a bare env writes with the random one.
+_RUN_ENV = EnvConfig(student="tiny")
+
+
+@dataclass(frozen=True, init=False)
+class TrainConfig:
+    """One training run. Every value is plain (JSON-able), saved as ``config.json``.
+
+    Attributes:
+        algorithm: Registered algorithm name (``storytelling plugins``).
+        env: The env's settings (``EnvConfig``): ``student`` (name or model folder; the
+            policy starts as this model, default ``tiny``), ``teacher``,
+            ``max_new_tokens`` (the paper: 90), ``length_bonus`` (the paper's b),
+            ``prompts`` or ``prompt_file``, ``weights``, ``teacher_kwargs``,
+            ``student_kwargs``, ``teacher_fallback`` (reward of a story the teacher
+            failed to grade, flagged in the story log; ``None`` stops the run with an
+            error) and ``teacher_timeout_s``. Each can be given by name instead.
+        steps: Env steps (tokens) to train for, across all envs.
+        word_budget: Stop once prompt words + teacher words of finished stories reach this.
+        num_envs: Stories written at once.
+        kl_coef: Per-token KL penalty ``kl_coef * (log p_ref(token) - log pi(token))``.
+        kl_target: If set, adapt ``kl_coef`` after each rollout toward this KL (nats/token).
+        top_p: MaskablePPO: mask tokens outside the reference's nucleus.
+        top_k: MaskablePPO: mask tokens outside the reference's top k.
+        seed: Seeds the env, the policy's sampling and the algorithm.
+        checkpoint_every: Env steps between checkpoints.
+        algo_kwargs: Extra constructor arguments of the algorithm (learning_rate, n_steps...).
+    """
+
+    algorithm: str = "ppo"
+    env: EnvConfig = _RUN_ENV
+    steps: int = 20_000
+    word_budget: int | None = None
+    num_envs: int = 8
+    kl_coef: float = 0.0
+    kl_target: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 2_000
+    algo_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, env: EnvConfig | None = None, **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(_RUN_FIELDS) - set(ENV_FIELDS))
+        if unknown:
+            raise TypeError(f"TrainConfig got unexpected keyword argument {unknown[0]!r}")
+        for f in dataclasses.fields(self):
+            if f.name == "env":
+                continue
+            if f.name in settings:
+                value = settings[f.name]
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
+        env_settings = {k: settings[k] for k in ENV_FIELDS if k in settings}
+        if isinstance(env_settings.get("prompts"), list):
+            env_settings["prompts"] = tuple(env_settings["prompts"])
+        object.__setattr__(self, "env", env if env is not None else _RUN_ENV)
+        _check_train_numbers(self, {**self.env_kwargs(), **env_settings})
+        object.__setattr__(self, "env", dataclasses.replace(self.env, **env_settings))
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The env's settings as keyword arguments of ``Storytelling-v0``."""
+        return {name: getattr(self.env, name) for name in ENV_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat settings (the env's fields beside the run's), as in ``config.json``."""
+        run = {name: getattr(self, name) for name in _RUN_FIELDS}
+        return {"algorithm": run.pop("algorithm"), **self.env_kwargs(), **run}
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a JSON config file; ``overrides`` (e.g. command-line flags) win.
+
+        Raises:
+            ConfigError: The file is missing, a directory, unreadable, not UTF-8, not
+                JSON, not a JSON object, or names keys that are not fields (each named,
+                with the closest field).
+        """
+        from story_env.prompts import read_text_file
+
+        text = read_text_file(path, "config file")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"config file {str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                f"column {exc.colno}); fix it, e.g. check quotes and commas"
+            ) from exc
+        known = set(_RUN_FIELDS) | set(ENV_FIELDS)
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config file {str(path)!r} holds a JSON {type(data).__name__}, but it must hold "
+                f'an object of TrainConfig fields, e.g. {{"steps": 20000, "teacher": "heuristic"}}'
+            )
+        unknown = sorted(set(data) - known)
+        if unknown:
+            hints = "".join(did_you_mean(k, known) for k in unknown[:1])
+            raise ConfigError(
+                f"unknown keys {unknown} in config file {str(path)!r}.{hints} "
+                f"Valid keys: {', '.join(sorted(known))}"
+            )
+        return cls(**{**data, **overrides})
+
+
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "env")
+
+
+def _env_property(name: str) -> property:
+    return property(lambda self: getattr(self.env, name), doc=f"``env.{name}``")
+
+
+for _name in ENV_FIELDS:
+    setattr(TrainConfig, _name, _env_property(_name))
+
+
+def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
+    """Every number of a ``TrainConfig`` (``env``: its env settings) is of the right type,
+    finite and in range."""
+
+    def setting(name: str) -> Any:
+        return env[name] if name in env else getattr(config, name)
+
+    def integer(name: str, low: int, optional: bool = False, high: int | None = None) -> None:
+        value = setting(name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            top = f" and <= {high}" if high is not None else ""
+            raise ConfigError(f"{name} must be >= {low}{top}, got {value}")
+
+    integer("steps", 1)
+    integer("num_envs", 1)
+    integer("max_new_tokens", 1, high=MAX_CONTEXT_TOKENS)
+    integer("seed", 0)
+    integer("checkpoint_every", 1)
+    integer("word_budget", 1, optional=True)
+    integer("top_k", 1, optional=True)
+    for name, low, high, inclusive_low in (
+        ("length_bonus", 0.0, None, True),
+        ("kl_coef", 0.0, None, True),
+        ("kl_target", 0.0, None, False),
+        ("top_p", 0.0, 1.0, False),
+        ("teacher_fallback", 0.0, 1.0, True),
+        ("teacher_timeout_s", 0.0, None, False),
+    ):
+        value = setting(name)
+        if value is None and name in (
+            "kl_target",
+            "top_p",
+            "teacher_fallback",
+            "teacher_timeout_s",
+        ):
+            continue
+        number = finite_number(name, value)
+        if number < low or (number == low and not inclusive_low) or (high and number > high):
+            opening = "[" if inclusive_low else "("
+            span = (
+                f"in {opening}{low:g}, {high:g}]"
+                if high
+                else f"{'>=' if inclusive_low else '>'} {low:g}"
+            )
+            raise ConfigError(f"{name} must be {span}, got {value!r}")
+    for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
+        if not isinstance(setting(name), Mapping):
+            raise ConfigError(f"{name} must be a JSON object (a dict), got {setting(name)!r}")

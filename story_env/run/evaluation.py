@@ -1,0 +1,316 @@
+"""Evaluate a student or a trained policy, and compare algorithms on the same task.
+
+``evaluate`` writes a fixed number of stories per env slot at fixed seeds and reports
+the mean and 95% CI of every dimension under the training teacher and under held-out
+judges that were never the reward. ``compare`` trains every algorithm x seed on one
+task and writes a table (``results.md``) and learning curves (``curves.png``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.rl.reference import ReferenceVecEnv
+from story_env.errors import ConfigError
+from story_env.registry import get_algorithm
+from story_env.run.algorithms import accepts_kwarg, build_algorithm, policy_class_for
+from story_env.run.config import TrainConfig
+from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
+from story_env.run.plots import figure
+from story_env.run.stats import CI_METHOD, mean_ci
+from story_env.run.training import story_wave, train, uses_masks
+from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model
+from story_env.teacher import StoryRequest
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    """A run folder's ``config.json``, checked to name an algorithm and a student."""
+    from story_env.errors import RunFolderError
+    from story_env.run_folder import CONFIG, read_json
+
+    data = read_json(run / CONFIG, "run config")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("algorithm"), str)
+        or not isinstance(data.get("student"), str)
+    ):
+        raise RunFolderError(
+            f"run config {str(run / CONFIG)!r} does not name an algorithm and a student; "
+            "the run folder is damaged"
+        )
+    return data
+
+
+def evaluate(
+    *,
+    student: str = "tiny",
+    checkpoint: str | Path | None = None,
+    teacher: str | None = None,
+    stories: int = 64,
+    seed: int = 0,
+    num_envs: int = 16,
+    max_new_tokens: int = 90,
+    student_kwargs: Mapping[str, Any] | None = None,
+    teacher_kwargs: Mapping[str, Any] | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    judges: Sequence[JudgeSpec | str] | None = None,
+) -> dict[str, Any]:
+    """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
+
+    With ``checkpoint`` (a training run folder or its ``checkpoint.zip``) the trained
+    policy writes, under the top-p / top-k masks it was trained with, if any; without
+    it the untrained policy, i.e. the pretrained student, sampling inside its own top-p
+    / top-k set when ``top_p`` / ``top_k`` are given.
+
+    The stories are graded by ``teacher`` (default: the run's own teacher for a
+    checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
+    held-out judge of ``story_env.run.judging.default_judges``; ``[]`` for none), reported
+    under ``summary["judges"]``.
+    """
+    if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
+        raise ConfigError(
+            f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
+        )
+    import torch
+
+    from story_env.run.trl_training import trl_student_folder
+
+    if teacher is None:  # the run's own teacher, never silently another one
+        teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)
+    judge_specs = resolve_judges(judges, teacher, teacher_kwargs)
+    if checkpoint is not None and top_p is None and top_k is None:
+        trained = trl_student_folder(checkpoint)  # a TRL run (grpo): a transformers folder
+        if trained is not None:
+            student, student_kwargs, checkpoint = str(trained), None, None
+    config = TrainConfig(
+        student=student,
+        teacher=teacher,
+        num_envs=num_envs,
+        max_new_tokens=max_new_tokens,
+        student_kwargs=dict(student_kwargs or {}),
+        teacher_kwargs=dict(teacher_kwargs or {}),
+    )
+    model, venv, masked = _policy_and_env(config, checkpoint, top_p, top_k)
+    torch.manual_seed(seed)
+    venv.seed(seed)
+    wave = story_wave(model, venv, per_slot=-(-stories // num_envs), masked=masked)
+    results = [info for _, info in wave[:stories]]
+    venv.close()
+    return _summary(results, seed, teacher, judge_specs)
+
+
+def _policy_and_env(
+    config: TrainConfig, checkpoint: str | Path | None, top_p: float | None, top_k: int | None
+) -> tuple[Any, Any, bool]:
+    """The policy that writes (the trained one of ``checkpoint``, else the untrained
+    student), its env (under the top-p / top-k masks it writes with), and whether it
+    samples under masks."""
+    from story_env.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(num_envs=config.num_envs, **config.env_kwargs())
+    if checkpoint is not None and (top_p is not None or top_k is not None):
+        raise ConfigError(
+            "top_p/top_k apply to the untrained student; a checkpoint is evaluated under the "
+            "masks it was trained with (its config.json). Drop top_p/top_k or the checkpoint"
+        )
+    mask_student, mask_student_kwargs = config.student, dict(config.student_kwargs)
+    model = algorithm = None
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        path = path / CHECKPOINT if path.is_dir() else path
+        if not path.is_file():
+            raise ConfigError(
+                f"no checkpoint at {str(path)!r}; give a `storytelling train` run folder"
+            )
+        run_config = _run_config(path.parent)
+        algorithm = run_config["algorithm"]
+        model = load_model(get_algorithm(algorithm).load(), path, device="cpu")
+        # a policy trained under top-p/top-k masks writes under them, so it is judged
+        # under them too (without, it samples tokens it never learned about)
+        top_p, top_k = run_config.get("top_p"), run_config.get("top_k")
+        mask_student = run_config["student"]
+        mask_student_kwargs = run_config.get("student_kwargs") or {}
+    if top_p is not None or top_k is not None:
+        venv = ReferenceVecEnv(venv, mask_student, mask_student_kwargs, top_p=top_p, top_k=top_k)
+    if model is None:
+        if top_p is not None or top_k is not None:
+            config = dataclasses.replace(config, algorithm="maskable_ppo", top_p=top_p, top_k=top_k)
+        algorithm = config.algorithm
+        model = build_algorithm(config, venv)
+    return model, venv, uses_masks(algorithm, venv)
+
+
+def _summary(
+    results: list[dict[str, Any]], seed: int, teacher: str, judges: Sequence[JudgeSpec]
+) -> dict[str, Any]:
+    """Mean and 95% CI per dimension and of the teacher score; the judges' grades."""
+    summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
+    summary["ci_method"] = CI_METHOD
+    for dim in results[0]["scores"]:
+        summary[dim] = mean_ci([r["scores"][dim] for r in results])
+    summary["teacher_score"] = mean_ci([r["teacher_score"] for r in results])
+    summary["samples"] = [r["story"] for r in results[:3]]
+    requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
+    summary["judges"] = judge_stories(judges, requests)
+    return summary
+
+
+def _run_teacher(
+    checkpoint: str | Path | None, teacher_kwargs: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The teacher (and its kwargs) a training run was graded by; ``heuristic`` without one."""
+    if checkpoint is None:
+        return "heuristic", dict(teacher_kwargs or {})
+    path = Path(checkpoint)
+    run = _run_config(path if path.is_dir() else path.parent)
+    return run.get("teacher", "heuristic"), dict(teacher_kwargs or run.get("teacher_kwargs") or {})
+
+
+def learning_curve(run_dir: Path, window: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, moving-average teacher score) from a run's story log."""
+    rows = [json.loads(line) for line in (run_dir / STORIES).read_text().splitlines() if line]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps = np.array([r["step"] for r in rows])
+    scores = np.array([r["teacher_score"] for r in rows], dtype=float)
+    kernel = min(window, len(scores))
+    smooth = np.convolve(scores, np.ones(kernel) / kernel, mode="valid")
+    return steps[kernel - 1 :], smooth
+
+
+def compare(
+    base: TrainConfig,
+    algorithms: Sequence[str],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    *,
+    eval_stories: int = 64,
+    resume: bool = False,
+    progress: bool = True,
+    judges: Sequence[JudgeSpec | str] | None = None,
+) -> str:
+    """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``.
+
+    Each trained policy and the untrained student are graded by the training teacher and
+    by the held-out ``judges`` (default: ``story_env.run.judging.default_judges``).
+    """
+    judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = {name: _config_for(base, name) for name in algorithms}
+    for name, config in configs.items():  # fail fast on an impossible combination
+        policy_class_for(name, get_algorithm(name), config)
+    rows = []
+    for name in algorithms:
+        for seed in seeds:
+            run = out / f"{name}-seed{seed}"
+            config = dataclasses.replace(configs[name], seed=seed)
+            summary = train(
+                config, run, resume=resume and (run / CHECKPOINT_META).exists(), progress=progress
+            )
+            ev = evaluate(
+                student=base.student,
+                checkpoint=run,
+                teacher=base.teacher,
+                stories=eval_stories,
+                seed=10_000 + seed,
+                num_envs=base.num_envs,
+                max_new_tokens=base.max_new_tokens,
+                student_kwargs=base.student_kwargs,
+                teacher_kwargs=base.teacher_kwargs,
+                judges=judge_specs,
+            )
+            rows.append((name, seed, ev, summary["wall_s"], summary["tokens_per_s"]))
+            (run / "eval.json").write_text(json.dumps(ev, indent=2))
+    start = evaluate(
+        student=base.student,
+        teacher=base.teacher,
+        stories=eval_stories,
+        seed=10_000,
+        num_envs=base.num_envs,
+        max_new_tokens=base.max_new_tokens,
+        student_kwargs=base.student_kwargs,
+        teacher_kwargs=base.teacher_kwargs,
+        judges=judge_specs,
+    )
+    labels = [j.label for j in judge_specs]
+    lines = [
+        f"Student `{base.student}`, teacher `{base.teacher}`, {base.steps:,} env steps (tokens) per run, "
+        f"{base.num_envs} envs, max_new_tokens {base.max_new_tokens}; teacher score in [0, 1] over "
+        f"{eval_stories} stories at fixed seeds (mean [95% CI]).",
+        "",
+        f"Before training (the pretrained student): teacher {_fmt(start['teacher_score'])}"
+        + "".join(f"; judge {k} {_judge_total(start, k)}" for k in labels),
+        "",
+        "The held-out judges grade the same stories as the teacher and were never the reward.",
+        "",
+        "Settings per algorithm (shared `algo_kwargs` an algorithm does not take are left out): "
+        + "; ".join(f"{n} {_settings(c)}" for n, c in configs.items()),
+        "",
+        "| algorithm | seed | final teacher score | "
+        + "".join(f"judge {k} | " for k in labels)
+        + "wall time (s) | tokens/s |",
+        "|---|---|---|" + "---|" * len(labels) + "---|---|",
+    ]
+    for name, seed, ev, wall, tps in rows:
+        judged = "".join(f" {_judge_total(ev, k)} |" for k in labels)
+        lines.append(
+            f"| {name} | {seed} | {_fmt(ev['teacher_score'])} |{judged} {wall:,.0f} | {tps:,.1f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(table)
+    _plot(out, algorithms, seeds)
+    return table
+
+
+def _judge_total(ev: Mapping[str, Any], label: str) -> str:
+    judged = ev["judges"][label]
+    return _fmt(judged["total"]) if "total" in judged else "not graded"
+
+
+def _config_for(base: TrainConfig, name: str) -> TrainConfig:
+    """The shared task for one algorithm: masks only where the algorithm uses them, and
+    only the shared ``algo_kwargs`` its constructor takes (A2C has no ``batch_size``)."""
+    spec = get_algorithm(name)
+    kwargs = {k: v for k, v in base.algo_kwargs.items() if accepts_kwarg(spec, k)}
+    config = dataclasses.replace(base, algorithm=name, algo_kwargs=kwargs)
+    if not spec.needs_action_masks:
+        return dataclasses.replace(config, top_p=None, top_k=None)
+    if base.top_p is None and base.top_k is None:
+        return dataclasses.replace(config, top_p=0.95)
+    return config
+
+
+def _settings(config: TrainConfig) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(config.algo_kwargs.items())]
+    parts += [f"{k}={getattr(config, k)}" for k in ("top_p", "top_k") if getattr(config, k)]
+    return "`" + ", ".join(parts) + "`" if parts else "defaults"
+
+
+def _fmt(ci: tuple[float, float, float]) -> str:
+    return f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"
+
+
+def _plot(out: Path, algorithms: Sequence[str], seeds: Sequence[int]) -> None:
+    with figure(out / "curves.png", (7, 4)) as ax:
+        for k, name in enumerate(algorithms):
+            for j, seed in enumerate(seeds):
+                steps, smooth = learning_curve(out / f"{name}-seed{seed}")
+                ax.plot(
+                    steps,
+                    smooth,
+                    color=f"C{k}",
+                    alpha=0.9 if j == 0 else 0.5,
+                    label=name if j == 0 else None,
+                )
+        ax.set_xlabel("env steps (tokens)")
+        ax.set_ylabel("teacher score (moving average)")
+        ax.set_title("Storytelling-v0: learning curves")
+        ax.legend()
