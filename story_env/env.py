@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from story_env.core import EnvConfig, StoryBatch
 from story_env.errors import RenderModeError
+from story_env.teacher import close_teacher
 
 
 class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
@@ -131,3 +132,8 @@ class StorytellingEnv(gym.Env[np.ndarray, np.int64]):
         if self.render_mode == "ansi":
             return self._batch.render(0)
         return None
+
+    def close(self) -> None:
+        """Release the teacher's resources (HTTP clients, caches, servers); idempotent."""
+        close_teacher(self.teacher)
+        super().close()

@@ -13,6 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from story_env.core import EnvConfig, StoryBatch
 from story_env.errors import ConfigError, RenderModeError
+from story_env.teacher import close_teacher
 
 
 class StorytellingVectorEnv(VectorEnv):
@@ -108,6 +109,11 @@ class StorytellingVectorEnv(VectorEnv):
         if self.render_mode == "ansi":
             return tuple(self.batch.render(i) for i in range(self.num_envs))
         return None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Release the teacher's resources (HTTP clients, caches, servers); ``close()``
+        calls it once."""
+        close_teacher(self.teacher)
 
 
 def slot_info(infos: dict[str, Any], i: int) -> dict[str, Any]:

@@ -76,3 +76,24 @@ def test_bad_json_kwargs_are_rejected(capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_train_refuses_a_student_without_a_language_model(capsys, tmp_path):
+    out = tmp_path / "run"
+    status = main(["train", "--student", "ngram", "--steps", "100", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err
+    assert err.startswith("storytelling: error: student 'ngram' cannot be trained")
+    assert "Students that can be trained: hf, smollm2, tiny" in err
+    assert not out.exists()  # refused before the run folder is made
+
+
+def test_every_command_comes_from_the_registry():
+    from story_env.registry import registry
+    from story_env.run.cli import build_parser
+
+    registered = [e.name for e in registry().entries("command")]
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    assert list(sub.choices) == registered
+    assert {"train", "eval", "compare", "reproduce", "pretrain", "probe"} <= set(registered)

@@ -250,3 +250,40 @@ def test_every_step_reward_is_finite_under_random_play():
         assert np.isfinite(r) and 0.0 <= r <= 1.0
         if term or trunc:
             env.reset()
+
+
+class _ClosingTeacher:
+    """A test double for the close contract: grades nothing useful, counts close()."""
+
+    name = "closing"
+    dimensions = ("readability", "coherence", "creativity")
+    max_score = 3.0
+    closed = 0
+
+    def score(self, requests):
+        from story_env.teacher import Scores
+
+        return [Scores.from_values(dict.fromkeys(self.dimensions, 1.0), 3.0) for _ in requests]
+
+    def close(self):
+        type(self).closed += 1
+
+
+class _ClosingTeacherPlugin:
+    @story_env.hookimpl
+    def storytelling_register_teachers(self, register):
+        register("closing", _ClosingTeacher, description="test double")
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_closing_the_env_closes_its_teacher(temporary_plugin, vector):
+    temporary_plugin(_ClosingTeacherPlugin(), "closing-teacher")
+    _ClosingTeacher.closed = 0
+    if vector:
+        env = gym.make_vec("story_env:Storytelling-v0", num_envs=2, teacher="closing")
+    else:
+        env = gym.make("story_env:Storytelling-v0", teacher="closing")
+    env.reset(seed=0)
+    assert _ClosingTeacher.closed == 0
+    env.close()
+    assert _ClosingTeacher.closed == 1

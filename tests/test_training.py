@@ -464,3 +464,31 @@ def test_maskable_checkpoint_is_evaluated_under_its_training_masks(student, tmp_
     assert len(set(unmasked["samples"])) > 1  # sampling without masks varies
     with pytest.raises(ConfigError, match="masks it was trained with"):
         evaluate(student=student, checkpoint=tmp_path, stories=4, num_envs=4, top_p=0.9)
+
+
+def test_train_config_holds_the_env_config_and_passes_every_env_setting(tmp_path):
+    from story_env.core import EnvConfig
+    from story_env.run.algorithms import make_env
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("The cat sat.\nA dog ran.\n")
+    config = TrainConfig(
+        student="ngram", num_envs=2, weights=[1, 0, 0], prompt_file=str(prompts), seed=3
+    )
+    assert isinstance(config.env, EnvConfig)
+    assert (config.student, config.weights, config.env.prompt_file) == (
+        "ngram",
+        [1, 0, 0],
+        str(prompts),
+    )
+    saved = config.to_dict()
+    assert saved["weights"] == [1, 0, 0] and saved["seed"] == 3 and "env" not in saved
+    venv = make_env(config)
+    try:
+        inner = venv.vec_env
+        assert inner.batch.prompts == ("The cat sat.", "A dog ran.")
+        assert list(inner.reward_config.weights) == [1.0, 0.0, 0.0]
+    finally:
+        venv.close()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'prompt_files'"):
+        TrainConfig(prompt_files="x")

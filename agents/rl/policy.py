@@ -24,6 +24,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
+from story_env.core import resolve_student
 from story_env.errors import ConfigError
 
 
@@ -44,8 +45,6 @@ class LMFeaturesExtractor(BaseFeaturesExtractor):
         student_kwargs: Mapping[str, Any] | None = None,
         attn_implementation: str | None = None,
     ) -> None:
-        from story_env.core import resolve_student
-
         source = resolve_student(student, dict(student_kwargs or {}))
         model = copy.deepcopy(source.model)  # the policy trains its own copy
         if (

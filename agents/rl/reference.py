@@ -20,6 +20,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.rl.kvcache import IncrementalLM
+from story_env.core import resolve_student
 from story_env.errors import ConfigError
 
 
@@ -44,8 +45,6 @@ class ReferenceVecEnv(VecEnvWrapper):
         top_p: float | None = None,
         top_k: int | None = None,
     ) -> None:
-        from story_env.core import resolve_student
-
         if kl_coef < 0:
             raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
         if top_p is not None and not 0.0 < top_p <= 1.0:
