@@ -7,64 +7,65 @@ its own; each builder is imported only when the parser is built.
 from __future__ import annotations
 
 from story_env.hookspecs import hookimpl
-from story_env.registry import RegisterCommand, lazy
+from story_env.registry import Register, lazy
 
-_RUN = "story_env.run.commands"
+# name, what it stands for (imported on first use), description
+_COMMANDS = (
+    (
+        "plugins",
+        "story_env.run.commands:add_plugins",
+        "list registered teachers, students, algorithms and commands",
+    ),
+    ("play", "story_env.run.commands:add_play", "let an agent write stories and grade them"),
+    (
+        "pretrain",
+        "agents.pretraining.commands:add_pretrain",
+        "next-word pretraining of a small student, by words seen",
+    ),
+    (
+        "build-student",
+        "agents.pretraining.commands:add_build_student",
+        "build (pretrain and cache) the embedded tiny student",
+    ),
+    (
+        "train",
+        "story_env.run.commands:add_train",
+        "train a student with an RL algorithm against a teacher",
+    ),
+    (
+        "eval",
+        "story_env.run.commands:add_eval",
+        "mean and 95% CI per dimension over N stories at fixed seeds",
+    ),
+    (
+        "compare",
+        "story_env.run.commands:add_compare",
+        "several algorithms x seeds on the same task: table + plot",
+    ),
+    (
+        "reproduce",
+        "story_env.run.commands:add_reproduce",
+        "the paper's data-efficiency experiment (resumable)",
+    ),
+    (
+        "calibrate-lm",
+        "story_env.run.commands:add_calibrate_lm",
+        "fit the lm teacher's map onto 0..3 for a model, on held-out corpus stories",
+    ),
+    (
+        "calibrate",
+        "teachers.calibrate:add_calibrate",
+        "rank-correlate a teacher's grades with the labelled calibration set",
+    ),
+    (
+        "probe",
+        "story_env.run.probing:add_probe",
+        "formal-competence probes (minimal pairs, entity tracking): accuracy with 95% CIs",
+    ),
+)
 
 
 @hookimpl
-def storytelling_register_commands(register: RegisterCommand) -> None:
-    register(
-        "plugins",
-        lazy(f"{_RUN}:add_plugins"),
-        description="list registered teachers, students, algorithms and commands",
-    )
-    register(
-        "play", lazy(f"{_RUN}:add_play"), description="let an agent write stories and grade them"
-    )
-    register(
-        "pretrain",
-        lazy("agents.pretraining.commands:add_pretrain"),
-        description="next-word pretraining of a small student, by words seen",
-    )
-    register(
-        "build-student",
-        lazy("agents.pretraining.commands:add_build_student"),
-        description="build (pretrain and cache) the embedded tiny student",
-    )
-    register(
-        "train",
-        lazy(f"{_RUN}:add_train"),
-        description="train a student with an RL algorithm against a teacher",
-    )
-    register(
-        "eval",
-        lazy(f"{_RUN}:add_eval"),
-        description="mean and 95% CI per dimension over N stories at fixed seeds",
-    )
-    register(
-        "compare",
-        lazy(f"{_RUN}:add_compare"),
-        description="several algorithms x seeds on the same task: table + plot",
-    )
-    register(
-        "reproduce",
-        lazy(f"{_RUN}:add_reproduce"),
-        description="the paper's data-efficiency experiment (resumable)",
-    )
-    register(
-        "calibrate-lm",
-        lazy(f"{_RUN}:add_calibrate_lm"),
-        description="fit the lm teacher's map onto 0..3 for a model, on held-out corpus stories",
-    )
-    register(
-        "calibrate",
-        lazy("teachers.calibrate:add_calibrate"),
-        description="rank-correlate a teacher's grades with the labelled calibration set",
-    )
-    register(
-        "probe",
-        lazy("story_env.run.probing:add_probe"),
-        description="formal-competence probes (minimal pairs, entity tracking): "
-        "accuracy with 95% CIs",
-    )
+def storytelling_register_commands(register: Register) -> None:
+    for name, target, description in _COMMANDS:
+        register(name, lazy(target), description=description)

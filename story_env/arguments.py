@@ -40,3 +40,14 @@ def count(text: str) -> int:
 def count_list(text: str) -> tuple[int, ...]:
     """Comma-separated counts, e.g. ``1e5,1e6``."""
     return tuple(count(x.strip()) for x in text.split(",") if x.strip())
+
+
+def pick(args: argparse.Namespace, *names: str, **renamed: str) -> dict[str, Any]:
+    """Keyword arguments from parsed command-line arguments.
+
+    ``pick(args, "seed", state_every_steps="state_every")`` is
+    ``{"seed": args.seed, "state_every_steps": args.state_every}``.
+    """
+    chosen = {name: getattr(args, name) for name in names}
+    chosen.update({key: getattr(args, dest) for key, dest in renamed.items()})
+    return chosen

@@ -8,7 +8,6 @@ and runs ``check_pending()``. ``registry()`` asks every plugin to register its n
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import importlib.metadata
@@ -84,22 +83,18 @@ class Entry:
     trainable: bool = False
 
 
-class RegisterTeacher(Protocol):
+class Register(Protocol):
+    """The callback each registration hook is given.
+
+    ``obj`` is what the name stands for: a teacher or student factory, an
+    ``AlgorithmSpec``, or a command builder (see ``story_env.hookspecs``). ``trainable``
+    marks a student whose ``model`` ``storytelling train`` can fine-tune.
+    """
+
     def __call__(
         self,
         name: str,
-        factory: Callable[..., Any],
-        *,
-        description: str = "",
-        aliases: tuple[str, ...] = (),
-    ) -> None: ...
-
-
-class RegisterStudent(Protocol):
-    def __call__(
-        self,
-        name: str,
-        factory: Callable[..., Any],
+        obj: Any,
         *,
         description: str = "",
         aliases: tuple[str, ...] = (),
@@ -107,26 +102,8 @@ class RegisterStudent(Protocol):
     ) -> None: ...
 
 
-class RegisterAlgorithm(Protocol):
-    def __call__(
-        self,
-        name: str,
-        spec: AlgorithmSpec,
-        *,
-        description: str = "",
-        aliases: tuple[str, ...] = (),
-    ) -> None: ...
-
-
-class RegisterCommand(Protocol):
-    def __call__(
-        self,
-        name: str,
-        build: Callable[[argparse.ArgumentParser], None],
-        *,
-        description: str = "",
-        aliases: tuple[str, ...] = (),
-    ) -> None: ...
+# One callback for every kind; the names say which hook gets it.
+RegisterTeacher = RegisterStudent = RegisterAlgorithm = RegisterCommand = Register
 
 
 _HOOKS: dict[Kind, str] = {

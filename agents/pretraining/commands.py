@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from story_env.arguments import count, count_list
+from story_env.arguments import count, count_list, pick
 
 
 def _read_stories(path: str) -> list[str]:
@@ -30,21 +30,11 @@ def _packaged(split: str) -> list[str]:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from agents.pretraining.pretrain import ModelConfig, PretrainConfig, pretrain
 
+    model = pick(args, "vocab_size", n_layer="layers", n_embd="embd", n_head="heads")
     config = PretrainConfig(
-        words=args.words,
-        save_at=args.save_at,
-        block_size=args.block_size,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
+        **pick(args, "words", "save_at", "block_size", "batch_size", "lr", "seed"),
         state_every_steps=args.state_every,
-        model=ModelConfig(
-            n_layer=args.layers,
-            n_embd=args.embd,
-            n_head=args.heads,
-            n_positions=args.positions,
-            vocab_size=args.vocab_size,
-        ),
+        model=ModelConfig(**model, n_positions=args.positions),
     )
     train = _read_stories(args.train_file) if args.train_file else _packaged("train")
     val = _read_stories(args.val_file) if args.val_file else _packaged("validation")

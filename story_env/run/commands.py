@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from story_env.arguments import count, json_object
+from story_env.arguments import count, json_object, pick
 from story_env.errors import StorytellingError
 
 # flag name -> TrainConfig field; only flags the user gave override the config file
@@ -70,12 +70,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise StorytellingError(f"--episodes must be >= 1, got {args.episodes}")
     env = StorytellingVectorEnv(
         num_envs=min(args.num_envs, args.episodes),
-        teacher=args.teacher,
-        student=args.agent,
-        student_kwargs=args.agent_kwargs,
-        teacher_kwargs=args.teacher_kwargs,
-        max_new_tokens=args.max_new_tokens,
-        length_bonus=args.length_bonus,
+        **pick(args, "teacher", "teacher_kwargs", "max_new_tokens", "length_bonus"),
+        **pick(args, student="agent", student_kwargs="agent_kwargs"),
     )
     agent = env.student.make_agent(seed=args.seed)
     obs, _ = env.reset(seed=args.seed)
@@ -259,16 +255,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from story_env.run.evaluation import evaluate
 
     result = evaluate(
-        student=args.student,
-        checkpoint=args.checkpoint,
-        teacher=args.teacher,
-        teacher_kwargs=args.teacher_kwargs,
-        stories=args.stories,
-        seed=args.seed,
-        num_envs=args.num_envs,
-        max_new_tokens=args.max_new_tokens,
-        top_p=args.top_p,
-        top_k=args.top_k,
+        **pick(args, "student", "checkpoint", "teacher", "teacher_kwargs", "stories", "seed"),
+        **pick(args, "num_envs", "max_new_tokens", "top_p", "top_k"),
         judges=[] if args.no_judge else args.judge,
     )
     what = args.checkpoint or f"student {args.student} (untrained policy)"
