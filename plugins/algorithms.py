@@ -49,7 +49,7 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
     register(
         "grpo",
         # TRL writes whole completions and learns from group-normalised grades (no critic);
-        # story_env.grpo maps the run's task, budget, KL and run folder onto it. TRL's
+        # story_env.run.trl_training maps the run's task, budget, KL and run folder onto it. TRL's
         # default learning rate (1e-6) is for billion-parameter models.
         AlgorithmSpec(
             _class("trl:GRPOConfig", extra="trl"),

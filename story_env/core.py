@@ -23,6 +23,7 @@ from story_env.errors import (
     TeacherError,
 )
 from story_env.prompts import load_prompts
+from story_env.registry import create_teacher, resolve_student
 from story_env.rewards import RewardConfig, finite_number
 from story_env.student import StoryTokenizer, Student
 from story_env.teacher import Scores, StoryRequest, Teacher, check_scores
@@ -111,8 +112,6 @@ def build_components(
     config: EnvConfig,
 ) -> tuple[Teacher, Student, RewardConfig, tuple[str, ...]]:
     """Create the teacher and student named by ``config`` through the plugin registry."""
-    from story_env.registry import create_teacher
-
     teacher = create_teacher(config.teacher, **dict(config.teacher_kwargs))
     student = resolve_student(config.student, config.student_kwargs)
     reward = RewardConfig.build(
@@ -172,21 +171,6 @@ def check_context(
         f"{prompt} ({longest} tokens) plus max_new_tokens {max_new_tokens} is "
         f"{longest + max_new_tokens} tokens, more than the {limit} tokens of {holder}; {fix}"
     )
-
-
-def resolve_student(name: str, kwargs: Mapping[str, Any]) -> Any:
-    """Create a registered student, or load a local model folder given as the name."""
-    import os
-
-    from story_env.registry import create_student, registry
-
-    if (
-        os.sep in name
-        or name.startswith(".")
-        or (os.path.isdir(name) and name not in registry().names("student"))
-    ):
-        return create_student("hf", path=name, **dict(kwargs))
-    return create_student(name, **dict(kwargs))
 
 
 def reward_and_info(

@@ -12,7 +12,7 @@ import functools
 import importlib
 import importlib.metadata
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, Protocol
@@ -49,7 +49,7 @@ class AlgorithmSpec:
         defaults: Default constructor keyword arguments for this task.
         framework: Who runs it: ``"sb3"`` (a stable-baselines3-style class trained on the
             vector env) or ``"trl"`` (a TRL trainer that writes whole completions, with the
-            teacher as its reward function; see ``story_env.grpo``).
+            teacher as its reward function; see ``story_env.run.trl_training``).
         trainer: For ``framework="trl"``: returns the trainer class, e.g. ``trl.GRPOTrainer``.
     """
 
@@ -266,6 +266,17 @@ def create_teacher(name: str, **kwargs: Any) -> Any:
 def create_student(name: str, **kwargs: Any) -> Any:
     """Instantiate the student registered as ``name`` with keyword arguments."""
     return _create("student", name, kwargs)
+
+
+def resolve_student(name: str, kwargs: Mapping[str, Any]) -> Any:
+    """Create a registered student, or load a local model folder given as the name."""
+    if (
+        os.sep in name
+        or name.startswith(".")
+        or (os.path.isdir(name) and name not in registry().names("student"))
+    ):
+        return create_student("hf", path=name, **dict(kwargs))
+    return create_student(name, **dict(kwargs))
 
 
 def get_algorithm(name: str) -> AlgorithmSpec:

@@ -283,7 +283,7 @@ def test_grpo_run_folder_log_checkpoint_and_eval(random_student, tmp_path):
 
     import torch
 
-    from story_env.core import resolve_student
+    from story_env.registry import resolve_student
     from story_env.run.trl_training import trl_student_folder
 
     config = TrainConfig(

@@ -20,8 +20,8 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.rl.kvcache import IncrementalLM
-from story_env.core import resolve_student
 from story_env.errors import ConfigError
+from story_env.registry import resolve_student
 
 
 class ReferenceVecEnv(VecEnvWrapper):

@@ -41,7 +41,7 @@ def check_trainable(name: str, kwargs: Mapping[str, Any]) -> None:
     Raises:
         ConfigError: The student has no causal LM; the message names those that do.
     """
-    from story_env.core import resolve_student
+    from story_env.registry import resolve_student
 
     reg = registry()
     try:

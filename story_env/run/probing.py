@@ -20,7 +20,7 @@ from story_env.errors import ConfigError
 def _student_lm(student: str, student_kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
     from transformers import PreTrainedModel
 
-    from story_env.core import resolve_student
+    from story_env.registry import resolve_student
 
     source = resolve_student(student, student_kwargs)
     if not isinstance(getattr(source, "model", None), PreTrainedModel):
@@ -33,8 +33,7 @@ def _student_lm(student: str, student_kwargs: Mapping[str, Any]) -> tuple[Any, A
 
 def _policy_lm(checkpoint: Path) -> tuple[Any, Any]:
     """The LM inside a trained SB3 policy, and the tokenizer of the student it started from."""
-    from story_env.core import resolve_student
-    from story_env.registry import get_algorithm
+    from story_env.registry import get_algorithm, resolve_student
 
     config_file = checkpoint.parent / "config.json"
     if not config_file.is_file():

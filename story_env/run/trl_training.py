@@ -124,8 +124,8 @@ def _run(
     import torch
     from transformers import TrainerCallback
 
-    from story_env.core import resolve_student
     from story_env.prompts import load_prompts
+    from story_env.registry import resolve_student
     from story_env.trl import teacher_reward_function
 
     torch.manual_seed(config.seed)
