@@ -85,3 +85,14 @@ class RunFolderError(StorytellingError, OSError):
 def describe_os_error(exc: OSError) -> str:
     """A short reason for an ``OSError``: ``"Permission denied"``, ``"No space left on device"``."""
     return exc.strerror or type(exc).__name__
+
+
+class MissingFileError(RunFolderError, FileNotFoundError):
+    """A file the project needs does not exist: a corpus split, a work file, a model file.
+
+    Also a ``FileNotFoundError``; the message names the path and how to make or install it.
+    """
+
+
+class GenerationError(StorytellingError, RuntimeError):
+    """The model that writes the corpus answered a request with an error, not a story."""

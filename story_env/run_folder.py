@@ -10,7 +10,12 @@ write a file is a ``RunFolderError`` naming the path and the fix, never a traceb
 ``open_run`` is the guard both training back ends use: a fresh start, or a resume that
 names every setting that differs, lets the budgets (``steps``, ``word_budget``,
 ``checkpoint_every``) change, and repairs the story log to the checkpoint (saying what
-it dropped) or refuses when a story the checkpoint counts is damaged or missing.
+it dropped) or refuses when a story the checkpoint counts is damaged or missing. Its two
+halves serve every other resumable folder too (pretraining, corpus generation):
+``refuse_restart`` (a folder that holds a run needs ``--resume``) and ``check_resume``
+(a resume must keep the saved settings, but for those named as changeable).
+``write_atomic_with`` and ``write_folder_atomic`` are the atomic writes for content that
+a library writes itself (``torch.save``, ``save_pretrained``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,36 +100,52 @@ def _writing(path: Path, what: str) -> Iterator[None]:
         ) from exc
 
 
-def write_atomic(path: Path, data: bytes | str, what: str = "file") -> None:
-    """Write ``path`` through a temporary file and ``os.replace``; no ``.tmp`` survives."""
+def write_atomic_with(path: Path, write: Callable[[IO[bytes]], object], what: str = "file") -> None:
+    """Let ``write`` fill a temporary file, then ``os.replace`` it onto ``path``.
+
+    For content a library writes into a file object itself (``torch.save``, an SB3
+    model's ``save``). The file is flushed and synced before the replace; no ``.tmp``
+    survives a failure, and an ``OSError`` becomes a ``RunFolderError`` naming ``what``.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         with _writing(path, what):
             with open(tmp, "wb") as fh:
-                fh.write(payload)
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def write_atomic(path: Path, data: bytes | str, what: str = "file") -> None:
+    """Write ``path`` through a temporary file and ``os.replace``; no ``.tmp`` survives."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    write_atomic_with(path, lambda fh: fh.write(payload), what)
+
+
+def write_folder_atomic(dest: Path, fill: Callable[[Path], object], what: str = "folder") -> None:
+    """Let ``fill`` write a temporary sibling folder, then swap it in for ``dest``.
+
+    For folders a library writes (``save_pretrained``): a reader sees the old folder or
+    the complete new one, never a half-written one, and no temporary folder survives.
+    """
+    with _writing(dest, what):
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+        try:
+            fill(tmp)
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_model(model: Any, out: Path) -> None:
     """Save an SB3 model as ``checkpoint.zip`` atomically; a failure leaves no ``.tmp``."""
-    path = out / CHECKPOINT
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with _writing(path, "checkpoint"):
-            with open(tmp, "wb") as fh:
-                model.save(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    write_atomic_with(out / CHECKPOINT, model.save, "checkpoint")
 
 
 def write_meta(out: Path, state: Mapping[str, Any]) -> None:
@@ -170,6 +193,69 @@ def config_changes(saved: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     return changes
 
 
+def refuse_restart(out: Path, started: bool, resume: bool) -> None:
+    """Refuse to start over a folder that already holds a run unless ``resume`` is on.
+
+    Raises:
+        ConfigError: ``started`` (the folder holds a run) and not ``resume``.
+    """
+    if started and not resume:
+        raise ConfigError(
+            f"{out} already holds a run; pass --resume to continue it or choose a new --out"
+        )
+
+
+def check_resume(
+    saved: Mapping[str, Any],
+    new: Mapping[str, Any],
+    out: Path,
+    *,
+    allowed: Sequence[str] = (),
+    source: str = CONFIG,
+    fix: str = "start a new run with another --out",
+) -> list[str]:
+    """Refuse a resume whose settings differ from the saved ones, but for ``allowed``.
+
+    Args:
+        saved: The settings the folder was started with (as read from ``source``).
+        new: The settings of the resume (``public_config`` of them, for JSON types).
+        out: The folder, for the message.
+        allowed: Top-level settings a resume may change (budgets, bookkeeping).
+        source: The file ``saved`` came from, for the message.
+        fix: The way out the message offers besides resuming with the saved settings.
+
+    Returns:
+        Every change (``"field old -> new"``), the allowed ones included.
+
+    Raises:
+        ConfigError: A setting outside ``allowed`` differs; every such field is named.
+    """
+    changes = config_changes(saved, new)
+    fixed = [c for c in changes if c.split(" ", 1)[0].split(".")[0] not in allowed]
+    if fixed:
+        may = f"only {', '.join(allowed)} may change" if allowed else "none may change"
+        raise ConfigError(
+            f"cannot resume {out}: these settings differ from its {source}: "
+            f"{'; '.join(fixed)}. Resume with the run's own settings ({may}), or {fix}"
+        )
+    return changes
+
+
+def read_config(out: Path, source: str = CONFIG) -> dict[str, Any]:
+    """The settings a folder was started with (a JSON object), or a ``RunFolderError``."""
+    saved = read_json(out / source, "run config")
+    if not isinstance(saved, dict):
+        raise RunFolderError(
+            f"run config {str(out / source)!r} is not a JSON object; it is damaged"
+        )
+    return saved
+
+
+def write_config(out: Path, public: Mapping[str, Any]) -> None:
+    """Write ``config.json`` (``public_config`` of the settings) atomically."""
+    write_atomic(out / CONFIG, json.dumps(dict(public), sort_keys=True), "run config")
+
+
 def read_state(out: Path) -> dict[str, Any]:
     """The counters of the run's last checkpoint (``checkpoint.json``), validated."""
     path = out / CHECKPOINT_META
@@ -215,26 +301,11 @@ def open_run(
     prepare(out)
     public = public_config(config)
     meta = out / CHECKPOINT_META
-    if meta.exists() and not resume:
-        raise ConfigError(
-            f"{out} already holds a run; pass --resume to continue it or choose a new --out"
-        )
+    refuse_restart(out, meta.exists(), resume)
     if not meta.exists():
         _start_fresh(out, public, resume)
         return {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
-    saved = read_json(out / CONFIG, "run config")
-    if not isinstance(saved, dict):
-        raise RunFolderError(
-            f"run config {str(out / CONFIG)!r} is not a JSON object; it is damaged"
-        )
-    changes = config_changes(saved, public)
-    fixed = [c for c in changes if c.split(" ", 1)[0].split(".")[0] not in RESUMABLE_CHANGES]
-    if fixed:
-        raise ConfigError(
-            f"cannot resume {out}: these settings differ from its config.json: "
-            f"{'; '.join(fixed)}. Resume with the run's own settings (only "
-            f"{', '.join(RESUMABLE_CHANGES)} may change), or start a new run with another --out"
-        )
+    changes = check_resume(read_config(out), public, out, allowed=RESUMABLE_CHANGES)
     state = read_state(out)
     if checkpoint is not None and not (out / checkpoint).is_file():
         raise RunFolderError(
@@ -242,7 +313,7 @@ def open_run(
             "restore it, or start over with another --out"
         )
     if changes:
-        write_atomic(out / CONFIG, json.dumps(public, sort_keys=True), "run config")
+        write_config(out, public)
         logger.warning("resuming %s with changed budget: %s", out, "; ".join(changes))
     note = repair_story_log(out / STORIES, state["stories"], state["steps"])
     if note:
@@ -266,7 +337,7 @@ def _start_fresh(out: Path, public: Mapping[str, Any], resume: bool) -> None:
             out,
             orphans,
         )
-    write_atomic(out / CONFIG, json.dumps(public, sort_keys=True), "run config")
+    write_config(out, public)
     with _writing(log, "story log"):
         log.unlink(missing_ok=True)
 

@@ -63,6 +63,31 @@ class Agent(Protocol):
         ...
 
 
+class TokenAgent:
+    """Base of the agents that pick each row's next token on their own (no recurrent state).
+
+    Subclasses implement ``act``; ``predict`` gives it the observation as a batch of rows
+    and returns one token id for a single observation, an array for a batch, as
+    stable-baselines3's ``predict`` does.
+    """
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        """Return the next token id for each observation row (and no recurrent state)."""
+        obs = np.asarray(observation)
+        actions = self.act(obs[None, :] if obs.ndim == 1 else obs, deterministic)
+        return (actions if obs.ndim > 1 else actions[0]), None
+
+    def act(self, rows: np.ndarray, deterministic: bool) -> np.ndarray:
+        """The next token id of each row of ``rows`` (batch, seq), as int64 (batch,)."""
+        raise NotImplementedError
+
+
 @runtime_checkable
 class Student(Protocol):
     """What a student plugin's factory returns."""

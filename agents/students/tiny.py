@@ -16,7 +16,8 @@ import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name
+from agents.corpus.load import DATA_DIR, SPLIT_FILES, SPLITS, load_corpus
+from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from agents.students.lm import LMStudent, load_path_student
 
 logger = logging.getLogger(__name__)
@@ -44,19 +45,14 @@ def cache_root() -> Path:
 
 def tiny_dir(recipe: PretrainConfig) -> Path:
     """The cache folder of a recipe (a hash of the recipe and the corpus files)."""
-    from agents import corpus
-
     digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode())
-    for split in corpus.SPLITS:
-        digest.update((corpus.DATA_DIR / corpus.SPLIT_FILES[split]).read_bytes())
+    for split in SPLITS:
+        digest.update((DATA_DIR / SPLIT_FILES[split]).read_bytes())
     return cache_root() / "students" / f"tiny-{digest.hexdigest()[:12]}"
 
 
 def build_tiny(words: int | None = None, *, progress: bool = True) -> Path:
     """Pretrain the tiny student if it is not cached yet; return its checkpoint folder."""
-    from agents import corpus
-    from agents.pretraining.pretrain import pretrain
-
     recipe = TINY_RECIPE if words is None else replace(TINY_RECIPE, words=words)
     run = tiny_dir(recipe)
     final = run / checkpoint_name(recipe.words)
@@ -69,8 +65,8 @@ def build_tiny(words: int | None = None, *, progress: bool = True) -> Path:
             logger.warning("building the tiny student in %s (first use; a few minutes)", run)
             pretrain(
                 recipe,
-                corpus.load_corpus("train"),
-                corpus.load_corpus("validation"),
+                load_corpus("train"),
+                load_corpus("validation"),
                 run,
                 resume=(run / "state.pt").exists(),
                 progress=progress,
