@@ -179,10 +179,10 @@ def test_pip_installed_example_plugin_is_usable_and_listed(tmp_path):
 
 def test_pip_installed_plugin_adds_a_command(tmp_path):
     target = tmp_path / "site"
+    example = ROOT / "examples" / "custom_teacher_plugin"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        + ["--no-build-isolation", "--target", str(target)]
-        + [str(ROOT / "examples" / "custom_teacher_plugin")],
+        [*pip, "--no-build-isolation", "--target", str(target), str(example)],
         check=True,
         capture_output=True,
         text=True,

@@ -29,6 +29,7 @@ from story_env.run_folder import (
     load_model,
     open_run,
     open_story_log,
+    prepare,
     write_meta,
 )
 
@@ -95,6 +96,7 @@ def train(
     config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) one training run; returns its summary."""
+    prepare(Path(out_dir))  # a bad --out is the first thing to say
     check_trainable(config.student, config.student_kwargs)
     if get_algorithm(config.algorithm).framework == "trl":  # GRPO: TRL's trainer
         from story_env.run.trl_training import train_trl
