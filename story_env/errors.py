@@ -55,6 +55,47 @@ class TeacherError(StorytellingError, RuntimeError):
     """A teacher failed to grade a story and the failure policy says to raise."""
 
 
+class GradingError(StorytellingError):
+    """One story could not be graded: a judge's backend failed or its answer is unusable.
+
+    A judge (``teachers.judge.JudgeTeacher``) turns it into a failed grade whose error
+    starts with ``kind``; the failure policy then decides (``TeacherError`` is what it
+    raises). The narrow subclasses keep a builtin base as well, so ``except ValueError``
+    or ``except RuntimeError`` written against them still works.
+
+    Attributes:
+        kind: The failure's kind, the prefix of the failed grade's error
+            (``"format"``, ``"range"``, ``"timeout"``, ``"http"``, ``"backend"``...).
+    """
+
+    kind: str = "backend"
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class AnswerError(GradingError, ValueError):
+    """A judge's answer is not three integers in range.
+
+    Attributes:
+        kind: ``"format"`` (not three integers) or ``"range"`` (an integer out of range).
+    """
+
+
+class BackendError(GradingError, RuntimeError):
+    """An HTTP request of the ``api`` teacher failed for good (after its transport retries).
+
+    Attributes:
+        kind: ``"timeout"``, ``"connection"``, ``"http"``, ``"response"`` or ``"other"``.
+    """
+
+
+class LlamaCppError(GradingError, RuntimeError):
+    """The ``llamacpp`` teacher's in-process server answered with an error (kind ``"backend"``)."""
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest known name, or an empty string."""
     close = difflib.get_close_matches(name, list(known), n=1)

@@ -172,7 +172,16 @@ def check_scores(scores: Any, dimensions: Sequence[str], max_score: float) -> st
 
 @runtime_checkable
 class Teacher(Protocol):
-    """What every teacher provides. Plugins register a factory that returns one."""
+    """What every teacher provides. Plugins register a factory that returns one.
+
+    A teacher that holds resources also defines ``close() -> None``, which releases
+    them: HTTP clients and their worker threads, SQLite handles of the grade cache,
+    llama.cpp servers, loaded models and their caches. ``close`` is idempotent (closing
+    twice is safe), and a closed teacher stays usable: its next ``score`` reopens what it
+    needs. A teacher without resources need not define it (the heuristic and random
+    teachers do not), so ``close`` is not part of this protocol: call
+    ``close_teacher(teacher)``, which calls it when it is there. ``env.close()`` does.
+    """
 
     name: str
     dimensions: tuple[str, ...]
@@ -181,3 +190,13 @@ class Teacher(Protocol):
     def score(self, requests: Sequence[StoryRequest]) -> list[Scores]:
         """Grade a batch of stories; return one ``Scores`` per request, in order."""
         ...
+
+
+def close_teacher(teacher: object) -> None:
+    """Release what ``teacher`` holds: call its ``close()`` if it defines one.
+
+    Safe to call more than once, and on any object (one without ``close`` is left alone).
+    """
+    close = getattr(teacher, "close", None)
+    if callable(close):
+        close()

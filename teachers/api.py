@@ -30,9 +30,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Unpack
 
-from story_env.errors import ConfigError, DependencyMissingError
+from story_env.errors import BackendError, ConfigError, DependencyMissingError
 from story_env.secrets import (
     Redactor,
     basic_auth_from_url,
@@ -42,19 +42,7 @@ from story_env.secrets import (
 )
 from story_env.teacher import StoryRequest
 from teachers import rubric
-from teachers.judge import JudgeTeacher
-
-
-class BackendError(RuntimeError):
-    """A request failed for good (after its transport retries).
-
-    Attributes:
-        kind: ``"timeout"``, ``"connection"``, ``"http"`` or ``"response"``.
-    """
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -95,10 +83,12 @@ class APITeacher(JudgeTeacher):
         max_retries: Transport retries per request (timeout, connection, 429, 5xx).
         backoff_s: First backoff delay; doubles each retry, with jitter.
         max_wait_s: Longest single wait, also the cap on ``Retry-After``.
-        batch_size, on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
+        **options: ``batch_size`` (default 32), ``on_failure``, ``retries``,
+            ``fallback_score``, ``cache``: see ``JudgeOptions``.
     """
 
     name = "api"
+    default_options = JudgeOptions(batch_size=32)
 
     def __init__(
         self,
@@ -115,11 +105,7 @@ class APITeacher(JudgeTeacher):
         max_retries: int = 3,
         backoff_s: float = 0.5,
         max_wait_s: float = 30.0,
-        batch_size: int = 32,
-        on_failure: str = "skip",
-        retries: int = 1,
-        fallback_score: float | None = None,
-        cache: str | bool | None = None,
+        **options: Unpack[JudgeKwargs],
     ) -> None:
         try:
             import httpx
@@ -164,13 +150,7 @@ class APITeacher(JudgeTeacher):
         ):
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{label} must be a number of seconds > 0, got {value!r}")
-        super().__init__(
-            batch_size=batch_size,
-            on_failure=on_failure,
-            retries=retries,
-            fallback_score=fallback_score,
-            cache=cache,
-        )
+        super().__init__(**options)
         self.base_url = strip_url_credentials(base_url.rstrip("/"))
         # credentials in base_url travel as HTTP Basic auth, never in a URL that a client
         # or its logging could show (httpx logs every request's URL at INFO level)
@@ -208,13 +188,17 @@ class APITeacher(JudgeTeacher):
         }
 
     def close(self) -> None:
-        """Close the HTTP client and the worker threads."""
+        """Close the HTTP client, its worker threads and the grade cache.
+
+        Idempotent; the next ``score`` opens a new client.
+        """
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
             if self._client is not None:
                 self._client.close()
             self._pool = self._client = None
+        super().close()
 
     def _session(self) -> tuple[Any, ThreadPoolExecutor]:
         import httpx

@@ -154,7 +154,7 @@ class GradeCache:
             return int(self._connection().execute("SELECT COUNT(*) FROM grades").fetchone()[0])
 
     def close(self) -> None:
-        """Close this process's connection (it reopens on the next use)."""
+        """Close this process's SQLite connection. Idempotent; the next use reopens it."""
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()

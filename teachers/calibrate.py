@@ -78,10 +78,15 @@ def _ranks(values: Sequence[float]) -> list[float]:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation with average ranks for ties; NaN if either is constant."""
+    """Spearman's rank correlation with average ranks for ties; NaN if either is constant.
+
+    Raises:
+        ConfigError: If the sequences differ in length or hold fewer than two values.
+    """
     if len(x) != len(y) or len(x) < 2:
-        raise ValueError(
-            f"need two equally long sequences of >= 2 values, got {len(x)} and {len(y)}"
+        raise ConfigError(
+            f"spearman needs two equally long sequences of >= 2 values, got {len(x)} and "
+            f"{len(y)} values; pass one score per labelled story, for at least two stories"
         )
     rx, ry = _ranks(x), _ranks(y)
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)

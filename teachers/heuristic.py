@@ -40,375 +40,46 @@ The prompt is not judged: it is used only to discount story text copied from it 
 5-grams found in the prompt). Grades depend on the request alone, so a batch equals
 one-by-one calls, and they are deterministic. Only English is supported, and only the
 first 6,000 characters of a story are read.
+
+The word lists and word look-ups live in ``teachers.heuristic_lexicon``, the sentence
+split and the discourse cues in ``teachers.heuristic_text``; the signals, the grade and
+the teacher are here.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from bisect import bisect_right
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from itertools import pairwise
-
-import pyphen
-import wordfreq
 
 from story_env.errors import ConfigError
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
 from teachers import rubric
+from teachers.heuristic_lexicon import (
+    _BACK_REFERENCES,
+    _BAD_OPENERS,
+    _COPY_N,
+    _FOREIGN,
+    _LIGHT_WORDS,
+    _PERSONAL_PRONOUNS,
+    _PUNCT_RUN,
+    _REFERENT_MARKERS,
+    _RESOLUTION_WORDS,
+    _SYMBOL,
+    _clip,
+    _frequencies,
+    _hyphenator,
+    _prompt_ngrams,
+    _word_info,
+    _WordInfo,
+)
+from teachers.heuristic_text import _Cues, _find_cues, _parse, _Parsed
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
 
 _MAX_CHARS = 6000
 """Only this many leading characters are analysed (about 1,000 words)."""
-_COPY_N = 5
-"""Story word n-grams of this length found in the prompt count as copied text."""
-_MAX_WORD_LEN = 24
-"""Longer letter runs are never real words; they skip the dictionary lookups."""
-
-# --- tokenisation -------------------------------------------------------------------------
-_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|[.!?\u2026]+|[\"\u201c\u201d,;:]")
-"""Words (with inner apostrophes), sentence terminators, quotes and clause breaks."""
-_FOREIGN = re.compile(r"[^\x00-\x7f\u2018\u2019\u201c\u201d\u2013\u2014\u2026]")
-_SYMBOL = re.compile(r"[#$%&*+<=>@\\^_`{|}~\[\]/]")
-_PUNCT_RUN = re.compile(r"[!?]{3,}|[,;:]{2,}|\.{4,}")
-_QUOTES = '"\u201c\u201d'
-_CLAUSE_BREAKS = ",;:"
-_ARTICLES = frozenset(("a", "an", "the"))
-
-
-def _wordset(words: str) -> frozenset[str]:
-    """Return the whitespace-separated words of ``words`` as a set (keeps lists readable)."""
-    return frozenset(words.split())
-
-
-def _class_pairs(pairs: str) -> frozenset[tuple[str, str]]:
-    """Return ``"A-B C-D"`` as ``{("A", "B"), ("C", "D")}``."""
-    return frozenset((a, b) for a, _, b in (pair.partition("-") for pair in pairs.split()))
-
-
-# --- word classes -------------------------------------------------------------------------
-_DETERMINERS = _wordset("a an the my your our their its every")
-_PREPOSITIONS = _wordset(
-    "of in on at by for with about into through from to under over between during without "
-    "onto upon across behind beside toward towards among"
-)
-_SUBJECTS = _wordset("i he she we they")
-_CONJUNCTIONS = _wordset("and or but nor because")
-_BE = _wordset("is am are was were")
-_FUNCTION_WORDS = (
-    _DETERMINERS
-    | _PREPOSITIONS
-    | _SUBJECTS
-    | _CONJUNCTIONS
-    | _BE
-    | _wordset(
-        """me you him her it us them his hers mine yours ours theirs myself yourself himself
-        herself itself ourselves themselves this that these those who whom whose which what
-        where when why how so yet if as than then though although while until unless since up
-        down out off again here there all any both each few more most other some such no not
-        only own same too very can will just should would could might must shall may do does
-        did done be been being have has had having let's i'm it's don't didn't can't won't
-        wasn't weren't isn't aren't couldn't wouldn't shouldn't hasn't haven't hadn't i'll
-        you'll he'll she'll we'll they'll i've you've we've they've i'd you'd he'd she'd we'd
-        they'd that's there's what's here's who's"""
-    )
-)
-_LIGHT_WORDS = _wordset(
-    """said says say went go goes get got saw see like one day time upon once also back now
-    really much many made make came come thing things way lot little big"""
-)
-"""Common words that link sentences too easily to count as shared content."""
-_BACK_REFERENCES = _wordset(
-    """he she it they him her them his their its this these those then so but also too again
-    after later finally soon next suddenly together there"""
-)
-_BAD_OPENERS = _wordset(
-    """he she they his her their him them then so but and finally later also afterwards next
-    still again soon"""
-)
-"""First words that refer back to something, odd at the very start of a story."""
-_PERSONAL_PRONOUNS = _wordset("he she they him her them his their")
-_REFERENT_MARKERS = frozenset(("a", "an", "named"))
-"""Words that introduce someone; "she" before any of them (or a name) has no referent."""
-_PAST_MARKERS = _wordset(
-    """was were had did went saw said came took made found gave ran ate felt knew thought told
-    got sat stood fell flew swam sang began became heard held left met put brought caught
-    could would slept woke wore won drew drank grew threw spoke bought sent built"""
-)
-_PRESENT_MARKERS = _wordset(
-    """is are am has does goes says sees comes takes makes finds gives runs eats feels knows
-    thinks tells gets sits stands falls flies swims sings begins becomes hears holds"""
-)
-_DESCRIPTIVE = _wordset(
-    """red orange yellow green blue purple pink brown black white gray grey golden silver shiny
-    sparkly glittering bright dark pale colorful colourful rainbow big small tiny little
-    huge giant enormous tall short long wide narrow round soft fluffy smooth rough fuzzy
-    warm cold cool icy hot wet dry sticky crunchy silky furry loud quiet gentle sweet sour
-    bitter salty sparkling glowing shimmering twinkling happy sad angry scared brave proud
-    kind friendly curious excited lonely shy silly calm cheerful grumpy sleepy hungry tired
-    clever wise funny jolly beautiful magical mysterious ancient secret strange wonderful
-    lovely pretty cozy cosy wild fresh dusty misty sunny rainy snowy windy stormy starry old
-    new young deep high heavy light fast slow quick busy noisy delicious glorious gloomy
-    spooky creaky dazzling fierce tender fragile velvet crisp"""
-)
-_DESCRIPTIVE_SUFFIXES = ("ful", "ous", "ish", "less", "ive", "ly")
-
-_GRAMMAR_CLASS: dict[str, str] = {
-    **dict.fromkeys(_DETERMINERS, "DET"),
-    **dict.fromkeys(_PREPOSITIONS, "PREP"),
-    **dict.fromkeys(_SUBJECTS, "SUBJ"),
-    **dict.fromkeys(_CONJUNCTIONS, "CONJ"),
-    **dict.fromkeys(_BE, "BE"),
-    **dict.fromkeys(
-        ("will", "would", "can", "could", "shall", "should", "may", "might", "must"), "MOD"
-    ),
-    **dict.fromkeys(("me", "him", "us", "them"), "OBJ"),
-    "very": "VERY",
-}
-_BAD_PAIRS = _class_pairs(
-    """DET-DET DET-PREP DET-SUBJ DET-OBJ DET-CONJ DET-BE DET-MOD PREP-SUBJ PREP-CONJ PREP-BE
-    PREP-MOD SUBJ-SUBJ SUBJ-OBJ SUBJ-DET SUBJ-PREP CONJ-CONJ BE-BE BE-MOD BE-CONJ MOD-MOD
-    MOD-DET MOD-OBJ MOD-BE MOD-CONJ VERY-DET VERY-PREP VERY-SUBJ VERY-OBJ VERY-CONJ VERY-BE
-    VERY-MOD"""
-)
-"""Adjacent word classes (within a clause) that English grammar (almost) never allows:
-"the of", "she the", "was will", "very the"."""
-_BAD_ENDINGS = frozenset(["DET", "CONJ", "SUBJ"])
-
-# --- discourse cues (matched on sentences of lowercase words, one sentence a line) --------
-_INTRO_CUES = (  # two patterns: one mixing "^" with unanchored parts is 3x slower
-    re.compile(r"\b(?:once upon a time|long ago|there (?:once )?lived|far far away)\b"),
-    re.compile(r"^(?:once )?there (?:once )?(?:was|were)\b", re.MULTILINE),
-)
-_CLOSING_CUE = re.compile(
-    r"\bthe end\b|\bhappily ever after\b|\bfrom (?:that|this|then)\b|\bever since\b"
-    r"|\bnever forgot\b|\bin the end\b|\bat last\b|\bfinally\b|\bforever\b"
-    r"|\blearned (?:that|to|a)\b|\bfell asleep\b"
-)
-_STAGE_CUE = re.compile(
-    r"^(?:(?P<s1>every|each|always|usually|often|most days)"
-    r"|(?P<s2>(?:but |then )?one (?:\w+ )?(?:day|morning|afternoon|evening|night|summer|winter)"
-    r"|(?:but )?suddenly|on the first (?:day|morning|night))"
-    r"|(?P<s3>first|then|next|after that|afterwards|soon|later|so|that (?:night|evening)"
-    r"|the next (?:day|morning)"
-    r"|(?:an|one|a few|some) (?:\w+ )?(?:hours?|days?|weeks?|moments?|minutes?|while) later))\b",
-    re.MULTILINE,
-)
-"""Sentence-initial time cues, grouped by their place in a story's usual order (stage 0 is
-the opening formula, 4 the closing one): "every day ..." sets the scene (s1), "one day
-..." starts the action (s2), "then ..." continues it (s3). A cue followed by one of a lower
-stage is an inversion."""
-_STAGE_OF = {"s1": 1, "s2": 2, "s3": 3}
-_RESOLUTION_WORDS = _wordset(
-    """smiled smile happy happily home friends friend together love loved safe asleep sleep
-    laughed thanked hugged proud glad best always never again lesson dreamed dreams"""
-)
-
-
-def _clip(value: float) -> float:
-    """Clamp ``value`` to ``[0, 1]``."""
-    return 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
-
-
-@lru_cache(maxsize=1)
-def _frequencies() -> dict[str, float]:
-    """Return wordfreq's English word -> frequency table (bundled, loaded once)."""
-    return wordfreq.get_frequency_dict("en")
-
-
-@lru_cache(maxsize=1)
-def _hyphenator() -> pyphen.Pyphen:
-    """Return pyphen's bundled US English hyphenation dictionary (loaded once)."""
-    return pyphen.Pyphen(lang="en_US")
-
-
-def _zipf(word: str) -> float:
-    """Return the Zipf frequency of a lowercase word (0 when unknown)."""
-    freq = _frequencies().get(word)
-    return math.log10(freq) + 9.0 if freq else 0.0
-
-
-def _stems(word: str) -> list[str]:
-    """Return plausible stems of an inflected word ("jumped" -> "jump", "jumpe", ...)."""
-    stems: list[str] = []
-    if word.endswith("'s"):
-        stems.append(word[:-2])
-    for suffix in ("ing", "ed", "es", "s", "ly", "est", "er"):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            base = word[: -len(suffix)]
-            stems += [base, base + "e"]
-            if len(base) > 2 and base[-1] == base[-2]:
-                stems.append(base[:-1])
-            if base.endswith("i"):
-                stems.append(base[:-1] + "y")
-    return stems
-
-
-@dataclass(frozen=True, slots=True)
-class _WordInfo:
-    """What the teacher needs to know about one lowercase word (cached)."""
-
-    realness: float
-    zipf: float
-    syllables: int
-    function: bool
-    descriptive: bool
-    stem: str
-
-
-@lru_cache(maxsize=1 << 16)
-def _word_info(word: str) -> _WordInfo:
-    """Look a lowercase word up once: frequency, realness, syllables, flags and a stem."""
-    function = word in _FUNCTION_WORDS
-    if len(word) > _MAX_WORD_LEN:
-        return _WordInfo(0.0, 0.0, max(1, len(word) // 3), False, False, word)
-    zipf = _zipf(word)
-    best = zipf
-    if zipf < 3.0:
-        best = max([zipf] + [_zipf(stem) - 0.3 for stem in _stems(word)])
-    syllables = len(_hyphenator().positions(word)) + 1
-    descriptive = not function and (
-        word in _DESCRIPTIVE
-        or (len(word) > 5 and best >= 2.0 and word.endswith(_DESCRIPTIVE_SUFFIXES))
-    )
-    stem = word[:-2] if word.endswith("'s") else word
-    if len(stem) > 3 and stem.endswith("s") and not stem.endswith("ss"):
-        stem = stem[:-1]
-    return _WordInfo(
-        realness=_clip((best - 1.0) / 1.5),
-        zipf=zipf,
-        syllables=syllables,
-        function=function,
-        descriptive=descriptive,
-        stem=stem,
-    )
-
-
-@lru_cache(maxsize=256)
-def _prompt_ngrams(prompt: str) -> frozenset[tuple[str, ...]]:
-    """Return the lowercase word n-grams of a prompt (cached: prompts repeat)."""
-    tokens = _TOKEN.findall(prompt.replace("\u2019", "'"))
-    words = [token.lower() for token in tokens if token[0].isalpha()]
-    return frozenset(zip(*(words[k:] for k in range(_COPY_N)), strict=False))
-
-
-@dataclass(slots=True)
-class _Parsed:
-    """A story split into sentences of lowercase words, with what the split noticed."""
-
-    sentences: list[list[str]] = field(default_factory=list)
-    starts_upper: list[bool] = field(default_factory=list)  # sentence begins with a capital
-    after_quote: list[bool] = field(default_factory=list)  # it follows '."' (a dialogue tag)
-    complete: bool = True  # the text ends with a sentence terminator
-    capitalised: Counter[str] = field(default_factory=Counter)  # capitalised content words
-    introduced: list[tuple[int, str]] = field(default_factory=list)  # (sentence, X): "named X"
-    appositions: list[tuple[int, str]] = field(default_factory=list)  # (sentence, X): "X the ..."
-    first_sentence: dict[str, int] = field(default_factory=dict)  # word -> first sentence
-    first_token: dict[str, int] = field(default_factory=dict)  # word -> first token index
-    article_violations: int = 0  # "the fox ..." before "a fox ..."
-    bad_pairs: int = 0  # impossible adjacent words in a clause, or a sentence ending "the."
-    midcap_function: int = 0  # "the dog Ran To The park"
-    shouting: int = 0  # ALL-CAPS words
-    lowercase_i: int = 0
-    past: int = 0  # past-tense markers outside quotes
-    present: int = 0  # present-tense markers outside quotes
-
-
-def _parse(text: str) -> _Parsed:
-    """Split ``text`` into sentences in one pass over its tokens.
-
-    Tokens are words, sentence terminators, quotes and clause breaks (commas, semicolons,
-    colons). Curly apostrophes must already be straight.
-    """
-    parsed = _Parsed()
-    sentences, first_sentence, first_token = (
-        parsed.sentences,
-        parsed.first_sentence,
-        parsed.first_token,
-    )
-    current: list[str] = []
-    definite_at: dict[str, int] = {}
-    indefinite: set[str] = set()
-    in_quote = last_was_terminator = quote_after_terminator = False
-    previous = article = ""  # article: "a", "an" or "the" while its noun phrase lasts
-    word_class = ""  # grammar class of the previous word in the same clause
-    article_span = position = 0
-    for token in _TOKEN.findall(text):
-        head = token[0]
-        if head in _CLAUSE_BREAKS:
-            word_class = ""
-            continue
-        if head in _QUOTES:
-            quote_after_terminator = quote_after_terminator or last_was_terminator
-            in_quote = (not in_quote) if head == '"' else head == "\u201c"
-            word_class = ""
-            continue
-        if not head.isalpha():  # a sentence terminator
-            if current:
-                sentences.append(current)
-                current = []
-            parsed.bad_pairs += word_class in _BAD_ENDINGS  # "... and the."
-            last_was_terminator = True
-            previous = article = word_class = ""
-            continue
-        low = token.lower()
-        index = len(sentences)
-        upper = head.isupper()
-        function = low in _FUNCTION_WORDS
-        this_class = _GRAMMAR_CLASS.get(low, "")
-        if (word_class, this_class) in _BAD_PAIRS or (low == previous and function):
-            parsed.bad_pairs += 1  # "the of", "she the", "the the"
-        word_class = this_class
-        if not current:
-            parsed.starts_upper.append(upper)
-            parsed.after_quote.append(quote_after_terminator)
-            quote_after_terminator = False
-        elif upper and function and low != "i":
-            parsed.midcap_function += 1
-        if upper and len(token) > 1:
-            if token.isupper():
-                parsed.shouting += 1
-            elif not function:
-                parsed.capitalised[low] += 1
-        elif token == "i":
-            parsed.lowercase_i += 1
-        if not in_quote:
-            if low in _PAST_MARKERS or (low[-2:] == "ed" and len(low) > 4):
-                parsed.past += 1
-            elif low in _PRESENT_MARKERS:
-                parsed.present += 1
-        if previous == "named":
-            parsed.introduced.append((index, low))
-        elif low == "the" and len(current) == 1 and parsed.starts_upper[-1]:
-            parsed.appositions.append((index, current[0]))  # "Tim the turtle ..."
-        if article and not function:
-            if low not in _DESCRIPTIVE:  # "a little fox": look past the adjectives
-                if article == "the":
-                    definite_at.setdefault(low, index)
-                else:
-                    if definite_at.get(low, index) < index and low not in indefinite:
-                        parsed.article_violations += 1
-                    indefinite.add(low)
-                article_span -= 1
-                if article_span == 0:
-                    article = ""
-        else:
-            article, article_span = (low, 2) if low in _ARTICLES else ("", 0)
-        if low not in first_token:
-            first_token[low] = position
-            first_sentence[low] = index
-        position += 1
-        current.append(low)
-        previous = low
-        last_was_terminator = False
-    if current:
-        sentences.append(current)
-        parsed.complete = False
-    return parsed
 
 
 @dataclass(slots=True)
@@ -527,35 +198,6 @@ def _continuity(sentences: list[list[str]], infos: dict[str, _WordInfo]) -> floa
         elif any(content[i] & content[j] for j in range(i - 2)):
             linked += 0.4
     return linked / (len(sentences) - 1)
-
-
-@dataclass(slots=True)
-class _Cues:
-    """Which sentences hold discourse cues (by sentence index)."""
-
-    intro: set[int]  # an opening formula: "once upon a time", "there lived"
-    closing: set[int]  # a closing formula: "from that day on", "in the end"
-    stage: dict[int, int]  # a sentence-initial time cue and its stage (1..3)
-
-
-def _find_cues(sentences: list[list[str]]) -> _Cues:
-    """Find the cues with one regex sweep each over all sentences (one a line)."""
-    lines = "\n".join(" ".join(s) for s in sentences)
-    starts = [0]
-    for sentence in sentences[:-1]:
-        starts.append(starts[-1] + sum(map(len, sentence)) + len(sentence))
-
-    def at(position: int) -> int:
-        return bisect_right(starts, position) - 1
-
-    stage: dict[int, int] = {}
-    for cue in _STAGE_CUE.finditer(lines):
-        stage[at(cue.start())] = _STAGE_OF[cue.lastgroup or ""]
-    return _Cues(
-        intro={at(cue.start()) for pattern in _INTRO_CUES for cue in pattern.finditer(lines)},
-        closing={at(cue.start()) for cue in _CLOSING_CUE.finditer(lines)},
-        stage=stage,
-    )
 
 
 def _order(parsed: _Parsed, cues: _Cues, names: set[str]) -> float:

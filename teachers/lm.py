@@ -41,14 +41,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from story_env.errors import ConfigError, DependencyMissingError
 from story_env.teacher import Scores, StoryRequest
 from teachers import rubric
-from teachers.judge import JudgeTeacher
+from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
 from teachers.lm_scoring import StoryLogProbs, StoryScorer, split_sentences
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "lm_calibration.json"
@@ -295,43 +295,55 @@ class LMTeacher(JudgeTeacher):
         model: ``"smollm2"`` (default), ``"gemma"``, or a local model folder / GGUF file.
         calibration: A calibration JSON file (default: the committed one; a local model
             without an entry there is an error that names the command to build one).
-        batch_size: Rows per forward pass.
         dtype: ``"float32"`` (the calibration's) or ``"bfloat16"`` (faster on CPUs with
             bf16 instructions; log-probs differ by ~0.01 nats per token).
-        on_failure, retries, fallback_score, cache: See ``JudgeTeacher``.
+        **options: ``batch_size`` (rows per forward pass, default 16), ``on_failure``
+            (default ``"raise"``), ``retries`` (default 0), ``fallback_score``, ``cache``:
+            see ``JudgeOptions``.
+
+    ``close()`` drops the scorer (the model references and the prompts' key/value
+    caches); the model stays in the per-process load cache for other teachers, and the
+    next ``score`` builds the scorer again from it.
     """
 
     name = "lm"
+    default_options = JudgeOptions(batch_size=16, on_failure="raise", retries=0)
 
     def __init__(
         self,
         *,
         model: str = "smollm2",
         calibration: str | None = None,
-        batch_size: int = 16,
         dtype: str = "float32",
-        on_failure: str = "raise",
-        retries: int = 0,
-        fallback_score: float | None = None,
-        cache: str | bool | None = None,
+        **options: Unpack[JudgeKwargs],
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            on_failure=on_failure,
-            retries=retries,
-            fallback_score=fallback_score,
-            cache=cache,
-        )
+        super().__init__(**options)
         folder, gguf_file, self.model_id = resolve_model(model)
         self.calibration = load_calibration(self.model_id, calibration)
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.dtype = dtype
-        lm, tokenizer = _load(folder, gguf_file, dtype)
-        self.scorer = StoryScorer(lm, tokenizer, batch_size=batch_size)
+        self._model_files = (folder, gguf_file)
+        self._scorer: StoryScorer | None = self._build_scorer()  # a bad model fails here
 
     def __repr__(self) -> str:
         return f"LMTeacher(model={self.model_id!r}, calibration={self.calibration.digest})"
+
+    def _build_scorer(self) -> StoryScorer:
+        lm, tokenizer = _load(*self._model_files, self.dtype)
+        return StoryScorer(lm, tokenizer, batch_size=self.options.batch_size)
+
+    @property
+    def scorer(self) -> StoryScorer:
+        """The model's scorer (built again from the load cache after ``close``)."""
+        if self._scorer is None:
+            self._scorer = self._build_scorer()
+        return self._scorer
+
+    def close(self) -> None:
+        """Drop the scorer (model references and prompt caches) and close the grade cache."""
+        self._scorer = None
+        super().close()
 
     def grade_config(self) -> dict[str, Any]:
         """The model and the calibration (a change of either misses the cache)."""

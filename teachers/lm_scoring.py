@@ -41,6 +41,44 @@ def split_sentences(story: str) -> list[str]:
     return pieces
 
 
+def repeat_prefix(prefix_cache: Any, prefix_len: int, mask: Any) -> tuple[Any, Any]:
+    """Share one prompt's key/value cache across a batch of rows that continue it.
+
+    Args:
+        prefix_cache: The key/value cache of the prompt, one row (left unchanged).
+        prefix_len: The prompt's length in tokens.
+        mask: The rows' attention mask (batch, n).
+
+    Returns:
+        ``(cache, full_mask)``: a copy of the cache repeated for every row, and the
+        attention mask over prompt and rows (batch, prefix_len + n).
+    """
+    import torch
+
+    cache = copy.deepcopy(prefix_cache)
+    cache.batch_repeat_interleave(mask.shape[0])
+    ones = torch.ones(mask.shape[0], prefix_len, dtype=mask.dtype)
+    return cache, torch.cat([ones, mask], dim=1)
+
+
+def forward_cached(
+    module: Any, ids: Any, mask: Any, positions: Any, cache: Any, **kwargs: Any
+) -> Any:
+    """One forward pass of ``ids`` (batch, n) after what ``cache`` holds (which it extends).
+
+    ``mask`` covers the cached tokens and ``ids``; ``positions`` (batch, n) continue the
+    cached ones; ``kwargs`` go to the module as they are (e.g. ``logits_to_keep``).
+    """
+    return module(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+        **kwargs,
+    )
+
+
 @dataclass(frozen=True)
 class StoryLogProbs:
     """Log-probabilities (natural log) of one story's tokens after its prompt.
@@ -149,17 +187,11 @@ class StoryScorer:
         for b, r in enumerate(rows):
             ids[b, : len(r)] = torch.tensor(r)
             mask[b, : len(r)] = 1
-        past = copy.deepcopy(cache)
-        past.batch_repeat_interleave(batch)
-        full_mask = torch.cat([torch.ones(batch, plen, dtype=torch.long), mask], dim=1)
+        past, full_mask = repeat_prefix(cache, plen, mask)
         positions = (plen + torch.arange(width))[None, :].expand(batch, width)
         with torch.inference_mode():
-            hidden = self._decoder(
-                input_ids=ids,
-                attention_mask=full_mask,
-                position_ids=positions,
-                cache=past,
-                use_cache=True,
+            hidden = forward_cached(
+                self._decoder, ids, full_mask, positions, past
             ).last_hidden_state  # (batch, width, hidden)
             # position t predicts token t + 1; the prompt's last position predicts token 0
             keep = mask[:, 1:].bool()  # (batch, width - 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from story_env.errors import AnswerError
 from story_env.teacher import DEFAULT_DIMENSIONS, StoryRequest
 
 RUBRIC_VERSION = "story-rubric-v1"
@@ -69,18 +70,6 @@ _WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 _ANSWER_SEPARATOR = re.compile(r"[\s,;]+")
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-
-
-class AnswerError(ValueError):
-    """A judge's answer is not three integers in range.
-
-    Attributes:
-        kind: ``"format"`` (not three integers) or ``"range"`` (an integer out of range).
-    """
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def defuse(text: str) -> str:

@@ -17,6 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import gymnasium as gym
 import pytest
@@ -270,6 +271,27 @@ def test_retry_after_parsing():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
 
 
+# --- closing ------------------------------------------------------------------------------
+def _worker_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("api-teacher")}
+
+
+def test_close_releases_the_client_and_its_threads_and_the_next_score_reopens(fake_server, api_key):
+    server = fake_server(("answer", "2 2 2"))
+    before = _worker_threads()
+    teacher = make(server.url)
+    assert grade(teacher).ok
+    client, workers = teacher._client, _worker_threads() - before
+    assert not client.is_closed and workers
+    teacher.close()
+    teacher.close()  # idempotent
+    assert client.is_closed and teacher._client is None
+    assert not any(t.is_alive() for t in workers)
+    assert grade(teacher, STORY + " Again.").ok and len(server.requests) == 2  # reopened
+    assert teacher._client is not client
+    teacher.close()
+
+
 # --- configuration and secrets ------------------------------------------------------------
 def test_missing_key_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
@@ -461,3 +483,27 @@ def test_real_server_free_answers_are_graded_or_counted(llama_server, api_key):
     assert len(grades) == 3 and stats["backend_calls"] == 3
     assert stats["graded"] + stats["skipped"] == 3  # every story is a grade or a counted failure
     assert all(g.raw for g in grades)  # the model's answer is kept either way
+
+
+@pytest.mark.slow
+def test_close_hangs_up_on_the_real_server(llama_server, api_key):
+    psutil = pytest.importorskip("psutil")
+    _, url = llama_server
+    port = urlsplit(url).port
+
+    def connections() -> set[int]:
+        """Local ports of this process's open connections to the server."""
+        return {
+            c.laddr.port
+            for c in psutil.Process().net_connections("tcp")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        }
+
+    others = connections()  # another test's teacher may still hold one
+    teacher = APITeacher(base_url=url, model="smollm2", api_key_env=KEY_ENV, retries=0)
+    assert teacher.score([StoryRequest(PROMPT, STORY)])[0].raw
+    mine = connections() - others
+    assert mine  # keep-alive: the client holds its connection between batches
+    teacher.close()
+    teacher.close()
+    assert not mine & connections()

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from story_env.errors import ConfigError
 from story_env.run.cli import main
 from teachers.calibrate import load_calibration, spearman
 
@@ -38,3 +39,9 @@ def test_calibrate_command_prints_correlations_and_hacking_scores(capsys):
         assert rho > 0.5, out
     assert out.count("hacking-") == 5
     assert "hacking cases at top marks (total >= 0.89): 0%" in out
+
+
+@pytest.mark.parametrize(("x", "y"), [([1, 2, 3], [1, 2]), ([1], [1])])
+def test_spearman_refuses_unequal_or_too_short_sequences_with_the_fix(x, y):
+    with pytest.raises(ConfigError, match=rf"got {len(x)} and {len(y)} values; pass one score"):
+        spearman(x, y)

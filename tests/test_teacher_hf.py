@@ -54,3 +54,13 @@ def test_generate_mode_parses_or_counts_failures():
     stats = judge.stats
     assert stats["graded"] + stats["skipped"] == 4
     assert all(g.ok or g.error.split(":")[0] in ("format", "range") for g in grades)
+
+
+def test_close_drops_the_model_and_the_next_score_takes_it_again(teacher):
+    request = [StoryRequest("Once upon a time,", " a fox found a silver key and opened a door.")]
+    before = teacher.score(request)[0]
+    teacher.close()
+    teacher.close()  # idempotent
+    assert teacher._loaded is None and teacher._prefix is None
+    after = teacher.score(request)[0]
+    assert after.values == pytest.approx(before.values, abs=1e-6)

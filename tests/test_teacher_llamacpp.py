@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,6 +21,8 @@ pytestmark = [
     ),
 ]
 
+PROMPT_AND_STORY = ("Once upon a time,", " a fox found a silver key and opened a door.")
+
 
 def test_constrained_answers_always_parse_batched_and_are_reproducible_one_by_one():
     stories = load_calibration()[:4]
@@ -33,3 +37,27 @@ def test_constrained_answers_always_parse_batched_and_are_reproducible_one_by_on
     sequential = create_teacher("llamacpp", constrained=True, n_parallel=1, on_failure="raise")
     first = [g.values for g in sequential.score(requests)]
     assert [g.values for g in sequential.score(requests[::-1])][::-1] == first
+
+
+def _listening(address: str) -> bool:
+    host, port = urlsplit(address).hostname, urlsplit(address).port
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_close_lets_go_of_the_shared_server_which_stops_with_its_last_teacher():
+    request = [StoryRequest(*PROMPT_AND_STORY)]
+    settings = {"constrained": True, "n_parallel": 2, "on_failure": "raise"}
+    first, second = create_teacher("llamacpp", **settings), create_teacher("llamacpp", **settings)
+    assert first.server is second.server  # one server per process and settings
+    address = first.server.listening_address
+    first.close()
+    first.close()  # idempotent
+    assert second.score(request)[0].ok and _listening(address)  # still in use by second
+    second.close()
+    assert not _listening(address)  # its last teacher closed: the server stopped
+    assert first.score(request)[0].ok  # a closed teacher starts one again
+    first.close()

@@ -138,6 +138,16 @@ def test_a_story_beats_its_word_salad_and_batching_does_not_change_grades(teache
     assert "fluency" in batch[0].raw
 
 
+def test_close_drops_the_scorer_and_the_next_score_builds_it_again(teacher):
+    request = [StoryRequest("Once upon a time,", STORY)]
+    before, scorer = teacher.score(request)[0], teacher.scorer
+    teacher.close()
+    teacher.close()  # idempotent
+    assert teacher._scorer is None
+    after = teacher.score(request)[0]
+    assert teacher.scorer is not scorer and after.values == pytest.approx(before.values)
+
+
 def test_a_changed_model_or_calibration_misses_the_cache(tmp_path):
     from story_env.registry import create_teacher
 

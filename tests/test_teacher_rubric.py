@@ -1,16 +1,26 @@
-"""The rubric, the strict answer parser and the failure policy of the LLM teachers."""
+"""The rubric, the strict answer parser, the failure policy and the options of the LLM judges."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import logging
 from collections.abc import Sequence
 
 import pytest
 
-from story_env.errors import ConfigError, TeacherError
+from story_env.errors import (
+    AnswerError,
+    BackendError,
+    ConfigError,
+    GradingError,
+    LlamaCppError,
+    StorytellingError,
+    TeacherError,
+)
 from story_env.teacher import StoryRequest
 from teachers import rubric
-from teachers.judge import SHORT_STORY_RAW, JudgeTeacher
+from teachers.judge import SHORT_STORY_RAW, JudgeOptions, JudgeTeacher
 from teachers.policy import FailurePolicy, FallbackScores
 
 PROMPT = "Once upon a time, in a faraway land,"
@@ -185,3 +195,73 @@ def test_batches_are_chunked_by_batch_size():
     judge = Chunked(["1 1 1"] * 5, batch_size=2)
     grades = judge.score([StoryRequest(PROMPT, f"{STORY} {i}") for i in range(5)])
     assert calls == [2, 2, 1] and all(g.ok for g in grades)
+
+
+# --- the judges' options: one dataclass, each judge's defaults ------------------------------
+@pytest.mark.parametrize(
+    ("cls", "defaults"),
+    [
+        ("teachers.judge:JudgeTeacher", (8, "skip", 1)),
+        ("teachers.api:APITeacher", (32, "skip", 1)),
+        ("teachers.hf:HFTeacher", (8, "skip", 0)),
+        ("teachers.llamacpp:LlamaCppTeacher", (8, "skip", 1)),
+        ("teachers.lm:LMTeacher", (16, "raise", 0)),
+    ],
+)
+def test_every_judge_declares_its_defaults_as_judge_options(cls, defaults):
+    module, _, name = cls.partition(":")
+    options = getattr(importlib.import_module(module), name).default_options
+    assert isinstance(options, JudgeOptions)
+    assert (options.batch_size, options.on_failure, options.retries) == defaults
+    assert options.fallback_score is None and options.cache is None
+
+
+def test_keyword_arguments_override_the_defaults_and_the_options_are_frozen():
+    judge = ScriptedJudge([], batch_size=3, on_failure="fallback", fallback_score=0.5, retries=0)
+    assert judge.options == JudgeOptions(3, "fallback", 0, 0.5, None)
+    assert judge.batch_size == 3 and judge.policy == FailurePolicy("fallback", 0, 0.5)
+    assert ScriptedJudge([]).options == JudgeTeacher.default_options
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        judge.options.batch_size = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+        ({"batch_size": True}, "batch_size must be an int >= 1, got True"),
+        ({"on_failure": "ignore"}, "on_failure must be one of"),
+        ({"retries": 1.5}, "retries must be an int >= 0"),
+    ],
+)
+def test_options_are_validated_once_for_every_judge(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        JudgeOptions(**kwargs)
+    with pytest.raises(ConfigError, match=match):
+        ScriptedJudge([], **kwargs)
+
+
+def test_an_unknown_keyword_is_named_as_python_names_it():
+    with pytest.raises(
+        TypeError,
+        match=r"ScriptedJudge.__init__\(\) got an unexpected keyword argument 'batchsize'",
+    ):
+        ScriptedJudge([], batchsize=4)
+
+
+# --- errors: every grading error is one of the project's, and keeps its builtin base --------
+@pytest.mark.parametrize(
+    ("error", "builtin"),
+    [(AnswerError, ValueError), (BackendError, RuntimeError), (LlamaCppError, RuntimeError)],
+)
+def test_grading_errors_are_storytelling_errors_with_their_builtin_base(error, builtin):
+    assert issubclass(error, GradingError) and issubclass(error, StorytellingError)
+    assert issubclass(error, builtin)
+    assert error("no", "format").kind == "format"
+
+
+def test_grading_errors_are_importable_from_their_teachers():
+    from teachers import api, llamacpp
+
+    assert rubric.AnswerError is AnswerError and api.BackendError is BackendError
+    assert llamacpp.LlamaCppError is LlamaCppError and LlamaCppError("x").kind == "backend"
