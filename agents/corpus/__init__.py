@@ -17,7 +17,8 @@ llama.cpp's own server (``xllamacpp``). Its modules:
   endings cut, loops, junk and near-duplicates dropped, then a deterministic 95/5
   train/validation split by a hash of the story text, written as gzipped text (one story
   per line) with a datasheet (:mod:`~agents.corpus.datasheet`).
-* :mod:`~agents.corpus.load`: the packaged result, read with :func:`load_corpus`.
+* :mod:`~agents.corpus.load`: the packaged result, read with :func:`load_corpus`;
+  :func:`read_stories` reads a file of stories or the packaged split.
 * :mod:`~agents.corpus.cli`: the command line.
 
 Command line::
@@ -70,7 +71,15 @@ from agents.corpus.generate import (
     start_server,
 )
 from agents.corpus.generate import _open_for_append as _open_for_append  # used by the tests
-from agents.corpus.load import DATA_DIR, SPLIT_FILES, SPLITS, corpus_path, iter_corpus, load_corpus
+from agents.corpus.load import (
+    DATA_DIR,
+    SPLIT_FILES,
+    SPLITS,
+    corpus_path,
+    iter_corpus,
+    load_corpus,
+    read_stories,
+)
 from agents.corpus.prompts import (
     ADJECTIVES,
     CHARACTERS,
@@ -135,6 +144,7 @@ __all__ = [
     "model_path",
     "near_key",
     "normalize_text",
+    "read_stories",
     "read_work_file",
     "render_datasheet",
     "repetition_problem",

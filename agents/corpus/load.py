@@ -84,3 +84,20 @@ def load_corpus(split: str, data_dir: Path | None = None) -> list[str]:
         MissingFileError: If the corpus file is missing (a ``FileNotFoundError``).
     """
     return list(iter_corpus(split, data_dir))
+
+
+def read_stories(path: str | Path | None, split: str) -> list[str]:
+    """Stories, one per line, from ``path`` (``.txt`` or ``.txt.gz``), or the packaged
+    ``split`` when ``path`` is ``None``.
+
+    Raises:
+        ConfigError: ``path`` is not a file.
+    """
+    if path is None:
+        return load_corpus(split)
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"corpus file {str(path)!r} does not exist")
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rt", encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]

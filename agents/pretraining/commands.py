@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from agents.corpus.load import read_stories
 from story_env.arguments import count, count_list, pick
-
-
-def _read_stories(path: str) -> list[str]:
-    import gzip
-
-    from story_env.errors import ConfigError
-
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"corpus file {path!r} does not exist")
-    opener = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rt", encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
-
-
-def _packaged(split: str) -> list[str]:
-    from agents import corpus
-
-    return corpus.load_corpus(split)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -36,8 +17,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         state_every_steps=args.state_every,
         model=ModelConfig(**model, n_positions=args.positions),
     )
-    train = _read_stories(args.train_file) if args.train_file else _packaged("train")
-    val = _read_stories(args.val_file) if args.val_file else _packaged("validation")
+    train = read_stories(args.train_file, "train")
+    val = read_stories(args.val_file, "validation")
     result = pretrain(
         config, train, val, args.out, resume=args.resume, progress=not args.no_progress
     )

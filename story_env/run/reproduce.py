@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name
+from agents.corpus.load import read_stories
+from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from story_env.errors import ConfigError
 from story_env.run.config import TrainConfig
 from story_env.run.evaluation import evaluate
@@ -124,16 +125,6 @@ class ReproConfig:
         return self.control_budget or budgets[len(budgets) // 2]
 
 
-def _stories(path: str | None, split: str) -> list[str]:
-    if path is None:
-        from agents import corpus
-
-        return corpus.load_corpus(split)
-    from agents.pretraining.commands import _read_stories
-
-    return _read_stories(path)
-
-
 def _rl_config(config: ReproConfig, student: str, teacher: str, seed: int) -> TrainConfig:
     # steps is a ceiling: the interactive word budget ends the run
     words_per_story = 16 + 3
@@ -223,8 +214,6 @@ def _pretrain_stage(
     log: Callable[[str], None],
 ) -> None:
     """Stage 1: one pretraining run with a checkpoint at every budget of the ladder."""
-    from agents.pretraining.pretrain import pretrain
-
     if not (pre / "done.json").exists():
         started = time.perf_counter()
         budgets = sorted(config.budgets)
@@ -238,8 +227,8 @@ def _pretrain_stage(
         log(f"stage pretrain: {budgets[-1]:,} words, checkpoints at {budgets}")
         pretrain(
             pconf,
-            _stories(config.train_file, "train"),
-            _stories(config.val_file, "validation"),
+            read_stories(config.train_file, "train"),
+            read_stories(config.val_file, "validation"),
             pre,
             resume=(pre / "state.pt").exists(),
             progress=progress,
