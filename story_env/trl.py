@@ -30,7 +30,7 @@ from typing import Any
 from story_env.core import ask_teacher, reward_and_info
 from story_env.errors import ConfigError
 from story_env.rewards import RewardConfig
-from story_env.teacher import Scores, StoryRequest, Teacher
+from story_env.teacher import Scores, StoryRequest, Teacher, close_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +203,7 @@ class TeacherReward:
 
     def close(self) -> None:
         """Close the teacher (HTTP clients, caches, servers) if it can be closed."""
-        close = getattr(self.teacher, "close", None)
-        if callable(close):
-            close()
+        close_teacher(self.teacher)
 
 
 def teacher_reward_function(

@@ -21,7 +21,7 @@ from typing import Any
 from story_env.errors import ConfigError
 from story_env.registry import create_teacher
 from story_env.run.stats import CI_METHOD, mean_ci
-from story_env.teacher import StoryRequest
+from story_env.teacher import StoryRequest, close_teacher
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,7 @@ def judge_stories(
         try:
             grades = judge.score(list(requests))
         finally:
-            close = getattr(judge, "close", None)
-            if callable(close):
-                close()
+            close_teacher(judge)
         ok = [g for g in grades if g.ok and g.total is not None]
         summary: dict[str, Any] = {
             "judge": spec.as_dict(),
