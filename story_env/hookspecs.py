@@ -49,7 +49,7 @@ def storytelling_register_students(register: RegisterStudent) -> None:
     ``story_env.student.Student``: it gives the tokenizer that defines the env's action
     space and an agent that writes. Pass ``trainable=True`` when the student also has a
     ``model``: a transformers causal LM with an LM head over the tokenizer's vocabulary,
-    which ``storytelling train`` fine-tunes (``story_env.student.LMStudent``).
+    which ``storytelling train`` fine-tunes (``story_env.student.TrainableStudent``).
     """
 
 

@@ -98,3 +98,27 @@ class Student(Protocol):
     def make_agent(self, *, seed: int | None = None) -> Agent:
         """An agent that writes with this student's vocabulary."""
         ...
+
+
+@runtime_checkable
+class TrainableStudent(Student, Protocol):
+    """A student that ``storytelling train`` can fine-tune (registered ``trainable=True``).
+
+    Besides the tokenizer and agent of every student, it has ``model``: a transformers
+    causal LM (``config``, ``get_output_embeddings()``) whose LM head scores the
+    tokenizer's vocabulary. The RL policy copies it as its actor, the KL reference keeps a
+    frozen copy. ``context_length`` is the model's window in tokens, if known.
+    """
+
+    model: Any
+    context_length: int | None
+
+
+def is_trainable(student: object) -> bool:
+    """Whether ``student`` keeps the ``TrainableStudent`` contract (its model included)."""
+    model = getattr(student, "model", None)
+    return (
+        isinstance(student, TrainableStudent)
+        and hasattr(model, "config")
+        and callable(getattr(model, "get_output_embeddings", None))
+    )

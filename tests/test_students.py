@@ -87,3 +87,16 @@ def test_smollm2_student_passes_the_env_checkers():
     )
     gym_check_env(env.unwrapped)
     sb3_check_env(env.unwrapped)
+
+
+def test_the_trainable_contract_holds_for_lm_students_only(random_lm_student):
+    from agents.students.baselines import NGramStudent, RandomStudent
+    from agents.students.lm import load_path_student
+    from story_env.registry import registry
+    from story_env.student import is_trainable
+
+    assert is_trainable(load_path_student(random_lm_student))
+    assert not is_trainable(NGramStudent())
+    assert not is_trainable(RandomStudent())
+    marked = {e.name for e in registry().entries("student") if e.trainable}
+    assert marked == {"tiny", "smollm2", "hf"}

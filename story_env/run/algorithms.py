@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from story_env.errors import ConfigError, UnknownPluginError
-from story_env.registry import AlgorithmSpec, get_algorithm, registry
+from story_env.registry import AlgorithmSpec, get_algorithm, registry, resolve_student
 from story_env.run.config import TrainConfig
+from story_env.student import is_trainable
 
 
 def refusal_reason(spec: AlgorithmSpec) -> str | None:
@@ -41,17 +42,16 @@ def check_trainable(name: str, kwargs: Mapping[str, Any]) -> None:
     Raises:
         ConfigError: The student has no causal LM; the message names those that do.
     """
-    from story_env.registry import resolve_student
-
     reg = registry()
     try:
         if reg.get("student", name).trainable:
             return
     except UnknownPluginError:
         return  # a model folder (an ``hf`` student), or a name the env will refuse
-    model = getattr(resolve_student(name, kwargs), "model", None)
-    if callable(getattr(model, "get_output_embeddings", None)) and hasattr(model, "config"):
+    student = resolve_student(name, kwargs)
+    if is_trainable(student):
         return
+    model = getattr(student, "model", None)
     trainable = sorted(e.name for e in reg.entries("student") if e.trainable)
     raise ConfigError(
         f"student {name!r} cannot be trained: `storytelling train` fine-tunes a causal "
