@@ -1,0 +1,494 @@
+"""Our PPO and our ``grpo`` against plain TRL ``GRPOTrainer`` on the same work (issue 15).
+
+    OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
+        [--systems ppo,grpo,trl] [--judge lm] [--json FILE]
+
+Three systems train the same student (``tiny``) against the same teacher (``heuristic``)
+on the paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
+learning rate 1e-4, stories of at most 90 tokens and a budget of ``--tokens`` completion
+tokens (end-of-story tokens included), run a, b, c, a, b, c... (``--repeats`` rounds,
+seed ``--seed + round``):
+
+* ``ppo``: ``story_env.run.training.train`` with PPO, 16 envs, ``n_steps`` 64,
+  ``batch_size`` 512, ``n_epochs`` 2 (whole rollouts: the budget rounds up to 1,024);
+* ``grpo``: the same ``train`` with our TRL plugin (16 completions per step, groups of 8);
+* ``trl``: TRL's ``GRPOTrainer`` used directly, as a TRL user would: the tiny student
+  loaded with transformers from its folder, ``teacher_reward_function("heuristic")`` as
+  the reward, 16 completions per step, groups of 8, ``beta`` 0.01, no vLLM, stopped by a
+  callback once the budget is spent. Set as our plugin sets it: float32
+  (``bf16=False``), constant learning rate, no activation checkpointing (TRL's default
+  trades compute for memory, which a 4M-parameter model does not need), no checkpoints.
+
+Printed per system (mean over repeats): tokens/s (training wall time, model building
+excluded, as ``train`` reports it) with its range; where the time went, timed by
+wrapping methods (exclusive: a nested call's time counts once, in its own phase):
+
+* rollout: ``collect_rollouts`` (SB3) or ``GRPOTrainer._prepare_inputs`` (TRL:
+  ``generate`` plus the batch's bookkeeping);
+* reference: ``ReferenceVecEnv._reference_logp`` (one cached token per step) or the
+  ``_get_per_token_logps_and_entropies`` calls on TRL's ``ref_model``;
+* teacher: the teacher's ``score``;
+* update: ``PPO.train`` or ``GRPOTrainer.training_step`` (forward and backward);
+* checkpoint: ``RunCallback.save`` or ``Trainer._save_checkpoint``;
+* other: the rest of the wall time (the optimizer step of TRL, SB3's and the Trainer's
+  loops, the PPO run's warm-start story wave apart from its teacher and reference calls).
+
+and the teacher's gain: mean teacher score of the run's first and last 32 stories (its
+story log; TRL's graded completions in order), and that difference per 100 stories
+between the two windows' centres. ``--judge lm`` (or ``lm:gemma``...) also grades those
+stories with a held-out judge (``story_env.run.judging.parse_judge``); without it the
+held-out judge is not measured. ``--json FILE`` writes the table and every run.
+Without TRL installed the ``grpo`` and ``trl`` rows are skipped (one line says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+SYSTEMS = {
+    "ppo": "ours, PPO (2 epochs)",
+    "grpo": "ours, grpo (TRL plugin)",
+    "trl": "TRL GRPOTrainer, plain",
+}
+PHASES = ("rollout", "reference", "teacher", "update", "checkpoint", "other")
+WINDOW = 32  # stories at each end of a run for the gain
+TEACHER, STUDENT, KL_COEF, LR, NUM_ENVS, GROUP, MAX_NEW = "heuristic", "tiny", 0.01, 1e-4, 16, 8, 90
+PPO_KWARGS = {"n_steps": 64, "batch_size": 512, "n_epochs": 2, "learning_rate": LR}
+TRL_MISSING = (
+    "TRL is not installed: the grpo and TRL GRPOTrainer rows are skipped "
+    "(pip install 'storytelling[trl]')"
+)
+
+
+class PhaseTimer:
+    """Exclusive seconds per phase of wrapped calls: a nested call counts in its own phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._children: list[float] = []  # time spent in wrapped calls below each open call
+
+    def wrap(self, fn: Callable, phase: str | Callable[..., str]) -> Callable:
+        timer = self
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            name = phase(*args, **kwargs) if callable(phase) else phase
+            timer._children.append(0.0)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - start
+                timer.seconds[name] += spent - timer._children.pop()
+                if timer._children:
+                    timer._children[-1] += spent
+
+        return timed
+
+    @contextlib.contextmanager
+    def patch(self, owner: type, attr: str, phase: str | Callable[..., str]) -> Iterator[None]:
+        """Time ``owner.attr`` (a method) as ``phase`` while the context is open."""
+        own = attr in owner.__dict__
+        original = owner.__dict__.get(attr)
+        setattr(owner, attr, self.wrap(getattr(owner, attr), phase))
+        try:
+            yield
+        finally:
+            if own:
+                setattr(owner, attr, original)
+            else:
+                delattr(owner, attr)
+
+    def breakdown(self, wall_s: float) -> dict[str, float]:
+        out = {p: float(self.seconds.get(p, 0.0)) for p in PHASES if p != "other"}
+        out["other"] = max(0.0, wall_s - sum(out.values()))
+        return out
+
+
+def _teacher_class() -> type:
+    from story_env.registry import create_teacher
+    from story_env.teacher import close_teacher
+
+    teacher = create_teacher(TEACHER)
+    close_teacher(teacher)
+    return type(teacher)
+
+
+@contextlib.contextmanager
+def _timed(timer: PhaseTimer, targets: list[tuple[type, str, Any]]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for owner, attr, phase in targets:
+            stack.enter_context(timer.patch(owner, attr, phase))
+        yield
+
+
+def _trl_targets() -> list[tuple[type, str, Any]]:
+    from trl import GRPOTrainer
+
+    def logps_phase(trainer: Any, model: Any, *_: Any, **__: Any) -> str:
+        return "reference" if model is getattr(trainer, "ref_model", None) else "update"
+
+    return [  # _save_checkpoint is transformers' Trainer's, patched on GRPOTrainer
+        (GRPOTrainer, "training_step", "update"),
+        (GRPOTrainer, "_prepare_inputs", "rollout"),
+        (GRPOTrainer, "_get_per_token_logps_and_entropies", logps_phase),
+        (GRPOTrainer, "_save_checkpoint", "checkpoint"),
+        (_teacher_class(), "score", "teacher"),
+    ]
+
+
+def _ppo_targets() -> list[tuple[type, str, Any]]:
+    from agents.rl.reference import ReferenceVecEnv
+    from story_env.registry import get_algorithm
+    from story_env.run.callbacks import RunCallback
+
+    algorithm = get_algorithm("ppo").load()
+    return [
+        (algorithm, "collect_rollouts", "rollout"),
+        (algorithm, "train", "update"),
+        (ReferenceVecEnv, "_reference_logp", "reference"),
+        (RunCallback, "save", "checkpoint"),
+        (_teacher_class(), "score", "teacher"),
+    ]
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """(prompt, story, teacher_score) of every story in a run's ``stories.jsonl``."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [
+        {"prompt": r["prompt"], "story": r["story"], "teacher_score": r["teacher_score"]}
+        for r in rows
+    ]
+
+
+def run_ours(algorithm: str, tokens: int, seed: int) -> dict[str, Any]:
+    """One run of our ``train`` (``ppo`` or ``grpo``) on the shared task."""
+    from story_env.prompts import PAPER_PROMPT
+    from story_env.run.config import TrainConfig
+    from story_env.run.training import train
+
+    algo_kwargs = (
+        PPO_KWARGS if algorithm == "ppo" else {"learning_rate": LR, "num_generations": GROUP}
+    )
+    config = TrainConfig(
+        algorithm=algorithm,
+        student=STUDENT,
+        teacher=TEACHER,
+        prompts=(PAPER_PROMPT,),
+        max_new_tokens=MAX_NEW,
+        num_envs=NUM_ENVS,
+        kl_coef=KL_COEF,
+        steps=tokens,
+        seed=seed,
+        algo_kwargs=algo_kwargs,
+    )
+    timer = PhaseTimer()
+    targets = _ppo_targets() if algorithm == "ppo" else _trl_targets()
+    with tempfile.TemporaryDirectory(prefix=f"bench_peers_{algorithm}_") as out:
+        with _timed(timer, targets):
+            summary = train(config, out, progress=False)
+        stories = _read_log(Path(out) / "stories.jsonl")
+    wall = float(summary["wall_s"])
+    return {
+        "tokens": int(summary["steps"]),
+        "wall_s": wall,
+        "phases": timer.breakdown(wall),
+        "stories": stories,
+    }
+
+
+def run_trl(tokens: int, seed: int) -> dict[str, Any]:
+    """One run of plain TRL ``GRPOTrainer``, set up as a TRL user would."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from agents.students.tiny import build_tiny
+    from story_env.prompts import PAPER_PROMPT
+    from story_env.trl import teacher_reward_function
+
+    stories: list[dict[str, Any]] = []
+    spent = [0]
+
+    def graded(infos: list[dict[str, Any]]) -> None:
+        for info in infos:
+            spent[0] += int(info["tokens"])
+            stories.append({k: info[k] for k in ("prompt", "story", "teacher_score")})
+
+    class Budget(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            control.should_training_stop = spent[0] >= tokens
+
+    folder = build_tiny(progress=False)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    reward = teacher_reward_function(TEACHER, max_new_tokens=MAX_NEW, on_graded=graded)
+    steps = math.ceil(tokens / NUM_ENVS)  # every completion has at least one token
+    timer = PhaseTimer()
+    with tempfile.TemporaryDirectory(prefix="bench_peers_trl_") as out:
+        args = GRPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=NUM_ENVS,
+            num_generations=GROUP,
+            beta=KL_COEF,
+            learning_rate=LR,
+            lr_scheduler_type="constant",
+            max_completion_length=MAX_NEW,
+            max_steps=steps,
+            seed=seed,
+            use_cpu=True,
+            bf16=False,
+            activation_checkpointing=False,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+        )
+        data = Dataset.from_dict({"prompt": [PAPER_PROMPT] * (steps * NUM_ENVS // GROUP)})
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=[Budget()],
+        )
+        for printer in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(printer)
+        with _timed(timer, _trl_targets()):
+            start = time.perf_counter()
+            trainer.train()
+            wall = time.perf_counter() - start
+    reward.close()
+    return {"tokens": spent[0], "wall_s": wall, "phases": timer.breakdown(wall), "stories": stories}
+
+
+def teacher_gain(scores: list[float]) -> dict[str, float | None]:
+    """First and last ``WINDOW`` scores' means, and their difference per 100 stories."""
+    scores = [s for s in scores if s is not None and not math.isnan(s)]
+    if len(scores) < 2 * WINDOW:
+        return {"first": None, "last": None, "per_100": None, "stories": len(scores)}
+    first = sum(scores[:WINDOW]) / WINDOW
+    last = sum(scores[-WINDOW:]) / WINDOW
+    per_100 = (last - first) * 100 / (len(scores) - WINDOW)  # windows' centres apart
+    return {"first": first, "last": last, "per_100": per_100, "stories": len(scores)}
+
+
+def judge_runs(runs: list[dict[str, Any]], spec_text: str) -> None:
+    """Grade every run's first and last ``WINDOW`` stories with a held-out judge, in one batch."""
+    from story_env.registry import create_teacher
+    from story_env.run.judging import parse_judge
+    from story_env.teacher import StoryRequest, close_teacher
+
+    spec = parse_judge(spec_text)
+    judge = create_teacher(spec.name, **dict(spec.kwargs))
+    requests, owners = [], []
+    for k, run in enumerate(runs):
+        picked = run["stories"][:WINDOW] + run["stories"][-WINDOW:]
+        if len(run["stories"]) < 2 * WINDOW:
+            continue
+        requests += [StoryRequest(s["prompt"], s["story"]) for s in picked]
+        owners += [k] * len(picked)
+    try:
+        grades = judge.score(requests) if requests else []
+    finally:
+        close_teacher(judge)
+    per_run: dict[int, list[float | None]] = defaultdict(list)
+    for k, grade in zip(owners, grades, strict=True):
+        per_run[k].append(float(grade.total) if grade.ok and grade.total is not None else None)
+    for k, run in enumerate(runs):
+        totals = per_run.get(k, [])
+        run["judge"] = spec.label
+        run["judge_gain"] = _window_gain(totals, len(run["stories"])) if totals else None
+
+
+def _window_gain(totals: list[float | None], stories: int) -> dict[str, float | None]:
+    """Judge means of the first and last window (failed grades left out), per 100 stories."""
+    first = [t for t in totals[:WINDOW] if t is not None]
+    last = [t for t in totals[WINDOW:] if t is not None]
+    if not first or not last:
+        return {"first": None, "last": None, "per_100": None}
+    f, l_ = sum(first) / len(first), sum(last) / len(last)
+    return {"first": f, "last": l_, "per_100": (l_ - f) * 100 / (stories - WINDOW)}
+
+
+def summarise(system: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row: means over a system's repeats."""
+
+    def mean(values: list[float]) -> float | None:
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    speeds = [r["tokens_per_s"] for r in runs]
+    row: dict[str, Any] = {
+        "system": SYSTEMS[system],
+        "key": system,
+        "repeats": len(runs),
+        "tokens": mean([r["tokens"] for r in runs]),
+        "tokens_per_s": mean(speeds),
+        "tokens_per_s_range": [min(speeds), max(speeds)],
+        "wall_s": mean([r["wall_s"] for r in runs]),
+        "phases_s": {p: mean([r["phases"][p] for r in runs]) for p in PHASES},
+    }
+    for key in ("teacher_gain", "judge_gain"):
+        gains = [r.get(key) for r in runs if r.get(key)]
+        row[key] = (
+            {part: mean([g[part] for g in gains]) for part in ("first", "last", "per_100")}
+            if gains
+            else None
+        )
+    return row
+
+
+def _gain_text(gain: dict[str, Any] | None) -> tuple[str, str]:
+    if not gain or gain["per_100"] is None:
+        return "too few stories", "-"
+    return f"{gain['first']:.3f} -> {gain['last']:.3f}", f"{gain['per_100']:+.4f}"
+
+
+def print_table(rows: list[dict[str, Any]], judge: str | None) -> None:
+    """The rows as a Markdown table (seconds per run, mean over repeats, share of wall)."""
+    phases = " | ".join(f"{p} s" for p in PHASES)
+    judged = (
+        f" | held-out judge ({judge}) first -> last 32 | judge gain / 100 stories" if judge else ""
+    )
+    print(
+        f"| system | tokens/s mean (range) | tokens/run | {phases} | teacher first -> last 32 "
+        f"| teacher gain / 100 stories{judged} |"
+    )
+    print("|---" * (5 + len(PHASES) + (2 if judge else 0)) + "|")
+    for row in rows:
+        low, high = row["tokens_per_s_range"]
+        wall = row["wall_s"]
+        cells = [
+            row["system"],
+            f"{row['tokens_per_s']:,.0f} ({low:,.0f}-{high:,.0f})",
+            f"{row['tokens']:,.0f}",
+            *(f"{row['phases_s'][p]:.1f} ({row['phases_s'][p] / wall:.0%})" for p in PHASES),
+            *_gain_text(row["teacher_gain"]),
+        ]
+        if judge:
+            cells += list(_gain_text(row["judge_gain"]))
+        print("| " + " | ".join(cells) + " |")
+    trl = next((r for r in rows if r["key"] == "trl"), None)
+    for row in rows:
+        if trl is not None and row is not trl:
+            ratio = row["tokens_per_s"] / trl["tokens_per_s"]
+            print(f"{row['system']}: {ratio:.2f}x TRL GRPOTrainer's tokens/s")
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tokens", type=int, default=20_000, help="completion tokens per run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads")
+    parser.add_argument("--seed", type=int, default=1, help="seed of round 0 (round r: seed + r)")
+    parser.add_argument("--systems", default="ppo,grpo,trl", help="comma-separated: ppo,grpo,trl")
+    parser.add_argument(
+        "--judge",
+        default=None,
+        help="held-out judge of the first/last 32 stories (e.g. lm, lm:gemma; not random)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args()
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = sorted(set(args.systems) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
+    if args.judge and args.judge.split(":")[0] in ("random", TEACHER):
+        parser.error(f"--judge {args.judge}: a held-out judge is neither random nor the reward")
+    if min(args.tokens, args.repeats, args.threads) < 1:
+        parser.error("--tokens, --repeats and --threads must be >= 1")
+    return args
+
+
+def _quiet() -> None:
+    """No FutureWarnings TRL causes in transformers, no weight-loading bars or notices."""
+    from transformers.utils import logging as hf_logging
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*attention mask.*")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def run_system(system: str, tokens: int, seed: int) -> dict[str, Any]:
+    run = run_trl(tokens, seed) if system == "trl" else run_ours(system, tokens, seed)
+    run.update(system=system, seed=seed, tokens_per_s=run["tokens"] / run["wall_s"])
+    run["teacher_gain"] = teacher_gain([s["teacher_score"] for s in run["stories"]])
+    return run
+
+
+def main() -> None:
+    args = _parse()
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    systems = args.systems
+    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo"}:
+        print(TRL_MISSING)
+        systems = [s for s in systems if s == "ppo"]
+    _quiet()
+    from agents.students.tiny import build_tiny
+
+    build_tiny(progress=False)  # a first use builds it, outside every timed run
+    load_before = os.getloadavg()
+    print(
+        f"cores: {os.cpu_count()}  threads: {torch.get_num_threads()} "
+        f"(OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})  load average: "
+        f"{' '.join(f'{x:.2f}' for x in load_before)}  command: python {' '.join(sys.argv)}"
+    )
+    runs = []
+    for repeat in range(args.repeats):
+        for system in systems:
+            run = run_system(system, args.tokens, args.seed + repeat)
+            run["repeat"] = repeat
+            runs.append(run)
+            print(
+                f"  round {repeat} {system}: {run['tokens']:,} tokens in {run['wall_s']:.1f} s "
+                f"= {run['tokens_per_s']:,.0f} tokens/s, {len(run['stories'])} stories",
+                flush=True,
+            )
+    if args.judge:
+        judge_runs(runs, args.judge)
+    rows = [summarise(s, [r for r in runs if r["system"] == s]) for s in systems]
+    load_after = os.getloadavg()
+    print()
+    print_table(rows, args.judge)
+    if not args.judge:
+        print("held-out judge: not measured (--judge lm to measure)")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in load_after)}")
+    if args.json:
+        report = {
+            "command": f"python {' '.join(sys.argv)}",
+            "cores": os.cpu_count(),
+            "threads": args.threads,
+            "load_average": {"before": load_before, "after": load_after},
+            "settings": {"tokens": args.tokens, "repeats": args.repeats, "seed": args.seed},
+            "rows": rows,
+            "runs": [{k: v for k, v in r.items() if k != "stories"} for r in runs],
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""bench/bench_peers.py's own arithmetic: exclusive phase timing, gains, flag checks.
+
+The benchmark itself trains three systems for minutes; these tests run none of it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_peers.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_peers", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_phase_timer_counts_nested_calls_once_and_restores_methods(bench):
+    class Work:
+        def outer(self):
+            time.sleep(0.01)
+            self.inner()
+
+        def inner(self):
+            time.sleep(0.2)
+
+    class Child(Work):
+        pass
+
+    timer = bench.PhaseTimer()
+    original = Work.__dict__["outer"]
+    with timer.patch(Work, "outer", "rollout"), timer.patch(Child, "inner", "teacher"):
+        Child().outer()
+    assert 0.01 <= timer.seconds["rollout"] < 0.15  # the inner call's 0.2 s is not in it
+    assert timer.seconds["teacher"] >= 0.2
+    assert Work.__dict__["outer"] is original
+    assert "inner" not in Child.__dict__  # an inherited method is inherited again
+    phases = timer.breakdown(wall_s=1.0)
+    assert list(phases) == list(bench.PHASES)
+    assert phases["other"] == pytest.approx(
+        1.0 - timer.seconds["rollout"] - timer.seconds["teacher"]
+    )
+
+
+def test_teacher_gain_compares_the_first_and_last_32_stories(bench):
+    scores = [0.5] * 32 + [float("nan")] + [0.6] * 68 + [0.7] * 32
+    gain = bench.teacher_gain(scores)
+    assert gain["stories"] == 132  # the ungraded story is left out
+    assert gain["first"] == pytest.approx(0.5)
+    assert gain["last"] == pytest.approx(0.7)
+    assert gain["per_100"] == pytest.approx(0.2 * 100 / 100)
+    assert bench.teacher_gain([0.5] * 63)["per_100"] is None
+
+
+@pytest.mark.parametrize("judge", ["random", "heuristic", "random:{}"])
+def test_judge_must_be_held_out(bench, monkeypatch, judge):
+    monkeypatch.setattr(sys, "argv", ["bench_peers.py", "--judge", judge])
+    with pytest.raises(SystemExit):
+        bench._parse()
+
+
+def test_systems_are_checked(bench, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_peers.py", "--systems", "ppo,trl"])
+    assert bench._parse().systems == ["ppo", "trl"]
+    monkeypatch.setattr(sys, "argv", ["bench_peers.py", "--systems", "ppo,dqn"])
+    with pytest.raises(SystemExit):
+        bench._parse()
