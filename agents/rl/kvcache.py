@@ -221,7 +221,10 @@ def last_hidden_teacher_forced(
     Rows that are prefixes of a longer row in the batch (earlier steps of the same
     story) share that row's single forward pass. Episode-grouped minibatches
     (``agents.rl.buffers``) list a story's steps in order, which the first, vectorised
-    pass catches; a second pass merges what is left. Returns (N, H), with gradients.
+    pass catches; a second pass merges what is left. The remaining rows run in groups of
+    similar length (``length_groups``), one forward pass each, instead of all padded to
+    the longest: the same numbers up to float rounding (a row's matrix products see a
+    different batch shape). Returns (N, H), with gradients.
     """
     n = len(ids)
     owner = torch.arange(n)
@@ -247,15 +250,56 @@ def last_hidden_teacher_forced(
                 continue
         kept.append(r)
     owner = torch.as_tensor([merged[int(o)] for o in owner])
-    rows = torch.as_tensor(kept)
-    slot = torch.empty(n, dtype=torch.long)
-    slot[rows] = torch.arange(len(rows))
-    max_len = int(lengths[rows].max())
-    batch = ids[rows, :max_len]
-    batch = batch.masked_fill(batch >= model.config.vocab_size, 0)
-    # right padding: causal attention keeps real tokens from seeing the pads, so an
-    # all-ones mask is exact (and keeps transformers on its fast causal path)
-    hidden = model.base_model(
-        input_ids=batch, attention_mask=torch.ones_like(batch)
-    ).last_hidden_state  # (R, max_len, H)
-    return hidden[slot[owner], lengths - 1]
+    # one forward pass per group of similar lengths: padding every row to the longest
+    # one cost up to half of the update (short new stories padded to long cut-off ones)
+    lens = lengths[torch.as_tensor(kept)].tolist()
+    parts, where = [], torch.empty(n, dtype=torch.long)
+    offset = 0
+    vocab = model.config.vocab_size
+    for group in length_groups(lens):
+        rows = torch.as_tensor([kept[i] for i in group])
+        max_len = lens[group[0]]
+        batch = ids[rows, :max_len]
+        batch = batch.masked_fill(batch >= vocab, 0)
+        # right padding: causal attention keeps real tokens from seeing the pads, so an
+        # all-ones mask is exact (and keeps transformers on its fast causal path)
+        hidden = model.base_model(
+            input_ids=batch, attention_mask=torch.ones_like(batch)
+        ).last_hidden_state  # (R, max_len, H)
+        served = torch.nonzero(torch.isin(owner, rows))[:, 0]
+        slot = torch.empty(n, dtype=torch.long)
+        slot[rows] = torch.arange(len(rows))
+        parts.append(hidden[slot[owner[served]], lengths[served] - 1])
+        where[served] = torch.arange(offset, offset + len(served))
+        offset += len(served)
+    if len(parts) == 1:  # every row served in order
+        return parts[0]
+    return torch.cat(parts)[where]
+
+
+#: A forward pass's fixed cost, in padded positions, when grouping rows by length.
+GROUP_COST = 64
+
+
+def length_groups(lengths: list[int], cost: int = GROUP_COST) -> list[list[int]]:
+    """Indices of ``lengths`` in groups, each padded to its longest, minimising padding.
+
+    Rows sorted longest first are cut into consecutive groups so that the padded
+    positions plus ``cost`` per group (a forward pass's overhead) are smallest (exact
+    dynamic programme, O(R^2)). Each group lists its longest row first.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    sl = [lengths[i] for i in order]
+    r = len(sl)
+    best = [0.0] + [float("inf")] * r  # best[j]: cost of the first j rows
+    cut = [0] * (r + 1)
+    for j in range(1, r + 1):
+        for i in range(j):  # rows i..j-1 form the last group, padded to sl[i]
+            c = best[i] + cost + sl[i] * (j - i)
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups, j = [], r
+    while j:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]

@@ -1,0 +1,58 @@
+"""The teacher-forced update pass: rows grouped by length (issue 15)."""
+
+from __future__ import annotations
+
+import torch
+
+from agents.rl.kvcache import last_hidden_teacher_forced, length_groups
+
+
+def test_length_groups_cover_every_row_once_longest_first():
+    lengths = [90, 21, 88, 30, 25, 110, 22, 87]
+    groups = length_groups(lengths, cost=16)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        assert lengths[g[0]] == max(lengths[i] for i in g)
+    assert len(groups) > 1  # short rows are not padded to 110
+    assert length_groups(lengths, cost=10**9) == [sorted(range(8), key=lambda i: -lengths[i])]
+    assert length_groups([]) == []
+
+
+def test_grouped_pass_matches_one_padded_pass_with_gradients():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    ).eval()
+    pad = 50
+    rows, lens = [], []
+    for total, start in ((60, 50), (12, 5), (58, 40), (9, 4), (30, 25)):  # mixed lengths
+        story = torch.randint(0, pad, (total,))
+        for length in range(start, total + 1):
+            row = torch.full((64,), pad)
+            row[:length] = story[:length]
+            rows.append(row)
+            lens.append(length)
+    perm = torch.randperm(len(rows))
+    ids, lengths = torch.stack(rows)[perm], torch.tensor(lens)[perm]
+    assert len(length_groups(sorted(set(lens), reverse=True))) > 1
+
+    def per_row() -> torch.Tensor:
+        return torch.stack(
+            [
+                model.base_model(input_ids=ids[i : i + 1, : lengths[i]]).last_hidden_state[0, -1]
+                for i in range(len(ids))
+            ]
+        )
+
+    grads = []
+    for fn in (lambda: last_hidden_teacher_forced(model, ids, lengths), per_row):
+        model.zero_grad()
+        hidden = fn()
+        hidden.pow(2).sum().backward()
+        grads.append((hidden.detach(), [p.grad.clone() for p in model.parameters()]))
+    (h_grouped, g_grouped), (h_rows, g_rows) = grads
+    torch.testing.assert_close(h_grouped, h_rows, rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_grouped, g_rows, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
