@@ -166,7 +166,7 @@ def measure(
 
     Order gain: how much more likely the story is in its own sentence order than in the
     reorderings (their mean log-probability), per token. Two reorderings rather than
-    one halve the noise of the comparison: on held-out stories against their sentence
+    one make the comparison less noisy: on held-out stories against their sentence
     shuffles, SmolLM2's order gain ordered 87% of the pairs right against the reversed
     order alone and 91% against the mean of reversed and rotated.
     """
