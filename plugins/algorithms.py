@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from story_env.hookspecs import hookimpl
-from story_env.registry import AlgorithmSpec, RegisterAlgorithm, import_object
+from story_env.hookspecs import Register, hookimpl
+from story_env.registry import AlgorithmSpec, import_object
 
 
 def _class(path: str, extra: str | None = None) -> Callable[[], type]:
@@ -19,7 +19,7 @@ _PAPER = {"gamma": 1.0, "gae_lambda": 0.95}
 
 
 @hookimpl
-def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
+def storytelling_register_algorithms(register: Register) -> None:
     register(
         "ppo",
         AlgorithmSpec(_class("stable_baselines3:PPO"), defaults=_PAPER),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from story_env.hookspecs import hookimpl
-from story_env.registry import Register, lazy
+from story_env.hookspecs import Register, hookimpl
+from story_env.registry import lazy
 
 # name, what it stands for (imported on first use), description
 _TEACHERS = (

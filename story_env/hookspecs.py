@@ -12,17 +12,9 @@ Hooks are called with keyword arguments only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import pluggy
-
-if TYPE_CHECKING:
-    from story_env.registry import (
-        RegisterAlgorithm,
-        RegisterCommand,
-        RegisterStudent,
-        RegisterTeacher,
-    )
 
 PROJECT = "storytelling"
 
@@ -30,8 +22,27 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+class Register(Protocol):
+    """The callback each registration hook is given.
+
+    ``obj`` is what the name stands for: a teacher or student factory, an
+    ``AlgorithmSpec``, or a command builder (see each hook below). ``trainable``
+    marks a student whose ``model`` ``storytelling train`` can fine-tune.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        obj: Any,
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] = (),
+        trainable: bool = False,
+    ) -> None: ...
+
+
 @hookspec
-def storytelling_register_teachers(register: RegisterTeacher) -> None:
+def storytelling_register_teachers(register: Register) -> None:
     """Register teacher factories.
 
     Call ``register(name, factory, description=..., aliases=())`` once per teacher.
@@ -41,7 +52,7 @@ def storytelling_register_teachers(register: RegisterTeacher) -> None:
 
 
 @hookspec
-def storytelling_register_students(register: RegisterStudent) -> None:
+def storytelling_register_students(register: Register) -> None:
     """Register student factories.
 
     Call ``register(name, factory, description=..., aliases=(), trainable=False)`` once
@@ -54,7 +65,7 @@ def storytelling_register_students(register: RegisterStudent) -> None:
 
 
 @hookspec
-def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
+def storytelling_register_algorithms(register: Register) -> None:
     """Register RL algorithms.
 
     Call ``register(name, spec)`` with a ``story_env.registry.AlgorithmSpec`` that says how
@@ -65,7 +76,7 @@ def storytelling_register_algorithms(register: RegisterAlgorithm) -> None:
 
 
 @hookspec
-def storytelling_register_commands(register: RegisterCommand) -> None:
+def storytelling_register_commands(register: Register) -> None:
     """Register subcommands of the ``storytelling`` command line.
 
     Call ``register(name, build, description=..., aliases=())`` once per command. The host

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import pluggy
 
@@ -81,29 +81,6 @@ class Entry:
     description: str = ""
     aliases: tuple[str, ...] = ()
     trainable: bool = False
-
-
-class Register(Protocol):
-    """The callback each registration hook is given.
-
-    ``obj`` is what the name stands for: a teacher or student factory, an
-    ``AlgorithmSpec``, or a command builder (see ``story_env.hookspecs``). ``trainable``
-    marks a student whose ``model`` ``storytelling train`` can fine-tune.
-    """
-
-    def __call__(
-        self,
-        name: str,
-        obj: Any,
-        *,
-        description: str = "",
-        aliases: tuple[str, ...] = (),
-        trainable: bool = False,
-    ) -> None: ...
-
-
-# One callback for every kind; the names say which hook gets it.
-RegisterTeacher = RegisterStudent = RegisterAlgorithm = RegisterCommand = Register
 
 
 _HOOKS: dict[Kind, str] = {
