@@ -67,7 +67,7 @@ class TrainConfig:
     checkpoint_every: int = 2_000
     algo_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
-    def __init__(self, env: EnvConfig | None = None, **settings: Any) -> None:
+    def __init__(self, *, env: EnvConfig | None = None, **settings: Any) -> None:
         unknown = sorted(set(settings) - set(_RUN_FIELDS) - set(ENV_FIELDS))
         if unknown:
             raise TypeError(f"TrainConfig got unexpected keyword argument {unknown[0]!r}")
