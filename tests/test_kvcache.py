@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from agents.rl.kvcache import last_hidden_teacher_forced, length_groups
+from agents.rl.kvcache import last_hidden_teacher_forced, length_groups, shared_prefix
 
 
 def test_length_groups_cover_every_row_once_longest_first():
@@ -18,17 +19,35 @@ def test_length_groups_cover_every_row_once_longest_first():
     assert length_groups([]) == []
 
 
-def test_grouped_pass_matches_one_padded_pass_with_gradients():
-    from transformers import GPT2Config, GPT2LMHeadModel
+def _model(arch: str) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+    if arch == "gpt2":
+        return GPT2LMHeadModel(
+            GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+        ).eval()
+    config = LlamaConfig(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("prompt", [0, 7], ids=["no-shared-prompt", "shared-prompt"])
+def test_grouped_pass_matches_one_padded_pass_with_gradients(arch, prompt):
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(
-        GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=2, n_head=2)
-    ).eval()
+    model = _model(arch)
     pad = 50
+    shared = torch.randint(0, pad, (prompt,))
     rows, lens = [], []
-    for total, start in ((60, 50), (12, 5), (58, 40), (9, 4), (30, 25)):  # mixed lengths
-        story = torch.randint(0, pad, (total,))
+    for total, start in ((60, 50), (12, 8), (58, 40), (9, 8), (30, 25)):  # mixed lengths
+        story = torch.cat([shared, torch.randint(0, pad, (total - prompt,))])
         for length in range(start, total + 1):
             row = torch.full((64,), pad)
             row[:length] = story[:length]
@@ -51,8 +70,18 @@ def test_grouped_pass_matches_one_padded_pass_with_gradients():
         model.zero_grad()
         hidden = fn()
         hidden.pow(2).sum().backward()
-        grads.append((hidden.detach(), [p.grad.clone() for p in model.parameters()]))
+        grads.append((hidden.detach(), [p.grad for p in model.parameters() if p.grad is not None]))
     (h_grouped, g_grouped), (h_rows, g_rows) = grads
     torch.testing.assert_close(h_grouped, h_rows, rtol=1e-4, atol=1e-4)
     for a, b in zip(g_grouped, g_rows, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_shared_prefix_leaves_every_row_a_token_of_its_own():
+    ids = torch.tensor([[1, 2, 3, 4, 9], [1, 2, 3, 9, 9], [1, 2, 5, 6, 7]])
+    assert shared_prefix(ids, torch.tensor([4, 3, 5]), torch.arange(3)) == 2
+    # the first two rows share 3 tokens, but the second has only 3: 2 are shared
+    assert shared_prefix(ids, torch.tensor([4, 3, 5]), torch.tensor([0, 1])) == 2
+    assert shared_prefix(ids, torch.tensor([4, 4, 5]), torch.tensor([0, 1])) == 3
+    assert shared_prefix(ids, torch.tensor([4, 4, 5]), torch.tensor([2])) == 4
+    assert shared_prefix(torch.tensor([[3, 1], [4, 1]]), torch.tensor([2, 2]), torch.arange(2)) == 0

@@ -250,31 +250,69 @@ def last_hidden_teacher_forced(
                 continue
         kept.append(r)
     owner = torch.as_tensor([merged[int(o)] for o in owner])
+    rows_kept = torch.as_tensor(kept)
+    prefix = shared_prefix(ids, lengths, rows_kept)
+    states = _prefix_states(model, ids[kept[0], :prefix]) if prefix else None
     # one forward pass per group of similar lengths: padding every row to the longest
     # one cost up to half of the update (short new stories padded to long cut-off ones)
-    lens = lengths[torch.as_tensor(kept)].tolist()
+    lens = (lengths[rows_kept] - prefix).tolist()
     parts, where = [], torch.empty(n, dtype=torch.long)
     offset = 0
     vocab = model.config.vocab_size
     for group in length_groups(lens):
-        rows = torch.as_tensor([kept[i] for i in group])
-        max_len = lens[group[0]]
-        batch = ids[rows, :max_len]
+        rows = rows_kept[group]
+        batch = ids[rows, prefix : prefix + lens[group[0]]]
         batch = batch.masked_fill(batch >= vocab, 0)
-        # right padding: causal attention keeps real tokens from seeing the pads, so an
-        # all-ones mask is exact (and keeps transformers on its fast causal path)
-        hidden = model.base_model(
-            input_ids=batch, attention_mask=torch.ones_like(batch)
-        ).last_hidden_state  # (R, max_len, H)
+        hidden = _forward_after(model, batch, states)  # (R, width, H)
         served = torch.nonzero(torch.isin(owner, rows))[:, 0]
         slot = torch.empty(n, dtype=torch.long)
         slot[rows] = torch.arange(len(rows))
-        parts.append(hidden[slot[owner[served]], lengths[served] - 1])
+        parts.append(hidden[slot[owner[served]], lengths[served] - 1 - prefix])
         where[served] = torch.arange(offset, offset + len(served))
         offset += len(served)
     if len(parts) == 1:  # every row served in order
         return parts[0]
     return torch.cat(parts)[where]
+
+
+def shared_prefix(ids: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor) -> int:
+    """Length of the token prefix all ``rows`` share, leaving each row one token of its own.
+
+    Every story of a run usually starts with the same prompt; its positions are then
+    computed once per pass instead of once per row.
+    """
+    sub = ids[rows]
+    same = (sub == sub[0]).all(dim=0).long()
+    return min(int(same.cumprod(0).sum()), int(lengths[rows].min()) - 1)
+
+
+def _prefix_states(model: Any, prefix: torch.Tensor) -> LayerStates:
+    """Per layer (keys, values) of one row of tokens, each (1, heads, P, dim)."""
+    out = model.base_model(input_ids=prefix[None, :], use_cache=True)
+    return layer_states(out.cache)
+
+
+def _forward_after(model: Any, batch: torch.Tensor, states: LayerStates | None) -> torch.Tensor:
+    """Last hidden states of ``batch`` (R, W), each row continuing the shared prefix.
+
+    The prefix's keys and values (one row, with their gradients) are broadcast to every
+    row, so the backward pass sums each row's gradient into the one prefix computation.
+    Right padding: causal attention keeps real tokens from seeing the pads, so an all-ones
+    mask is exact (and keeps transformers on its fast causal path).
+    """
+    if states is None:
+        out = model.base_model(input_ids=batch, attention_mask=torch.ones_like(batch))
+        return out.last_hidden_state
+    r, width = batch.shape
+    prefix = states[0][0].shape[2]
+    grown = [(k.expand(r, -1, -1, -1), v.expand(r, -1, -1, -1)) for k, v in states]
+    out = model.base_model(
+        input_ids=batch,
+        attention_mask=torch.ones(r, prefix + width, dtype=torch.long),
+        position_ids=torch.arange(prefix, prefix + width)[None, :].expand(r, -1),
+        cache=cache_from_states(grown, model.config),
+    )
+    return out.last_hidden_state
 
 
 #: A forward pass's fixed cost, in padded positions, when grouping rows by length.
