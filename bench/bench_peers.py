@@ -1,7 +1,7 @@
 """Our PPO and our ``grpo`` against plain TRL ``GRPOTrainer`` on the same work (issue 15).
 
     OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
-        [--systems ppo,grpo,trl] [--judge lm] [--json FILE]
+        [--systems ppo,grpo,trl,trl2] [--judge lm] [--json FILE]
 
 Three systems train the same student (``tiny``) against the same teacher (``heuristic``)
 on the paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
@@ -17,7 +17,10 @@ seed ``--seed + round``):
   the reward, 16 completions per step, groups of 8, ``beta`` 0.01, no vLLM, stopped by a
   callback once the budget is spent. Set as our plugin sets it: float32
   (``bf16=False``), constant learning rate, no activation checkpointing (TRL's default
-  trades compute for memory, which a 4M-parameter model does not need), no checkpoints.
+  trades compute for memory, which a 4M-parameter model does not need), no checkpoints;
+* ``trl2``: the same with ``num_iterations`` 2: each batch of completions serves two
+  optimisation steps, as each rollout serves our PPO's two epochs (issue 15's comparison
+  "at an equal number of optimisation passes per token").
 
 Printed per system (mean over repeats): tokens/s (training wall time, model building
 excluded, as ``train`` reports it) with its range; where the time went, timed by
@@ -25,7 +28,9 @@ wrapping methods (exclusive: a nested call's time counts once, in its own phase)
 
 * rollout: ``collect_rollouts`` (SB3) or ``GRPOTrainer._prepare_inputs`` (TRL:
   ``generate`` plus the batch's bookkeeping);
-* reference: ``ReferenceVecEnv._reference_logp`` (one cached token per step) or the
+* reference: ``ReferenceVecEnv._reference_logp`` (one cached token per step, the
+  per-step mode) and ``ReferenceVecEnv.rollout_logps`` (one teacher-forced pass per
+  rollout, what training without masks uses), or the
   ``_get_per_token_logps_and_entropies`` calls on TRL's ``ref_model``;
 * teacher: the teacher's ``score``;
 * update: ``PPO.train`` or ``GRPOTrainer.training_step`` (forward and backward);
@@ -63,6 +68,7 @@ SYSTEMS = {
     "ppo": "ours, PPO (2 epochs)",
     "grpo": "ours, grpo (TRL plugin)",
     "trl": "TRL GRPOTrainer, plain",
+    "trl2": "TRL GRPOTrainer, num_iterations 2",
 }
 PHASES = ("rollout", "reference", "teacher", "update", "checkpoint", "other")
 WINDOW = 32  # stories at each end of a run for the gain
@@ -161,6 +167,7 @@ def _ppo_targets() -> list[tuple[type, str, Any]]:
         (algorithm, "collect_rollouts", "rollout"),
         (algorithm, "train", "update"),
         (ReferenceVecEnv, "_reference_logp", "reference"),
+        (ReferenceVecEnv, "rollout_logps", "reference"),
         (RunCallback, "save", "checkpoint"),
         (_teacher_class(), "score", "teacher"),
     ]
@@ -211,8 +218,11 @@ def run_ours(algorithm: str, tokens: int, seed: int) -> dict[str, Any]:
     }
 
 
-def run_trl(tokens: int, seed: int) -> dict[str, Any]:
-    """One run of plain TRL ``GRPOTrainer``, set up as a TRL user would."""
+def run_trl(tokens: int, seed: int, iterations: int = 1) -> dict[str, Any]:
+    """One run of plain TRL ``GRPOTrainer``, set up as a TRL user would.
+
+    ``iterations`` is TRL's ``num_iterations``: optimisation steps per batch of completions.
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -240,7 +250,7 @@ def run_trl(tokens: int, seed: int) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     reward = teacher_reward_function(TEACHER, max_new_tokens=MAX_NEW, on_graded=graded)
-    steps = math.ceil(tokens / NUM_ENVS)  # every completion has at least one token
+    batches = math.ceil(tokens / NUM_ENVS)  # every completion has at least one token
     timer = PhaseTimer()
     with tempfile.TemporaryDirectory(prefix="bench_peers_trl_") as out:
         args = GRPOConfig(
@@ -251,7 +261,8 @@ def run_trl(tokens: int, seed: int) -> dict[str, Any]:
             learning_rate=LR,
             lr_scheduler_type="constant",
             max_completion_length=MAX_NEW,
-            max_steps=steps,
+            num_iterations=iterations,
+            max_steps=batches * iterations,
             seed=seed,
             use_cpu=True,
             bf16=False,
@@ -260,7 +271,7 @@ def run_trl(tokens: int, seed: int) -> dict[str, Any]:
             report_to="none",
             disable_tqdm=True,
         )
-        data = Dataset.from_dict({"prompt": [PAPER_PROMPT] * (steps * NUM_ENVS // GROUP)})
+        data = Dataset.from_dict({"prompt": [PAPER_PROMPT] * (batches * NUM_ENVS // GROUP)})
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=reward,
@@ -386,11 +397,11 @@ def print_table(rows: list[dict[str, Any]], judge: str | None) -> None:
         if judge:
             cells += list(_gain_text(row["judge_gain"]))
         print("| " + " | ".join(cells) + " |")
-    trl = next((r for r in rows if r["key"] == "trl"), None)
-    for row in rows:
-        if trl is not None and row is not trl:
-            ratio = row["tokens_per_s"] / trl["tokens_per_s"]
-            print(f"{row['system']}: {ratio:.2f}x TRL GRPOTrainer's tokens/s")
+    for base in (r for r in rows if r["key"] in ("trl", "trl2")):
+        for row in rows:
+            if not row["key"].startswith("trl"):
+                ratio = row["tokens_per_s"] / base["tokens_per_s"]
+                print(f"{row['system']}: {ratio:.2f}x {base['system']}'s tokens/s")
 
 
 def _parse() -> argparse.Namespace:
@@ -401,7 +412,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of round 0 (round r: seed + r)")
-    parser.add_argument("--systems", default="ppo,grpo,trl", help="comma-separated: ppo,grpo,trl")
+    parser.add_argument(
+        "--systems", default="ppo,grpo,trl,trl2", help="comma-separated: ppo,grpo,trl,trl2"
+    )
     parser.add_argument(
         "--judge",
         default=None,
@@ -431,7 +444,10 @@ def _quiet() -> None:
 
 
 def run_system(system: str, tokens: int, seed: int) -> dict[str, Any]:
-    run = run_trl(tokens, seed) if system == "trl" else run_ours(system, tokens, seed)
+    if system.startswith("trl"):
+        run = run_trl(tokens, seed, iterations=2 if system == "trl2" else 1)
+    else:
+        run = run_ours(system, tokens, seed)
     run.update(system=system, seed=seed, tokens_per_s=run["tokens"] / run["wall_s"])
     run["teacher_gain"] = teacher_gain([s["teacher_score"] for s in run["stories"]])
     return run

@@ -46,7 +46,13 @@ def test_grouped_pass_matches_one_padded_pass_with_gradients(arch, prompt):
     pad = 50
     shared = torch.randint(0, pad, (prompt,))
     rows, lens = [], []
-    for total, start in ((60, 50), (12, 8), (58, 40), (9, 8), (30, 25)):  # mixed lengths
+    for total, start in (
+        (60, 50),
+        (12, 8),
+        (58, 40),
+        (9, 3),
+        (30, 25),
+    ):  # rows shorter than the prompt too
         story = torch.cat([shared, torch.randint(0, pad, (total - prompt,))])
         for length in range(start, total + 1):
             row = torch.full((64,), pad)

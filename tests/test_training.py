@@ -161,6 +161,57 @@ def test_kl_shaping_adds_coef_times_reference_logprob(student):
         np.testing.assert_allclose(r_shaped - r_plain, coef * logp, rtol=1e-3, atol=1e-5)
 
 
+def test_deferred_reference_gives_the_per_step_penalty_in_one_pass(student):
+    """A rollout scored at its end (deferred) gets the same rewards and KL as one shaped
+    step by step, on a real SB3 buffer, with stories ending and restarting mid-rollout."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    coef, n_envs, n_steps = 0.3, 3, 24
+    envs = {
+        mode: ReferenceVecEnv(
+            make_sb3_vec_env(num_envs=n_envs, student=student, max_new_tokens=7),
+            student,
+            kl_coef=coef,
+            deferred=mode == "deferred",
+        )
+        for mode in ("per_step", "deferred")
+    }
+    buffers, kls = {}, {}
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 399, size=(n_steps, n_envs))
+    log_probs = -rng.uniform(1, 8, size=(n_steps, n_envs)).astype(np.float32)
+    for mode, venv in envs.items():
+        venv.seed(3)
+        obs = venv.reset()
+        buffer = RolloutBuffer(n_steps, venv.observation_space, venv.action_space, n_envs=n_envs)
+        starts = np.ones(n_envs, dtype=bool)
+        for t in range(n_steps):
+            new_obs, rewards, dones, _ = venv.step(actions[t])
+            buffer.add(
+                obs,
+                actions[t][:, None],
+                rewards,
+                starts,
+                torch.zeros(n_envs),
+                torch.as_tensor(log_probs[t]),
+            )
+            obs, starts = new_obs, dones
+        assert starts.any() or buffer.episode_starts[1:].any()  # stories restarted
+        records = {}
+        assert venv.end_rollout(buffer, None, records.__setitem__)
+        buffers[mode], kls[mode] = buffer.rewards.copy(), records["train/kl"]
+    np.testing.assert_allclose(buffers["deferred"], buffers["per_step"], rtol=1e-5, atol=1e-5)
+    assert kls["deferred"] == pytest.approx(kls["per_step"], abs=1e-5)
+    ref = envs["deferred"].rollout_logps(buffer)
+    assert ref.shape == (n_steps, n_envs) and (ref < 0).all()
+
+
+def test_deferred_reference_refuses_masks(student):
+    venv = make_sb3_vec_env(num_envs=1, student=student, max_new_tokens=4)
+    with pytest.raises(ConfigError, match=r"action masks \(top_p=0.9, top_k=None\).*deferred"):
+        ReferenceVecEnv(venv, student, top_p=0.9, deferred=True)
+
+
 def test_masks_keep_exactly_the_reference_nucleus():
     logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25]]))
     masks = reference_masks(logp, top_p=0.7, top_k=None)

@@ -251,7 +251,8 @@ def last_hidden_teacher_forced(
         kept.append(r)
     owner = torch.as_tensor([merged[int(o)] for o in owner])
     rows_kept = torch.as_tensor(kept)
-    prefix = shared_prefix(ids, lengths, rows_kept)
+    # every row (kept or served by a longer one) keeps its last token out of the prefix
+    prefix = min(shared_prefix(ids, lengths, rows_kept), int(lengths.min()) - 1)
     states = _prefix_states(model, ids[kept[0], :prefix]) if prefix else None
     # one forward pass per group of similar lengths: padding every row to the longest
     # one cost up to half of the update (short new stories padded to long cut-off ones)

@@ -8,6 +8,12 @@ also answers ``action_masks()`` with the reference's top-p / top-k set (the NLPO
 which MaskablePPO uses to keep the policy among tokens the reference finds plausible.
 The reference keeps its own key/value cache per env slot, so it costs one token's
 forward pass per step.
+
+Training runs without action masks use ``deferred=True``: no reference pass during the
+rollout; at its end, one teacher-forced pass over the rollout buffer's observations (each
+story once, its shared prompt once) gives every step's ``log p_ref`` and ``end_rollout``
+adds the whole penalty. The sum is the same up to float rounding, and a forward pass
+over a rollout's stories costs a fraction of 16-row single-token steps.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.rl.kvcache import IncrementalLM
+from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
 from story_env.errors import ConfigError
 from story_env.registry import resolve_student
 
@@ -34,6 +40,9 @@ class ReferenceVecEnv(VecEnvWrapper):
         kl_coef: Shaping coefficient (>= 0); 0 turns shaping off.
         top_p: Mask tokens outside the reference's nucleus of this mass (None: no mask).
         top_k: Mask tokens outside the reference's k most likely (None: no mask).
+        deferred: Score the whole rollout at ``end_rollout`` instead of at every step
+            (the env's own rewards come through unshaped); not with masks, which need
+            the reference at every step.
     """
 
     def __init__(
@@ -44,6 +53,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         kl_coef: float = 0.0,
         top_p: float | None = None,
         top_k: int | None = None,
+        deferred: bool = False,
     ) -> None:
         if kl_coef < 0:
             raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
@@ -51,7 +61,13 @@ class ReferenceVecEnv(VecEnvWrapper):
             raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
         if top_k is not None and top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        if deferred and (top_p is not None or top_k is not None):
+            raise ConfigError(
+                f"action masks (top_p={top_p}, top_k={top_k}) need the reference at every "
+                "step; use deferred=False with masks"
+            )
         super().__init__(venv)
+        self.deferred = deferred
         model = resolve_student(student, dict(student_kwargs or {})).model
         self.model = model.eval().requires_grad_(False)
         self.pad_id = int(venv.observation_space.high.max())
@@ -79,16 +95,43 @@ class ReferenceVecEnv(VecEnvWrapper):
         rollout's KL (nats/token) goes to ``record``, and with ``kl_target`` the
         coefficient moves toward it (Ziegler et al. 2019: at most 2% per rollout).
         """
-        ref = self.pop_ref_logps()
         changed = bool(self.kl_coef) and hasattr(buffer, "log_probs")
-        if changed:
-            buffer.rewards -= self.kl_coef * buffer.log_probs
+        if self.deferred:
+            ref = self.rollout_logps(buffer)
+            if changed:
+                buffer.rewards += self.kl_coef * (ref - buffer.log_probs)
+            ref = ref.ravel()
+        else:
+            ref = self.pop_ref_logps()
+            if changed:
+                buffer.rewards -= self.kl_coef * buffer.log_probs
         kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
         record("train/kl", kl)
         if kl_target is not None:
             self.kl_coef *= float(1.0 + np.clip(kl / kl_target - 1.0, -0.2, 0.2) * 0.1)
             record("train/kl_coef", self.kl_coef)
         return changed
+
+    @torch.no_grad()
+    def rollout_logps(self, buffer: Any, chunk: int = 256) -> np.ndarray:
+        """(n_steps, n_envs) ``log p_ref`` of every action in an SB3 rollout buffer.
+
+        One teacher-forced pass: a story's steps are consecutive rows (env-major), so
+        each story runs once, however many of its steps the rollout holds.
+        """
+        n_steps, n_envs = buffer.actions.shape[:2]
+        obs = torch.as_tensor(buffer.observations).long().transpose(0, 1)  # (E, S, W)
+        ids = obs.reshape(n_envs * n_steps, -1)
+        actions = torch.as_tensor(buffer.actions).long().transpose(0, 1).reshape(-1)
+        hidden = last_hidden_teacher_forced(self.model, ids, (ids != self.pad_id).sum(dim=1))
+        head = self.model.get_output_embeddings()
+        out = torch.cat(
+            [
+                torch.log_softmax(head(h).float(), dim=-1).gather(1, a[:, None])[:, 0]
+                for h, a in zip(hidden.split(chunk), actions.split(chunk), strict=True)
+            ]
+        )
+        return out.reshape(n_envs, n_steps).T.numpy()
 
     @torch.no_grad()
     def _reference_logp(self, obs: np.ndarray) -> torch.Tensor:
@@ -99,7 +142,8 @@ class ReferenceVecEnv(VecEnvWrapper):
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
-        self._logp = self._reference_logp(obs)
+        if not self.deferred:
+            self._logp = self._reference_logp(obs)
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -108,6 +152,8 @@ class ReferenceVecEnv(VecEnvWrapper):
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         obs, rewards, dones, infos = self.venv.step_wait()
+        if self.deferred:
+            return obs, rewards, dones, infos
         assert self._logp is not None and self._actions is not None
         ref_logp = self._logp[
             torch.arange(len(self._actions)), torch.as_tensor(self._actions)

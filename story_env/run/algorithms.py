@@ -114,6 +114,8 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
             kl_coef=config.kl_coef,
             top_p=config.top_p,
             top_k=config.top_k,
+            # without masks the reference scores each rollout in one pass at its end
+            deferred=config.top_p is None and config.top_k is None,
         )
     return venv
 
