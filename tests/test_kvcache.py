@@ -91,3 +91,37 @@ def test_shared_prefix_leaves_every_row_a_token_of_its_own():
     assert shared_prefix(ids, torch.tensor([4, 4, 5]), torch.tensor([0, 1])) == 3
     assert shared_prefix(ids, torch.tensor([4, 4, 5]), torch.tensor([2])) == 4
     assert shared_prefix(torch.tensor([[3, 1], [4, 1]]), torch.tensor([2, 2]), torch.arange(2)) == 0
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_prefill_of_stories_in_flight_matches_a_full_recompute(arch):
+    """A rollout after an update starts with stories of every length sharing a prompt:
+    the cache built from the shared prompt and length groups gives each row's exact
+    hidden state, and so do the single-token steps that follow."""
+    from agents.rl.kvcache import IncrementalLM
+
+    torch.manual_seed(0)
+    model = _model(arch)
+    pad, width = 50, 64
+    prompt = torch.randint(0, pad, (6,))
+    lens = [7, 55, 12, 33, 9, 21]
+    assert len(length_groups([n - 6 for n in lens])) > 1  # rows run in several groups
+    ids = torch.full((len(lens), width), pad)
+    for i, n in enumerate(lens):
+        ids[i, :n] = torch.cat([prompt, torch.randint(0, pad, (n - 6,))])
+    lengths = torch.tensor(lens)
+    cache = IncrementalLM(model, pad)
+
+    def full() -> torch.Tensor:
+        rows = [
+            model.base_model(input_ids=ids[i : i + 1, : lengths[i]]).last_hidden_state[0, -1]
+            for i in range(len(ids))
+        ]
+        return torch.stack(rows)
+
+    with torch.no_grad():
+        for _ in range(5):
+            torch.testing.assert_close(cache(ids, lengths), full(), rtol=1e-4, atol=1e-4)
+            ids[torch.arange(len(ids)), lengths] = torch.randint(0, pad, (len(ids),))
+            lengths = lengths + 1
+    assert cache.mask.shape[1] <= int(lengths.max())  # the cache is no wider than needed

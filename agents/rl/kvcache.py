@@ -6,9 +6,9 @@ key/values for every slot, so a step costs one token's forward pass per slot; a 
 that restarts takes its new prompt's keys and values (computed once per prompt, alone,
 and remembered until the weights change) as new columns of the shared cache, masked
 out for the other slots.
-When masked entries make up most of the cache, each row's valid entries are gathered to
-the right (no recomputation: keys and values already carry their positions), so the
-cache, and the cost of every step, stays near the longest live sequence.
+When the cache grows ``slack`` columns wider than its longest live row, each row's valid
+entries are gathered to the right (no recomputation: keys and values already carry their
+positions), so the cache, and the cost of every step, stays near the longest live row.
 
 The cache is a ``transformers.DynamicCache`` used through its public methods only: the
 model takes and returns it as ``cache`` (transformers 5.24 renamed ``past_key_values``,
@@ -53,7 +53,8 @@ class IncrementalLM:
         model: A transformers causal LM.
         pad_id: The padding id of observations (right padding).
         max_cache: Rebuild the cache from scratch once it holds this many positions.
-        slack: Compact once the cache is longer than twice its longest row plus this.
+        slack: Compact once the cache is longer than its longest row plus this (every
+            step copies the whole cache, so a tight one is cheaper than rare compactions).
         max_prompts: Restarted rows' prompts remembered (cleared with the cache).
     """
 
@@ -110,7 +111,7 @@ class IncrementalLM:
         if unchanged.all():
             return self.hidden
         self.mask = self.mask.masked_fill(restart[:, None], 0)
-        if self.mask.shape[1] > 2 * int(self.mask.sum(dim=1).max()) + self.slack:
+        if self.mask.shape[1] > int(self.mask.sum(dim=1).max()) + self.slack:
             self._compact()
         width_r = int(lengths[restart].max()) if restart.any() else 0
         if self.mask.shape[1] + width_r + 1 > self.max_cache:
@@ -168,20 +169,53 @@ class IncrementalLM:
         return entry
 
     def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # the observation is left-aligned; the cache is built right-aligned so every
-        # row's last token sits in the final column
-        max_len = int(lengths.max())
-        j = torch.arange(max_len)[None, :]
-        offsets = max_len - lengths
-        valid = j >= offsets[:, None]
-        src = (j - offsets[:, None]).clamp(0, ids.shape[1] - 1)
-        chunk = torch.gather(ids, 1, src).masked_fill(~valid, 0)
-        positions = (j - offsets[:, None]).clamp(min=0)
-        out = self.base(
-            input_ids=chunk, attention_mask=valid.long(), position_ids=positions, use_cache=True
-        )
-        self.past, self.mask = out.cache, valid.long()
-        self.hidden = out.last_hidden_state[:, -1]
+        """Build the cache from scratch: the shared prompt once, the rest in length groups.
+
+        Each rollout after an update starts here (the weights changed), with stories of
+        every length in flight, so rows are not all padded to the longest: the prefix
+        every row shares is computed once, the rest of the rows in groups of similar
+        length (``length_groups``), and each row's columns are right-aligned in the
+        cache, so its last token sits in the final column.
+        """
+        n = len(ids)
+        prefix = min(shared_prefix(ids, lengths, torch.arange(n)), int(lengths.min()) - 1)
+        shared = _prefix_states(self.model, ids[0, :prefix]) if prefix else None
+        rest = lengths - prefix  # >= 1 token per row
+        width = int(rest.max())
+        self.hidden = torch.empty(n, self.model.config.hidden_size)
+        self.mask = torch.zeros(n, prefix + width, dtype=torch.long)
+        self.mask[:, :prefix] = 1
+        columns: list[list[torch.Tensor]] = []  # per layer: new keys, new values
+        vocab = self.model.config.vocab_size
+        for group in length_groups(rest.tolist()):
+            rows = torch.as_tensor(group)
+            batch = ids[rows, prefix : prefix + int(rest[group[0]])]
+            out = _continue(
+                self.model, batch.masked_fill(batch >= vocab, 0), shared, use_cache=True
+            )
+            self.hidden[rows] = out.last_hidden_state[torch.arange(len(rows)), rest[rows] - 1]
+            for i, (keys, values) in enumerate(layer_states(out.cache)):
+                if len(columns) <= i:
+                    columns.append([keys.new_zeros(n, keys.shape[1], width, keys.shape[3])] * 2)
+                    columns[i] = [c.clone() for c in columns[i]]
+                for j, row in enumerate(group):
+                    r = int(rest[row])
+                    columns[i][0][row, :, width - r :] = keys[j, :, prefix : prefix + r]
+                    columns[i][1][row, :, width - r :] = values[j, :, prefix : prefix + r]
+            for row in group:
+                self.mask[row, prefix + width - int(rest[row]) :] = 1
+        states = [
+            (
+                torch.cat([k.expand(n, -1, -1, -1), ck], 2),
+                torch.cat([v.expand(n, -1, -1, -1), cv], 2),
+            )
+            if shared is not None
+            else (ck, cv)
+            for (ck, cv), (k, v) in zip(
+                columns, shared or [(None, None)] * len(columns), strict=True
+            )
+        ]
+        self.past = cache_from_states(states, self.model.config)
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
 
@@ -264,7 +298,8 @@ def last_hidden_teacher_forced(
         rows = rows_kept[group]
         batch = ids[rows, prefix : prefix + lens[group[0]]]
         batch = batch.masked_fill(batch >= vocab, 0)
-        hidden = _forward_after(model, batch, states)  # (R, width, H)
+        # use_cache=False: no cache is built for the update's own keys and values
+        hidden = _continue(model, batch, states, use_cache=False).last_hidden_state  # (R, W, H)
         served = torch.nonzero(torch.isin(owner, rows))[:, 0]
         slot = torch.empty(n, dtype=torch.long)
         slot[rows] = torch.arange(len(rows))
@@ -293,27 +328,26 @@ def _prefix_states(model: Any, prefix: torch.Tensor) -> LayerStates:
     return layer_states(out.cache)
 
 
-def _forward_after(model: Any, batch: torch.Tensor, states: LayerStates | None) -> torch.Tensor:
-    """Last hidden states of ``batch`` (R, W), each row continuing the shared prefix.
+def _continue(model: Any, batch: torch.Tensor, states: LayerStates | None, **kwargs: Any) -> Any:
+    """The base model's output on ``batch`` (R, W), each row continuing the shared prefix.
 
     The prefix's keys and values (one row, with their gradients) are broadcast to every
-    row, so the backward pass sums each row's gradient into the one prefix computation.
+    row, so a backward pass sums each row's gradient into the one prefix computation.
     Right padding: causal attention keeps real tokens from seeing the pads, so an all-ones
     mask is exact (and keeps transformers on its fast causal path).
     """
     if states is None:
-        out = model.base_model(input_ids=batch, attention_mask=torch.ones_like(batch))
-        return out.last_hidden_state
+        return model.base_model(input_ids=batch, attention_mask=torch.ones_like(batch), **kwargs)
     r, width = batch.shape
     prefix = states[0][0].shape[2]
     grown = [(k.expand(r, -1, -1, -1), v.expand(r, -1, -1, -1)) for k, v in states]
-    out = model.base_model(
+    return model.base_model(
         input_ids=batch,
         attention_mask=torch.ones(r, prefix + width, dtype=torch.long),
         position_ids=torch.arange(prefix, prefix + width)[None, :].expand(r, -1),
         cache=cache_from_states(grown, model.config),
+        **kwargs,
     )
-    return out.last_hidden_state
 
 
 #: A forward pass's fixed cost, in padded positions, when grouping rows by length.

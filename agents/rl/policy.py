@@ -126,7 +126,44 @@ class _CausalLMMixin:
 
 
 class CausalLMPolicy(_CausalLMMixin, ActorCriticPolicy):
-    """Actor-critic policy for PPO, A2C and TRPO whose actor is the student LM."""
+    """Actor-critic policy for PPO, A2C and TRPO whose actor is the student LM.
+
+    Rollouts and ``predict`` sample with :func:`sample_tokens` instead of SB3's
+    ``Categorical`` (same distribution, a twentieth of the time per step on CPU);
+    updates use SB3's ``evaluate_actions`` unchanged.
+    """
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.extract_features(obs)
+        actions, log_prob = sample_tokens(self.action_net(features), deterministic)
+        return actions, self.value_net(features), log_prob
+
+    def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:
+        return sample_tokens(self.action_net(self.extract_features(observation)), deterministic)[0]
+
+
+def sample_tokens(
+    logits: torch.Tensor, deterministic: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from ``softmax(logits)``, and its log-probability.
+
+    Draws by inverse CDF: one uniform number per row against the running sum of the
+    probabilities, where ``torch.multinomial`` (what ``Categorical.sample`` calls)
+    spends about 1 ms on a 16 x 4,096 batch drawing a number per token. The uniform is
+    scaled by the row's total, so the drawn token always has a positive probability.
+    ``deterministic`` takes the most likely token. Both come from the global torch
+    generator, seeded by SB3's ``set_random_seed``.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    if deterministic:
+        actions = logp.argmax(dim=-1)
+    else:
+        cdf = logp.double().exp().cumsum(dim=-1)  # float64: rare tokens keep their share
+        u = torch.rand(len(cdf), 1, dtype=cdf.dtype) * cdf[:, -1:]
+        actions = torch.searchsorted(cdf, u, right=True)[:, 0]
+    return actions, logp.gather(1, actions[:, None])[:, 0]
 
 
 class MaskableCausalLMPolicy(_CausalLMMixin, MaskableActorCriticPolicy):
