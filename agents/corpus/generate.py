@@ -107,6 +107,11 @@ def start_server(n_parallel: int, settings: GenerationSettings, n_threads: int =
     params.cpuparams.n_threads = n_threads
     params.cpuparams_batch.n_threads = n_threads
     params.verbosity = -1
+    if hasattr(params, "cache_ram_mib"):
+        # llama.cpp's server keeps finished slots' states in RAM for prompt reuse, 8 GiB
+        # per server by default: our prompts share only the system message, so it buys
+        # nothing and grows a long build's memory by ~15 MB a story. 0 turns it off.
+        params.cache_ram_mib = 0
     return xllamacpp.Server(params)
 
 
