@@ -643,7 +643,7 @@ def test_finalize_takes_the_base_first(tmp_path: Path) -> None:
     sheet = (data / "DATASHEET.md").read_text()
     assert "Near-duplicate rate: 3.03%" in sheet
     assert "frozen base `v1-stories.txt.gz`" in sheet and "build (seed 1, prompt set 2)" in sheet
-    assert "set 1 (base (seed 0)): 5 templates" in sheet
+    assert "set 1, used by the base (seed 0): 5 templates" in sheet
     assert f"{len(corpus.PLOTS)} plots" in sheet
     for command in ("build v1", "freeze", "grow it", "finalize it"):
         assert f"\n{command}\n" in sheet

@@ -115,7 +115,8 @@ def _prompt_sets(s: dict[str, Any]) -> list[str]:
         sizes = prompts.prompt_set(version).sizes()
         listed = ", ".join(f"{n} {k}" for k, n in sizes.items() if n and k != "templates")
         lines.append(
-            f"  - set {version} ({', '.join(who)}): {sizes['templates']} templates; {listed}."
+            f"  - set {version}, used by the {' and the '.join(who)}: "
+            f"{sizes['templates']} templates; {listed}."
         )
     return lines
 
