@@ -5,6 +5,11 @@ Usage: python bench/bench_training.py [--student tiny] [--num-envs 16] [--length
 Prints, on the same model, batch and story length:
 - rollout efficiency: tokens/s of env + policy (KV-cached, random teacher) divided by
   tokens/s of ``model.generate`` with its KV cache (goal >= 0.8);
+- the rollout as training runs it (issue 15's goal, >= 0.85 of ``generate``): SB3's
+  ``collect_rollouts`` of ``--n-steps`` steps over stories that end naturally and
+  continue across rollouts, the KL reference (scored at the rollout's end, as training
+  without masks does), the heuristic teacher (graded at the end), and the cache rebuilt
+  at each rollout's start as after an update;
 - training efficiency: PPO update seconds per token divided by one plain
   forward+backward pass per token over the same sequences (goal <= 3).
 """
@@ -28,6 +33,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=90, help="story length in tokens")
     parser.add_argument("--batch-size", type=int, default=256, help="PPO minibatch size")
     parser.add_argument("--repeats", type=int, default=3, help="timed rollouts, best kept")
+    parser.add_argument("--n-steps", type=int, default=64, help="steps per training rollout")
     args = parser.parse_args()
     from stable_baselines3.common.utils import obs_as_tensor
 
@@ -110,6 +116,13 @@ def main() -> None:
         f" ({natural_tps / gen_tps:.2f} of generate)"
     )
 
+    train_tps = max(training_rollout(args, length) for _ in range(args.repeats))
+    print(
+        f"rollout as training runs it (natural endings, KL reference, heuristic teacher, "
+        f"{args.n_steps}-step rollouts): {train_tps:,.0f} tokens/s "
+        f"({train_tps / gen_tps:.2f} of generate; goal >= 0.85)"
+    )
+
     # 3. PPO update on one rollout (n_steps = length) vs plain forward+backward
     algo.learn(total_timesteps=1)  # set up the logger and buffers
     algo.collect_rollouts(algo.env, _NullCallback(), algo.rollout_buffer, n_rollout_steps=length)
@@ -140,6 +153,46 @@ def main() -> None:
         f"PPO update: {ppo_per_token * 1e6:,.1f} us/token; plain forward+backward: {plain_per_token * 1e6:,.1f} us/token"
     )
     print(f"training efficiency: {ppo_per_token / plain_per_token:.2f}  (goal <= 3)")
+
+
+def training_rollout(args: argparse.Namespace, length: int, rollouts: int = 4) -> float:
+    """Tokens/s of ``rollouts`` consecutive rollouts as ``train`` runs them (after one warm-up).
+
+    Each rollout: the policy cache is dropped first (as an update does), SB3 collects
+    ``n_steps`` steps, then the teacher grades the rollout's stories in one batch and the
+    reference scores every step in one pass, as ``RunCallback._on_rollout_end`` does.
+    """
+    from story_env.run.algorithms import build_algorithm, make_env
+    from story_env.run.config import TrainConfig
+
+    config = TrainConfig(
+        student=args.student,
+        teacher="heuristic",
+        num_envs=args.num_envs,
+        max_new_tokens=length,
+        kl_coef=0.01,
+        algo_kwargs={"n_steps": args.n_steps, "batch_size": args.batch_size, "n_epochs": 1},
+    )
+    venv = make_env(config)
+    venv.defer_grading(True)
+    algo = build_algorithm(config, venv)
+    algo.learn(total_timesteps=1)  # set up the logger, buffers and the first observation
+    buffer = algo.rollout_buffer
+
+    class EndOfRollout(_NullCallback):
+        def on_rollout_end(self) -> None:
+            venv.grade_pending()
+            venv.end_rollout(buffer, None, lambda *_: None)
+
+    def one() -> None:
+        algo.policy.set_training_mode(True)  # an update drops the cache
+        algo.collect_rollouts(venv, EndOfRollout(), buffer, n_rollout_steps=args.n_steps)
+
+    one()  # warm-up: stories in flight from here on
+    start = time.perf_counter()
+    for _ in range(rollouts):
+        one()
+    return rollouts * args.n_steps * args.num_envs / (time.perf_counter() - start)
 
 
 class _NullCallback:
