@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -705,6 +706,15 @@ def test_grow_rejects_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture) 
         corpus.grow(tmp_path, 10, workers=2, servers=3)
     code = corpus.main(["grow", "--work-dir", str(tmp_path), "--workers", "0"])
     assert code == 2 and "error: --workers must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_grow_leaves_no_logging_handler_behind(tmp_path: Path) -> None:
+    """The command's log lines go to stdout while it runs; a handler left behind would
+    write to a stream closed after it (pytest's capture did: later warnings crashed)."""
+    loggers = (logging.getLogger(), logging.getLogger("agents.corpus"))
+    before = [(list(log.handlers), log.level) for log in loggers]
+    assert corpus.main(["grow", "--work-dir", str(tmp_path), "--workers", "0"]) == 2
+    assert [(list(log.handlers), log.level) for log in loggers] == before
 
 
 # --------------------------------------------------------------------------------------

@@ -96,9 +96,22 @@ def _build(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
 
 def _grow(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(message)s", force=True
-    )
+    # one line per session on stdout, for this command only: a handler left on the root
+    # logger would outlive the command (and the stream it writes to, under pytest)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("agents.corpus")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        return _grow_run(args, command)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _grow_run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return grow(
         args.work_dir,
         args.target_words,
