@@ -162,11 +162,13 @@ def test_kl_shaping_adds_coef_times_reference_logprob(student):
 
 
 def test_deferred_reference_gives_the_per_step_penalty_in_one_pass(student):
-    """A rollout scored at its end (deferred) gets the same rewards and KL as one shaped
-    step by step, on a real SB3 buffer, with stories ending and restarting mid-rollout."""
+    """Rollouts scored at their end (deferred) get the same rewards and KL as rollouts
+    shaped step by step, on real SB3 buffers, with stories ending and restarting
+    mid-rollout and running on into the next rollout (whose keys and values the deferred
+    reference carries over), over several consecutive rollouts."""
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    coef, n_envs, n_steps = 0.3, 3, 24
+    coef, n_envs, n_steps, n_rollouts = 0.3, 3, 5, 4  # stories of 8 rows span rollouts
     envs = {
         mode: ReferenceVecEnv(
             make_sb3_vec_env(num_envs=n_envs, student=student, max_new_tokens=7),
@@ -176,34 +178,47 @@ def test_deferred_reference_gives_the_per_step_penalty_in_one_pass(student):
         )
         for mode in ("per_step", "deferred")
     }
-    buffers, kls = {}, {}
+    rewards_of, kls = {m: [] for m in envs}, {m: [] for m in envs}
+    deferred, reused = envs["deferred"], []
+    past = deferred._past
+    deferred._past = lambda env, tokens, first: (
+        reused.append(past(env, tokens, first)[1]) or past(env, tokens, first)
+    )
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, 399, size=(n_steps, n_envs))
-    log_probs = -rng.uniform(1, 8, size=(n_steps, n_envs)).astype(np.float32)
+    actions = rng.integers(1, 399, size=(n_rollouts, n_steps, n_envs))
+    actions[1, 2, 0] = 0  # an end-of-story token: a story ends mid-rollout
+    log_probs = -rng.uniform(1, 8, size=(n_rollouts, n_steps, n_envs)).astype(np.float32)
     for mode, venv in envs.items():
         venv.seed(3)
         obs = venv.reset()
-        buffer = RolloutBuffer(n_steps, venv.observation_space, venv.action_space, n_envs=n_envs)
         starts = np.ones(n_envs, dtype=bool)
-        for t in range(n_steps):
-            new_obs, rewards, dones, _ = venv.step(actions[t])
-            buffer.add(
-                obs,
-                actions[t][:, None],
-                rewards,
-                starts,
-                torch.zeros(n_envs),
-                torch.as_tensor(log_probs[t]),
+        for r in range(n_rollouts):
+            buffer = RolloutBuffer(
+                n_steps, venv.observation_space, venv.action_space, n_envs=n_envs
             )
-            obs, starts = new_obs, dones
-        assert starts.any() or buffer.episode_starts[1:].any()  # stories restarted
-        records = {}
-        assert venv.end_rollout(buffer, None, records.__setitem__)
-        buffers[mode], kls[mode] = buffer.rewards.copy(), records["train/kl"]
-    np.testing.assert_allclose(buffers["deferred"], buffers["per_step"], rtol=1e-5, atol=1e-5)
+            for t in range(n_steps):
+                new_obs, rewards, dones, _ = venv.step(actions[r, t])
+                buffer.add(
+                    obs,
+                    actions[r, t][:, None],
+                    rewards,
+                    starts,
+                    torch.zeros(n_envs),
+                    torch.as_tensor(log_probs[r, t]),
+                )
+                obs, starts = new_obs, dones
+            records = {}
+            assert venv.end_rollout(buffer, None, records.__setitem__)
+            rewards_of[mode].append(buffer.rewards.copy())
+            kls[mode].append(records["train/kl"])
+    # after the first rollout every story reused keys and values: stories going on from
+    # the last rollout's cache (longer) and new ones from a remembered prompt (the
+    # prompt less its last token)
+    assert reused[:n_envs] == [0] * n_envs and min(reused[n_envs:]) > 0
+    assert max(reused) > min(reused[n_envs:])
+    for got, want in zip(rewards_of["deferred"], rewards_of["per_step"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert kls["deferred"] == pytest.approx(kls["per_step"], abs=1e-5)
-    ref = envs["deferred"].rollout_logps(buffer)
-    assert ref.shape == (n_steps, n_envs) and (ref < 0).all()
 
 
 def test_deferred_reference_refuses_masks(student):

@@ -350,6 +350,61 @@ def _continue(model: Any, batch: torch.Tensor, states: LayerStates | None, **kwa
     )
 
 
+def continue_rows(
+    model: Any, rows: list[tuple[LayerStates | None, torch.Tensor]]
+) -> list[tuple[torch.Tensor, LayerStates]]:
+    """Run each row's new tokens after its own cached past, in length groups.
+
+    For a frozen model (the KL reference), whose keys and values stay valid for good.
+    Each row is ``(past, new_ids)``: ``past`` per layer (keys, values), each
+    ``(1, heads, P, dim)`` (or None: no past), and ``new_ids`` the 1-D tokens after it.
+    Pasts of different lengths sit right-aligned in one cache, masked where empty.
+
+    Returns:
+        Per row: the hidden states of its new tokens ``(n_new, H)`` and its whole
+        keys and values (past and new), each ``(1, heads, P + n_new, dim)``.
+    """
+    out: list[Any] = [None] * len(rows)
+    vocab = model.config.vocab_size
+    news = [len(new) for _, new in rows]
+    for group in length_groups(news):
+        pasts = [0 if rows[i][0] is None else rows[i][0][0][0].shape[2] for i in group]
+        width, n = max(pasts), news[group[0]]
+        ids = torch.zeros(len(group), n, dtype=torch.long)
+        mask = torch.zeros(len(group), width + n, dtype=torch.long)
+        for j, i in enumerate(group):
+            ids[j, : news[i]] = rows[i][1].masked_fill(rows[i][1] >= vocab, 0)
+            mask[j, width - pasts[j] :] = 1
+        cache = None
+        if width:
+            first = next(rows[i][0] for i in group if rows[i][0] is not None)
+            layers = []
+            for layer, (keys, _) in enumerate(first):
+                kv = keys.new_zeros(2, len(group), keys.shape[1], width, keys.shape[3])
+                for j, i in enumerate(group):
+                    past = rows[i][0]
+                    if past is not None:
+                        kv[0, j, :, width - pasts[j] :] = past[layer][0][0]
+                        kv[1, j, :, width - pasts[j] :] = past[layer][1][0]
+                layers.append((kv[0], kv[1]))
+            cache = cache_from_states(layers, model.config)
+        result = model.base_model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=torch.as_tensor(pasts)[:, None] + torch.arange(n)[None, :],
+            cache=cache,
+            use_cache=True,
+        )
+        states = layer_states(result.cache)
+        for j, i in enumerate(group):
+            keep = slice(width - pasts[j], width + news[i])
+            out[i] = (
+                result.last_hidden_state[j, : news[i]],
+                [(keys[j : j + 1, :, keep], values[j : j + 1, :, keep]) for keys, values in states],
+            )
+    return out
+
+
 #: A forward pass's fixed cost, in padded positions, when grouping rows by length.
 GROUP_COST = 64
 

@@ -10,14 +10,17 @@ The reference keeps its own key/value cache per env slot, so it costs one token'
 forward pass per step.
 
 Training runs without action masks use ``deferred=True``: no reference pass during the
-rollout; at its end, one teacher-forced pass over the rollout buffer's observations (each
-story once, its shared prompt once) gives every step's ``log p_ref`` and ``end_rollout``
-adds the whole penalty. The sum is the same up to float rounding, and a forward pass
-over a rollout's stories costs a fraction of 16-row single-token steps.
+rollout; at its end, one teacher-forced pass over the rollout buffer's stories gives
+every step's ``log p_ref`` and ``end_rollout`` adds the whole penalty. The reference is
+frozen, so the keys and values of a story still in flight stay valid into the next
+rollout, and those of a prompt for good: each story is read once, whatever the rollout
+boundaries. The sum is the same up to float rounding, and a forward pass over a
+rollout's stories costs a fraction of 16-row single-token steps.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
+from agents.rl.kvcache import IncrementalLM, continue_rows
 from story_env.errors import ConfigError
 from story_env.registry import resolve_student
 
@@ -76,6 +79,10 @@ class ReferenceVecEnv(VecEnvWrapper):
         self._logp: torch.Tensor | None = None  # (N, V) log p_ref at the current observations
         self._actions: np.ndarray | None = None
         self.ref_logps: list[float] = []  # log p_ref of every action since the last pop
+        # deferred mode: keys/values of each env's story in flight at the last rollout's
+        # end (its tokens, per layer (keys, values)), and of prompts seen (by tokens)
+        self._carry: dict[int, tuple[torch.Tensor, Any]] = {}
+        self._prompts: dict[tuple[int, ...], Any] = {}
 
     def pop_ref_logps(self) -> np.ndarray:
         """The reference log-probabilities of the actions taken since the last call."""
@@ -113,25 +120,67 @@ class ReferenceVecEnv(VecEnvWrapper):
         return changed
 
     @torch.no_grad()
-    def rollout_logps(self, buffer: Any, chunk: int = 256) -> np.ndarray:
+    def rollout_logps(self, buffer: Any) -> np.ndarray:
         """(n_steps, n_envs) ``log p_ref`` of every action in an SB3 rollout buffer.
 
-        One teacher-forced pass: a story's steps are consecutive rows (env-major), so
-        each story runs once, however many of its steps the rollout holds.
+        Each env's steps are cut into stories (a row that does not extend the one before
+        starts a new one); each story runs once, teacher-forced, after the keys and
+        values it can reuse: the reference is frozen, so those of a story still in
+        flight at the last rollout's end (``_carry``) and those of a prompt already seen
+        (``_prompts``) stay exact. A story spanning two rollouts is not read twice.
         """
         n_steps, n_envs = buffer.actions.shape[:2]
-        obs = torch.as_tensor(buffer.observations).long().transpose(0, 1)  # (E, S, W)
-        ids = obs.reshape(n_envs * n_steps, -1)
-        actions = torch.as_tensor(buffer.actions).long().transpose(0, 1).reshape(-1)
-        hidden = last_hidden_teacher_forced(self.model, ids, (ids != self.pad_id).sum(dim=1))
+        obs = torch.as_tensor(buffer.observations).long()  # (S, E, W)
+        actions = torch.as_tensor(buffer.actions).long().reshape(n_steps, n_envs)
+        lengths = (obs != self.pad_id).sum(dim=-1)  # (S, E)
+        cols = torch.arange(obs.shape[-1])
+        extends = ((obs[1:] == obs[:-1]) | (cols >= lengths[:-1, :, None])).all(-1) & (
+            lengths[1:] == lengths[:-1] + 1
+        )  # (S - 1, E): row t extends row t - 1
+        stories, rows = [], []
+        for env in range(n_envs):
+            cuts = [0, *(torch.nonzero(~extends[:, env])[:, 0] + 1).tolist(), n_steps]
+            for t0, t1 in itertools.pairwise(cuts):
+                tokens = obs[t1 - 1, env, : lengths[t1 - 1, env]]
+                past, reused = self._past(env, tokens, int(lengths[t0, env]))
+                stories.append((env, t0, t1, reused))
+                rows.append((past, tokens[reused:]))
+        out = torch.empty(n_steps, n_envs)
         head = self.model.get_output_embeddings()
-        out = torch.cat(
-            [
-                torch.log_softmax(head(h).float(), dim=-1).gather(1, a[:, None])[:, 0]
-                for h, a in zip(hidden.split(chunk), actions.split(chunk), strict=True)
-            ]
-        )
-        return out.reshape(n_envs, n_steps).T.numpy()
+        self._carry = {}
+        for (env, t0, t1, reused), (hidden, states) in zip(
+            stories, continue_rows(self.model, rows), strict=True
+        ):
+            logits = head(hidden[lengths[t0:t1, env] - 1 - reused]).float()
+            out[t0:t1, env] = torch.log_softmax(logits, dim=-1).gather(
+                1, actions[t0:t1, env, None]
+            )[:, 0]
+            tokens = obs[t1 - 1, env, : lengths[t1 - 1, env]]
+            first = int(lengths[t0, env]) - 1  # the story's first row, less its last token
+            if reused == 0 and first > 0 and bool(buffer.episode_starts[t0, env]):
+                if len(self._prompts) >= 64:
+                    self._prompts.clear()
+                key = tuple(tokens[:first].tolist())
+                self._prompts[key] = [(k[:, :, :first], v[:, :, :first]) for k, v in states]
+            if t1 == n_steps:
+                self._carry[env] = (tokens, states)
+        return out.numpy()
+
+    def _past(self, env: int, tokens: torch.Tensor, first: int) -> tuple[Any, int]:
+        """The keys and values a story can reuse, and how many of its tokens they cover.
+
+        At most ``first - 1`` tokens: the story's first row needs its last token's
+        hidden state, so that token is run again.
+        """
+        carried = self._carry.get(env)
+        if carried is not None:
+            seen, states = carried
+            if len(seen) <= first - 1 and torch.equal(tokens[: len(seen)], seen):
+                return states, len(seen)
+        prompt = self._prompts.get(tuple(tokens[: first - 1].tolist()))
+        if prompt is not None:
+            return prompt, first - 1
+        return None, 0
 
     @torch.no_grad()
     def _reference_logp(self, obs: np.ndarray) -> torch.Tensor:
