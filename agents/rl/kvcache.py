@@ -196,8 +196,8 @@ class IncrementalLM:
             self.hidden[rows] = out.last_hidden_state[torch.arange(len(rows)), rest[rows] - 1]
             for i, (keys, values) in enumerate(layer_states(out.cache)):
                 if len(columns) <= i:
-                    columns.append([keys.new_zeros(n, keys.shape[1], width, keys.shape[3])] * 2)
-                    columns[i] = [c.clone() for c in columns[i]]
+                    shape = (n, keys.shape[1], width, keys.shape[3])
+                    columns.append([keys.new_zeros(shape), keys.new_zeros(shape)])
                 for j, row in enumerate(group):
                     r = int(rest[row])
                     columns[i][0][row, :, width - r :] = keys[j, :, prefix : prefix + r]
