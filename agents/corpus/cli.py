@@ -78,20 +78,27 @@ def _settings(args: argparse.Namespace) -> GenerationSettings:
     return GenerationSettings(**{name: getattr(args, name) for name in REQUEST_SETTINGS})
 
 
+def _generation(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The generation options ``build`` and ``grow`` share, from the command line."""
+    return {
+        "workers": args.workers,
+        "seed": args.seed,
+        "settings": _settings(args),
+        "n_threads": args.n_threads,
+        "servers": args.servers,
+        "progress": not args.no_progress,
+        "command": command,
+        "prompt_version": args.prompt_version,
+    }
+
+
 def _build(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return build(
         args.out_dir,
         args.target_words,
-        workers=args.workers,
-        seed=args.seed,
-        settings=_settings(args),
-        n_threads=args.n_threads,
-        servers=args.servers,
         max_stories=args.max_stories,
         max_minutes=args.max_minutes,
-        progress=not args.no_progress,
-        command=command,
-        prompt_version=args.prompt_version,
+        **_generation(args, command),
     )
 
 
@@ -118,14 +125,7 @@ def _grow_run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         args.session_minutes,
         commit=args.commit,
         max_sessions=args.max_sessions,
-        workers=args.workers,
-        seed=args.seed,
-        settings=_settings(args),
-        prompt_version=args.prompt_version,
-        n_threads=args.n_threads,
-        servers=args.servers,
-        progress=not args.no_progress,
-        command=command,
+        **_generation(args, command),
     )
 
 
