@@ -143,19 +143,18 @@ class ReferenceVecEnv(VecEnvWrapper):
             for t0, t1 in itertools.pairwise(cuts):
                 tokens = obs[t1 - 1, env, : lengths[t1 - 1, env]]
                 past, reused = self._past(env, tokens, int(lengths[t0, env]))
-                stories.append((env, t0, t1, reused))
+                stories.append((env, t0, t1, reused, tokens))
                 rows.append((past, tokens[reused:]))
         out = torch.empty(n_steps, n_envs)
         head = self.model.get_output_embeddings()
         self._carry = {}
-        for (env, t0, t1, reused), (hidden, states) in zip(
+        for (env, t0, t1, reused, tokens), (hidden, states) in zip(
             stories, continue_rows(self.model, rows), strict=True
         ):
             logits = head(hidden[lengths[t0:t1, env] - 1 - reused]).float()
             out[t0:t1, env] = torch.log_softmax(logits, dim=-1).gather(
                 1, actions[t0:t1, env, None]
             )[:, 0]
-            tokens = obs[t1 - 1, env, : lengths[t1 - 1, env]]
             first = int(lengths[t0, env]) - 1  # the story's first row, less its last token
             if reused == 0 and first > 0 and bool(buffer.episode_starts[t0, env]):
                 if len(self._prompts) >= 64:
