@@ -1,15 +1,33 @@
-"""The reproduction experiment: NWP-equivalent arithmetic and an end-to-end smoke run."""
+"""The reproduction experiment: NWP-equivalent arithmetic, the report's tables, the
+issue-14 config, and an end-to-end smoke run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
+from agents.probes import PROBES
 from agents.students.baselines import seed_stories
 from story_env.errors import ConfigError
-from story_env.run.reproduce import ReproConfig, nwp_equivalent, run, smoke_config
+from story_env.run.judging import default_judges
+from story_env.run.reproduce import (
+    ReproConfig,
+    estimate,
+    nwp_equivalent,
+    plan,
+    reference_stories,
+    run,
+    smoke_config,
+)
+from story_env.run.reproduce_report import halfway, write_report
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
+PROBE_ROWS = {*PROBES, "formal mean", "mean"}
 
 
 def test_nwp_equivalent_interpolates_in_log_words():
@@ -25,37 +43,291 @@ def test_nwp_equivalent_interpolates_in_log_words():
     )
 
 
-def test_smoke_experiment_runs_end_to_end_and_resumes(tmp_path):
-    corpus = tmp_path / "stories.txt"
+def test_halfway_says_met_or_missed_and_by_how_much():
+    assert halfway(0.5, 0.2, 0.6).endswith(
+        "halfway mark 0.400 between word-shuffled (0.200) and real stories (0.600): "
+        "met, by 0.100 (it lies 0.75 of the way from shuffled to real)"
+    )
+    assert "missed, by 0.100 (it lies 0.25 of the way" in halfway(0.3, 0.2, 0.6)
+    assert "met, by 0.000" in halfway(0.5, 0.25, 0.75)  # exactly halfway meets the goal
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke experiment (every stage on tiny budgets), run once for the tests below."""
+    tmp = tmp_path_factory.mktemp("reproduce")
+    corpus = tmp / "stories.txt"
     corpus.write_text("\n".join(" ".join(s.split()) for s in seed_stories()) + "\n")
     config = smoke_config(str(corpus), str(corpus))
     started = time.perf_counter()
-    result = run(config, tmp_path / "exp", progress=False, log=lambda *_: None)
-    first = time.perf_counter() - started
-    results = json.loads((tmp_path / "exp" / "results.json").read_text())
-    assert len(results) == 5 * 2 + 1  # every budget x seed, plus the random-reward control
-    assert sum(k.startswith("control/") for k in results) == 1
+    logged: list[str] = []
+    result = run(config, tmp / "exp", progress=False, log=logged.append, rates=(3e3, 1e2, 0.5, 30))
+    return config, tmp / "exp", result, time.perf_counter() - started, logged
+
+
+def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
+    config, out, result, first, _ = smoke
+    results = json.loads((out / "results.json").read_text())
+    controls = {k for k in results if k.startswith("control/")}
+    assert controls == {f"control/{b}-seed{s}" for b in (2_000, 10_000) for s in (0, 1)}
+    assert len(results) == 5 * 2 + 2 * 2  # every budget x seed, plus the controls x seeds
+    assert all(results[k]["teacher"] == "random" for k in controls)
     assert all(0.0 <= r["start"] <= 1.0 and 0.0 <= r["end"] <= 1.0 for r in results.values())
     # a checkpoint is evaluated once before RL, whatever the number of seeds
     assert results["rl/1000-seed0"]["start"] == results["rl/1000-seed1"]["start"]
-    table = (tmp_path / "exp" / "results.md").read_text()
+    assert results["control/2000-seed1"]["start"] == results["rl/2000-seed0"]["start"]
+    table = (out / "results.md").read_text()
     assert "NWP words equivalent" in table and "random-reward control" in table
-    assert table.count("\n| 1,000 |") == 2  # the teacher's table and the judge's
-    assert (tmp_path / "exp" / "curves.png").stat().st_size > 0
+    assert table.count("\n| 1,000 |") == 3  # the teacher's table, the judge's, the probes'
+    assert (out / "curves.png").stat().st_size > 0
     assert "Held-out judge `random` (never the reward)" in table
-    assert all("random" in r["judges_end"] for k, r in results.items() if k.startswith("rl/"))
-    assert result["timings"]["pretrain"] > 0
+    assert all("random" in r["judges_end"] for r in results.values())
+    assert set(result["timings"]) == set(plan(config))  # every stage's wall time
+    assert result["timings"]["pretrain"] > 0 and result["timings"]["references"] > 0
+    assert "| control | 4 |" in table and "| start | 5 |" in table
     started = time.perf_counter()
-    again = run(config, tmp_path / "exp", progress=False, log=lambda *_: None)
+    again = run(config, out, progress=False, log=lambda *_: None)
     assert again["results"] == results  # every stage is skipped on a rerun
     assert time.perf_counter() - started < first / 4
 
 
+def test_the_plan_and_its_estimate_are_said_before_any_stage(smoke):
+    config, _, _, _, logged = smoke
+    est = estimate(config, 3e3, 1e2, 0.5, 30)
+    assert logged[0] == (
+        f"plan: 21 of 21 stages to run, about {est['total'] / 60:,.0f} min (estimated from "
+        "pretraining tokens/s 3000, RL steps/s 100, evaluation stories/s 0.5, probe items/s 30)"
+    )
+    assert logged[1:6] == [
+        f"    1 x {est['pretrain'] / 60:6.1f} min  pretrain",
+        f"    1 x {est['references'] / 60:6.1f} min  references",
+        f"    5 x {est['start'] / 60:6.1f} min  start/500 .. start/10000",
+        f"   10 x {est['rl'] / 60:6.1f} min  rl/500-seed0 .. rl/10000-seed1",
+        f"    4 x {est['rl'] / 60:6.1f} min  control/2000-seed0 .. control/10000-seed1",
+    ]
+    assert logged[6].startswith("stage pretrain: 10,000 words")
+
+
+def test_controls_are_reported_per_budget_under_teacher_and_judges(smoke):
+    _, out, result, _, _ = smoke
+    table = (out / "results.md").read_text()
+    for budget in (2_000, 10_000):
+        runs = [result["results"][f"control/{budget}-seed{s}"] for s in (0, 1)]
+        ends = sorted(r["end"] for r in runs)
+        row = f"| {budget:,} + random-reward control | teacher `heuristic` | "
+        assert (
+            f"{row}{runs[0]['start']:.3f} | {sum(ends) / 2:.3f} ({ends[0]:.3f}..{ends[1]:.3f}) |"
+            in table
+        )
+        assert f"| {budget:,} + random-reward control | judge `random` | " in table
+
+
+def test_probes_before_and_after_every_run(smoke):
+    _, out, result, _, _ = smoke
+    results = result["results"]
+    for key, r in results.items():
+        assert set(r["probes_start"]) == set(r["probes_end"]) == PROBE_ROWS, key
+        assert all(0.0 <= lo <= acc <= hi <= 1.0 for acc, lo, hi in r["probes_end"].values())
+    # the start is probed once per checkpoint: every seed and the control share it
+    assert results["rl/2000-seed0"]["probes_start"] == results["control/2000-seed1"]["probes_start"]
+    starts = json.loads((out / "starts.json").read_text())
+    assert starts["2000"]["probes"] == results["rl/2000-seed1"]["probes_start"]
+    table = (out / "results.md").read_text()
+    assert "Probes (`storytelling probe`, 4 items per probe" in table
+    runs = [results[f"rl/5000-seed{s}"] for s in (0, 1)]
+    start = runs[0]["probes_start"]["entity_tracking"][0]
+    end = sum(r["probes_end"]["entity_tracking"][0] for r in runs) / 2
+    formal = runs[0]["probes_start"]["formal mean"][0]
+    probe_table = table.split("Probes (")[1]
+    row = next(line for line in probe_table.splitlines() if line.startswith("| 5,000 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == f"{formal:.3f}" and cells[4] == f"{start:.3f}"
+    assert cells[5].startswith(f"{end:.3f} (") and cells[6] == f"{end - start:+.3f}"
+    assert "| 10,000 + random-reward control | " in probe_table
+    assert "\n| entity_tracking | " in table  # the per-probe table
+
+
+def test_ladder_has_perplexity_samples_references_and_the_halfway_line(smoke):
+    config, out, _, _, _ = smoke
+    ladder = (out / "ladder.md").read_text()
+    for budget in config.budgets:
+        meta = json.loads(
+            (out / "pretrain" / f"words-{budget:012d}" / "pretraining.json").read_text()
+        )
+        row = f"\n| {budget:,} | {meta['words_seen']:,} | {meta['epochs']:.2f} | {meta['val_perplexity']:.1f} | "
+        assert row in ladder
+        section = ladder.split(f"### {budget:,} words\n")[1].split("###")[0]
+        assert re.findall(r"^(\d)\. ", section, re.M) == ["1", "2", "3"]
+    assert (
+        "\n| real validation stories | " in ladder and "\n| the same, words shuffled | " in ladder
+    )
+    refs = json.loads((out / "references.json").read_text())
+    assert refs["real"]["stories"] == refs["shuffled"]["stories"] == 6  # 2nd half of 12
+    # the heuristic teacher tells real stories from word-shuffled ones (the random judge cannot)
+    assert refs["real"]["teacher"][0] > refs["shuffled"]["teacher"][0] + 0.1
+    starts = json.loads((out / "starts.json").read_text())
+    top = starts["10000"]["judges"]["random"][0]
+    line = halfway(
+        top, refs["shuffled"]["judges"]["random"][0], refs["real"]["judges"]["random"][0]
+    )
+    assert f"Halfway goal under judge `random`, top checkpoint (10,000 words): {line}." in ladder
+
+
+def test_reference_stories_are_the_real_ones_and_their_word_shuffles(tmp_path):
+    stories = [
+        f"Story {k} begins here. The cat sat on the mat today. It was happy." for k in range(6)
+    ]
+    path = tmp_path / "val.txt"
+    path.write_text("\n".join(stories) + "\n")
+    refs = reference_stories(ReproConfig(val_file=str(path), eval_stories=2))
+    assert refs["real"] == stories[3:5]  # the second half, at most eval_stories
+    for real, shuffled in zip(refs["real"], refs["shuffled"], strict=True):
+        assert shuffled != real and sorted(shuffled.split()) == sorted(real.split())
+    assert reference_stories(ReproConfig(val_file=str(path), eval_stories=2)) == refs  # seeded
+    path.write_text(stories[0] + "\n")
+    with pytest.raises(ConfigError, match="hold 1; the ladder's reference rows need at least 2"):
+        reference_stories(ReproConfig(val_file=str(path)))
+
+
+def _fake_run(budget: int, seed: int, start: float, end: float, entity: tuple[float, float]):
+    probes = {name: [0.5, 0.4, 0.6] for name in PROBE_ROWS}
+    return {
+        "budget": budget,
+        "seed": seed,
+        "start": start,
+        "end": end,
+        "judges_start": {"lm:gemma": [start / 2, 0.0, 1.0]},
+        "judges_end": {"lm:gemma": [end / 2, 0.0, 1.0]},
+        "probes_start": {**probes, "entity_tracking": [entity[0], 0.0, 1.0]},
+        "probes_end": {**probes, "entity_tracking": [entity[1], 0.0, 1.0]},
+    }
+
+
+def test_report_tables_from_known_numbers(tmp_path):
+    config = ReproConfig(budgets=(1_000, 10_000), seeds=(0, 1), teacher="lm", judges=("lm:gemma",))
+    results = {
+        "rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.6)),
+        "rl/1000-seed1": _fake_run(1_000, 1, 0.2, 0.5, (0.5, 0.8)),
+        "rl/10000-seed0": _fake_run(10_000, 0, 0.4, 0.4, (0.5, 0.5)),
+        "rl/10000-seed1": _fake_run(10_000, 1, 0.4, 0.4, (0.5, 0.5)),
+        "control/10000-seed0": _fake_run(10_000, 0, 0.4, 0.1, (0.5, 0.4)),
+        "control/10000-seed1": _fake_run(10_000, 1, 0.4, 0.3, (0.5, 0.5)),
+    }
+    starts = {
+        str(b): {"teacher": [s, 0.0, 1.0], "judges": {"lm:gemma": [s / 2, 0.0, 1.0]}, "samples": []}
+        for b, s in ((1_000, 0.2), (10_000, 0.4))
+    }
+    refs = {
+        "seed": 0,
+        "real": {"stories": 4, "teacher": [0.7, 0.6, 0.8], "judges": {"lm:gemma": [0.6, 0.5, 0.7]}},
+        "shuffled": {
+            "stories": 4,
+            "teacher": [0.1, 0.0, 0.2],
+            "judges": {"lm:gemma": [0.1, 0.0, 0.2]},
+        },
+    }
+    (tmp_path / "starts.json").write_text(json.dumps(starts))
+    (tmp_path / "references.json").write_text(json.dumps(refs))
+    table = write_report(config, results, {"rl/1000-seed0": 60.0, "rl/1000-seed1": 120.0}, tmp_path)
+    assert "| 1,000 | 0.200 | 0.400 (0.300..0.500) | +0.200 | 10,000 (+9,000) |" in table
+    control = "| 10,000 + random-reward control |"
+    assert f"{control} teacher `lm` | 0.400 | 0.200 (0.100..0.300) | -0.200 | +0.000 |" in table
+    assert f"{control} judge `lm:gemma` | 0.200 | 0.100 (0.050..0.150) | -0.100 | +0.000 |" in table
+    assert (
+        "| 1,000 | 0.500 | 0.500 (0.500..0.500) | +0.000 | 0.500 | 0.700 (0.600..0.800) | +0.200 |"
+        in table
+    )
+    assert (
+        f"{control} 0.500 | 0.500 (0.500..0.500) | +0.000 | 0.500 | 0.450 (0.400..0.500) | -0.050 |"
+        in table
+    )
+    assert "| entity_tracking | 0.500 | 0.600 | +0.100 |" in table  # the 4 runs with the teacher
+    assert "| rl | 2 | 60..120 | 3.0 |" in table
+    ladder = (tmp_path / "ladder.md").read_text()
+    assert "| 1,000 | not recorded | not recorded | not recorded | 0.200 [0.000, 1.000] |" in ladder
+    # top checkpoint: judge 0.2 against (0.1 + 0.6) / 2 = 0.35
+    assert "top checkpoint (10,000 words): 0.200 against the halfway mark 0.350" in ladder
+    assert "missed, by 0.150" in ladder
+
+
 def test_config_file_round_trips_and_rejects_unknown_fields(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"budgets": [10, 20], "seeds": [3], "model": {"n_layer": 2}}))
+    path.write_text(
+        json.dumps(
+            {"budgets": [10, 20], "seeds": [3], "model": {"n_layer": 2}, "control_budgets": [20]}
+        )
+    )
     config = ReproConfig.from_json(path)
     assert config.budgets == (10, 20) and config.seeds == (3,) and config.model.n_layer == 2
+    assert config.controls == (20,)
     path.write_text(json.dumps({"budget": [10, 20]}))
     with pytest.raises(ConfigError, match="unknown fields \\['budget'\\]"):
         ReproConfig.from_json(path)
+
+
+def test_the_old_single_control_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"budgets": [10, 20], "control_budget": 20}))
+    with pytest.raises(ConfigError, match='write "control_budgets": \\[20\\] instead'):
+        ReproConfig.from_json(path)
+    # a folder an earlier version started: refused before any stage runs
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"budgets": [10, 20], "control_budget": None}))
+    with pytest.raises(ConfigError, match="start anew with another --out"):
+        run(ReproConfig(budgets=(10, 20)), old, log=lambda *_: None)
+    assert sorted(p.name for p in old.iterdir()) == ["config.json"]
+
+
+def test_controls_default_and_bad_settings():
+    config = ReproConfig(budgets=(1, 2, 3, 4, 5, 6), seeds=(0, 1, 2))
+    assert config.controls == (4, 6)  # the middle budget and the top one
+    assert [s for s in plan(config) if s.startswith("control/")] == [
+        f"control/{b}-seed{s}" for b in (4, 6) for s in (0, 1, 2)
+    ]
+    assert ReproConfig(budgets=(1, 2), control_budgets=()).controls == ()
+    with pytest.raises(ConfigError, match=r"control_budgets \[7\] are not among the budgets"):
+        ReproConfig(budgets=(1, 2), control_budgets=(2, 7))
+    with pytest.raises(
+        ConfigError, match=r"probe_pairs must be a whole number >= 0 \(0 = no probes\), got -1"
+    ):
+        ReproConfig(probe_pairs=-1)
+    with pytest.raises(ConfigError, match="teacher_kwargs must be a JSON object"):
+        ReproConfig(teacher_kwargs="bfloat16")  # type: ignore[arg-type]
+
+
+def test_estimate_counts_every_stage_and_the_probes():
+    config = ReproConfig(
+        budgets=(1_000, 10_000),
+        seeds=(0, 1),
+        eval_stories=10,
+        probe_pairs=3,
+        control_budgets=(1_000, 10_000),
+    )
+    est = estimate(config, 1_000.0, 100.0, 2.0, len(PROBES) * 3 / 7.0)
+    assert est["start"] == pytest.approx(5.0 + 7.0)  # 10 stories at 2/s, probes 7 s
+    assert est["references"] == pytest.approx(10.0)  # two sets of 10 stories, graded
+    runs = 2 * 2 + 2 * 2  # budgets x seeds, and the controls (both budgets) x seeds
+    assert est["total"] == pytest.approx(
+        est["pretrain"] + est["references"] + 2 * est["start"] + runs * est["rl"]
+    )
+    quiet = estimate(dataclasses.replace(config, probe_pairs=0), 1_000.0, 100.0, 2.0)
+    assert est["total"] - quiet["total"] == pytest.approx((2 + runs) * 7.0)
+
+
+def test_the_issue_14_config_loads_and_plans_its_stages():
+    config = ReproConfig.from_json(EXAMPLES / "issue14.json")
+    budgets = sorted(config.budgets)
+    assert len(budgets) >= 6 and budgets[-1] / budgets[0] >= 100 and budgets[-1] >= 10_000_000
+    assert len(config.seeds) >= 3 and config.interactive_words >= 20_000
+    assert config.teacher == "lm" and config.teacher_kwargs == {"dtype": "bfloat16"}
+    # its judge is the lm teacher's default held-out judge, named
+    assert (
+        [j.label for j in config.judge_specs]
+        == [j.label for j in default_judges("lm", config.teacher_kwargs)]
+        == ["lm:gemma"]
+    )
+    assert len(config.controls) >= 2 and config.probe_pairs >= 100
+    stages = plan(config)
+    assert len(stages) == 2 + 6 + 6 * 3 + 2 * 3
+    assert estimate(config, 5_000.0, 265.0)["total"] > 0

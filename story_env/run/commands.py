@@ -376,11 +376,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         config = ReproConfig.from_json(args.config)
     else:
         config = ReproConfig()
-    result = run(
-        config, args.out, progress=not args.no_progress, rates=(args.pretrain_rate, args.rl_rate)
-    )
+    rates = (args.pretrain_rate, args.rl_rate, args.eval_rate, args.probe_rate)
+    result = run(config, args.out, progress=not args.no_progress, rates=rates)
     print(result["table"])
-    print(f"wrote {args.out}/results.md, results.json, curves.png")
+    print(f"wrote {args.out}/results.md, ladder.md, results.json, curves.png")
     return 0
 
 
@@ -394,6 +393,13 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
         "--pretrain-rate", type=float, default=3000.0, help="pretraining tokens/s for the estimate"
     )
     p.add_argument("--rl-rate", type=float, default=100.0, help="RL env steps/s for the estimate")
+    p.add_argument(
+        "--eval-rate",
+        type=float,
+        default=0.5,
+        help="evaluation stories/s (written, graded by the teacher and every judge) for the estimate",
+    )
+    p.add_argument("--probe-rate", type=float, default=30.0, help="probe items/s for the estimate")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 

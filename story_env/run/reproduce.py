@@ -1,36 +1,43 @@
 """Reproduce the paper's data-efficiency experiment at this machine's scale.
 
-Stages, each resumable (a finished stage leaves ``done.json`` and is skipped next time):
+Stages, each resumable (a finished stage is recorded and skipped next time):
 
 1. ``pretrain``: one next-word-prediction run of the tiny architecture that writes a
    checkpoint at every budget of the ladder (as the paper checkpoints by words seen).
-2. ``rl/<budget>-seed<s>``: PPO from each checkpoint against the same teacher, for the
-   same interactive word budget (prompt words + teacher words), at several seeds;
-   the teacher score is measured before and after on fixed evaluation seeds.
-3. ``control``: the same RL with the random-reward teacher from one checkpoint.
-4. ``results.md`` / ``results.json`` / ``curves.png``: the paper-style table, the
-   "NWP words equivalent" of the RL gain, and both curves.
+2. ``references``: real validation stories and the same stories word-shuffled, graded
+   by the teacher and the held-out judges: the ladder's two reference rows.
+3. ``start/<budget>``: each checkpoint before RL: the teacher's and judges' grades of
+   its stories at fixed seeds, three of them as samples, and the probes.
+4. ``rl/<budget>-seed<s>``: PPO from each checkpoint against the teacher, for the same
+   interactive word budget (prompt words + teacher words), at several seeds; graded
+   and probed again after.
+5. ``control/<budget>-seed<s>``: the same RL with the random-reward teacher, from the
+   control budgets, at every seed.
+6. ``results.md``, ``ladder.md``, ``results.json``, ``curves.png``: the paper-style
+   tables, the "NWP words equivalent" of the RL gain, the probes before and after, the
+   ladder (``story_env.run.reproduce_report``).
 """
 
 from __future__ import annotations
 
 import json
-import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agents.corpus.load import read_stories
 from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
+from agents.probes import PROBES
 from story_env.errors import ConfigError
+from story_env.prompts import PAPER_PROMPT
 from story_env.run.config import TrainConfig
 from story_env.run.evaluation import evaluate
-from story_env.run.judging import resolve_judges
-from story_env.run.plots import figure
+from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
+from story_env.run.probing import probe
+from story_env.run.reproduce_report import nwp_equivalent, write_report
 from story_env.run.training import train
 from story_env.run_folder import (
     CONFIG,
@@ -40,6 +47,15 @@ from story_env.run_folder import (
     write_atomic,
     write_config,
 )
+from story_env.teacher import StoryRequest
+from teachers.contrasts import truncate_words, word_shuffle
+
+#: Seed of the evaluation stories (the same before and after RL, at every budget).
+EVAL_SEED = 10_000
+#: Seed of the probe items (the same items before and after RL).
+PROBE_SEED = 0
+#: Seed of the word shuffle of the reference stories.
+SHUFFLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -49,12 +65,17 @@ class ReproConfig:
     Attributes:
         budgets: Pretraining word budgets (checkpoints of one run), at least 5 spanning >= 20x.
         interactive_words: RL budget per run, counted as the paper counts.
-        seeds: RL seeds per checkpoint.
+        seeds: RL seeds per checkpoint (the controls run at every one too).
         teacher: The grading teacher (RL reward and evaluation).
+        teacher_kwargs: Keyword arguments of the teacher, e.g. ``{"dtype": "bfloat16"}``
+            for ``lm`` (the random-reward control's teacher takes none).
         judges: Held-out judges grading the same evaluation stories (``NAME``,
             ``NAME:MODEL`` or ``NAME:{json}``); ``None`` = the default held-out judge.
-        control_budget: Checkpoint the random-reward control starts from (default: the middle).
-        eval_stories: Stories per evaluation (fixed seeds, same for before and after).
+        control_budgets: Checkpoints the random-reward control starts from, each at every
+            seed; ``None`` = the middle budget and the top one; ``()`` = no control.
+        probe_pairs: Items per probe, before and after RL at every budget (0 = no probes).
+        eval_stories: Stories per evaluation (fixed seeds, same for before and after), and
+            the most reference stories.
         num_envs: Stories written at once during RL.
         max_new_tokens: Story length limit.
         algo_kwargs: PPO settings.
@@ -70,8 +91,10 @@ class ReproConfig:
     interactive_words: int = 20_000
     seeds: tuple[int, ...] = (0, 1)
     teacher: str = "heuristic"
+    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
     judges: tuple[str, ...] | None = None
-    control_budget: int | None = None
+    control_budgets: tuple[int, ...] | None = None
+    probe_pairs: int = 100
     eval_stories: int = 64
     num_envs: int = 8
     max_new_tokens: int = 90
@@ -96,9 +119,23 @@ class ReproConfig:
             raise ConfigError(
                 f"budgets must be at least two positive word counts, got {self.budgets}"
             )
-        if self.control_budget is not None and self.control_budget not in budgets:
+        if not isinstance(self.teacher_kwargs, dict):
             raise ConfigError(
-                f"control_budget {self.control_budget} is not one of the budgets {budgets}"
+                f"teacher_kwargs must be a JSON object, got {self.teacher_kwargs!r}; "
+                'e.g. {"dtype": "bfloat16"}'
+            )
+        stray = sorted(set(self.control_budgets or ()) - set(budgets))
+        if stray:
+            raise ConfigError(
+                f"control_budgets {stray} are not among the budgets {budgets}; a control "
+                "starts from a checkpoint of the ladder"
+            )
+        # a judge that does not parse fails here, before any stage runs
+        resolve_judges(self.judges, self.teacher, self.teacher_kwargs)
+        pairs = self.probe_pairs
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 0:
+            raise ConfigError(
+                f"probe_pairs must be a whole number >= 0 (0 = no probes), got {pairs!r}"
             )
 
     @classmethod
@@ -107,6 +144,13 @@ class ReproConfig:
         data = json.loads(Path(path).read_text())
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object of ReproConfig fields")
+        if "control_budget" in data:
+            raise ConfigError(
+                f"{path}: control_budget (one control at one seed) became control_budgets, "
+                "a list of checkpoints each controlled at every seed: write "
+                f'"control_budgets": [{data["control_budget"] or ""}] instead, or leave it '
+                "out for the default (the middle budget and the top one)"
+            )
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(
@@ -114,25 +158,36 @@ class ReproConfig:
             )
         if isinstance(data.get("model"), dict):
             data["model"] = ModelConfig(**data["model"])
-        for key in ("budgets", "seeds", "judges"):
+        for key in ("budgets", "seeds", "judges", "control_budgets"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)
 
     @property
-    def control(self) -> int:
+    def controls(self) -> tuple[int, ...]:
+        """The checkpoints the random-reward control starts from: ``control_budgets``, or
+        the middle budget and the top one (where a gain that is not the teacher's doing
+        would mislead most: the gains to compare with grow with pretraining)."""
+        if self.control_budgets is not None:
+            return tuple(sorted(set(self.control_budgets)))
         budgets = sorted(self.budgets)
-        return self.control_budget or budgets[len(budgets) // 2]
+        return tuple(sorted({budgets[len(budgets) // 2], budgets[-1]}))
+
+    @property
+    def judge_specs(self) -> list[JudgeSpec]:
+        """The held-out judges, resolved (the default one for the teacher if ``None``)."""
+        return resolve_judges(self.judges, self.teacher, self.teacher_kwargs)
 
 
-def _rl_config(config: ReproConfig, student: str, teacher: str, seed: int) -> TrainConfig:
+def _rl_config(config: ReproConfig, student: str, control: bool, seed: int) -> TrainConfig:
     # steps is a ceiling: the interactive word budget ends the run
     words_per_story = 16 + 3
     steps = int(config.interactive_words / words_per_story * config.max_new_tokens * 2)
     return TrainConfig(
         algorithm="ppo",
         student=student,
-        teacher=teacher,
+        teacher="random" if control else config.teacher,
+        teacher_kwargs={} if control else dict(config.teacher_kwargs),
         steps=steps,
         word_budget=config.interactive_words,
         num_envs=config.num_envs,
@@ -146,25 +201,76 @@ def _rl_config(config: ReproConfig, student: str, teacher: str, seed: int) -> Tr
 
 def plan(config: ReproConfig) -> list[str]:
     """Stage names, in order."""
-    stages = ["pretrain"]
-    stages += [f"rl/{b}-seed{s}" for b in sorted(config.budgets) for s in config.seeds]
-    stages += [f"control/{config.control}-seed{config.seeds[0]}"]
+    budgets = sorted(config.budgets)
+    stages = ["pretrain", "references"]
+    stages += [f"start/{b}" for b in budgets]
+    stages += [f"rl/{b}-seed{s}" for b in budgets for s in config.seeds]
+    stages += [f"control/{b}-seed{s}" for b in config.controls for s in config.seeds]
     return stages
 
 
+def _kind(stage: str) -> str:
+    """The estimate's key of a stage: ``pretrain``, ``references``, ``start`` or ``rl``."""
+    kind = stage.split("/")[0]
+    return "rl" if kind == "control" else kind
+
+
 def estimate(
-    config: ReproConfig, tokens_per_s_pretrain: float, steps_per_s_rl: float
+    config: ReproConfig,
+    tokens_per_s_pretrain: float,
+    steps_per_s_rl: float,
+    stories_per_s_eval: float = 0.5,
+    items_per_s_probe: float = 30.0,
 ) -> dict[str, float]:
-    """Seconds each kind of stage should take, from measured rates."""
+    """Seconds each kind of stage should take, from measured rates.
+
+    Args:
+        config: The experiment.
+        tokens_per_s_pretrain: Pretraining tokens per second.
+        steps_per_s_rl: RL env steps (tokens) per second.
+        stories_per_s_eval: Evaluation stories written and graded by the teacher and every
+            judge per second (the reference stories are only graded: an upper bound).
+        items_per_s_probe: Probe items (a good and a bad text each) scored per second.
+
+    Returns:
+        ``pretrain``; ``references``; ``start`` (one checkpoint's evaluation and probes);
+        ``rl`` (one RL or control run: training, evaluation, probes); ``total`` (every
+        stage of ``plan``).
+    """
     tokens_per_word = 1.3
-    pretrain_s = max(config.budgets) * tokens_per_word / tokens_per_s_pretrain
-    rl_steps = _rl_config(config, "x", config.teacher, 0).steps / 2  # typical: half the ceiling
-    rl_s = rl_steps / steps_per_s_rl
-    return {
-        "pretrain": pretrain_s,
-        "rl": rl_s,
-        "total": pretrain_s + rl_s * (len(plan(config)) - 1),
+    evaluation = config.eval_stories / stories_per_s_eval
+    probes = config.probe_pairs * len(PROBES) / items_per_s_probe
+    # at most every story at full length (the ceiling of _rl_config is twice that)
+    rl_steps = _rl_config(config, "x", False, 0).steps / 2
+    est = {
+        "pretrain": max(config.budgets) * tokens_per_word / tokens_per_s_pretrain,
+        "references": 2 * evaluation,
+        "start": evaluation + probes,
+        "rl": rl_steps / steps_per_s_rl + evaluation + probes,
     }
+    est["total"] = sum(est[_kind(stage)] for stage in plan(config))
+    return est
+
+
+def _log_plan(
+    config: ReproConfig, out: Path, rates: Sequence[float], log: Callable[[str], None]
+) -> None:
+    """Say before it starts what each stage still to run will take."""
+    est = estimate(config, *rates)
+    todo = [stage for stage in plan(config) if not _done(out, stage)]
+    groups: dict[str, list[str]] = {}
+    for stage in todo:
+        groups.setdefault(stage.split("/")[0], []).append(stage)
+    total = sum(est[_kind(stage)] for stage in todo)
+    names = ("pretraining tokens/s", "RL steps/s", "evaluation stories/s", "probe items/s")
+    given = ", ".join(f"{n} {r:g}" for n, r in zip(names[: len(rates)], rates, strict=True))
+    log(
+        f"plan: {len(todo)} of {len(plan(config))} stages to run, about {total / 60:,.0f} min "
+        f"(estimated from {given})"
+    )
+    for group, stages in groups.items():
+        shown = ", ".join(stages) if len(stages) <= 3 else f"{stages[0]} .. {stages[-1]}"
+        log(f"  {len(stages):3d} x {est[_kind(group)] / 60:6.1f} min  {shown}")
 
 
 def run(
@@ -173,112 +279,190 @@ def run(
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
-    rates: tuple[float, float] | None = None,
+    rates: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the whole experiment and write its results."""
+    """Run (or resume) the whole experiment and write its results.
+
+    Args:
+        config: The experiment.
+        out_dir: Its folder (resumed if it holds one started with the same settings).
+        progress: Show progress bars.
+        log: Where stage messages go.
+        rates: The rates of ``estimate`` (2 to 4 of them, in its order): if given, the
+            plan of the stages still to run and their estimated time is logged first.
+
+    Raises:
+        ConfigError: The folder was started with other settings, or by the earlier
+            single-control version of this experiment.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # the run folder's guard: an experiment resumes only with the settings it began with
     settings = public_config(asdict(config))
     if (out / CONFIG).exists():
-        check_resume(read_config(out), settings, out, fix="start anew with another --out")
+        saved = read_config(out)
+        if "control_budget" in saved:
+            raise ConfigError(
+                f"{out} was started by an earlier `storytelling reproduce` (one random-reward "
+                "control, `control_budget`, and no probes or ladder); it cannot be resumed by "
+                "this one: start anew with another --out (its results stay readable as they are)"
+            )
+        check_resume(saved, settings, out, fix="start anew with another --out")
     else:
         write_config(out, settings)
     if rates is not None:
-        est = estimate(config, *rates)
-        log(
-            f"estimate: pretraining {est['pretrain'] / 60:.1f} min, each RL run {est['rl'] / 60:.1f} min, "
-            f"{len(plan(config)) - 1} RL runs, total {est['total'] / 60:.0f} min"
-        )
+        _log_plan(config, out, rates, log)
     timings = _load(out / "timings.json", {})
-    _pretrain_stage(config, out / "pretrain", timings, out, progress, log)
+    for stage in plan(config):
+        if _done(out, stage):
+            continue
+        started = time.perf_counter()
+        _run_stage(config, stage, out, progress, log)
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+        _save(out / "timings.json", timings)
     results = _load(out / "results.json", {})
-    for stage in plan(config)[1:]:
-        if stage not in results:
-            started = time.perf_counter()
-            results[stage] = _rl_stage(config, stage, out, progress, log)
-            timings[stage] = time.perf_counter() - started
-            _save(out / "results.json", results)
-            _save(out / "timings.json", timings)
-
     table = write_report(config, results, timings, out)
     return {"results": results, "timings": timings, "table": table}
 
 
+def _done(out: Path, stage: str) -> bool:
+    """Whether ``stage`` finished (its result is on disk)."""
+    kind, _, name = stage.partition("/")
+    if kind == "pretrain":
+        return (out / "pretrain" / "done.json").exists()
+    if kind == "references":
+        return (out / "references.json").exists()
+    if kind == "start":
+        return name in _load(out / "starts.json", {})
+    return stage in _load(out / "results.json", {})
+
+
+def _run_stage(
+    config: ReproConfig, stage: str, out: Path, progress: bool, log: Callable[[str], None]
+) -> None:
+    kind, _, name = stage.partition("/")
+    if kind == "pretrain":
+        _pretrain_stage(config, out / "pretrain", progress, log)
+    elif kind == "references":
+        log(f"stage {stage}: real and word-shuffled validation stories, graded")
+        _save(out / "references.json", references(config))
+    elif kind == "start":
+        _start_stage(config, int(name), out, log)
+    else:
+        results = _load(out / "results.json", {})
+        results[stage] = _rl_stage(config, stage, out, progress, log)
+        _save(out / "results.json", results)
+
+
 def _pretrain_stage(
-    config: ReproConfig,
-    pre: Path,
-    timings: dict[str, float],
-    out: Path,
-    progress: bool,
-    log: Callable[[str], None],
+    config: ReproConfig, pre: Path, progress: bool, log: Callable[[str], None]
 ) -> None:
     """Stage 1: one pretraining run with a checkpoint at every budget of the ladder."""
-    if not (pre / "done.json").exists():
-        started = time.perf_counter()
-        budgets = sorted(config.budgets)
-        pconf = PretrainConfig(
-            words=budgets[-1],
-            save_at=tuple(budgets[:-1]),
-            block_size=config.pretrain_block_size,
-            batch_size=config.pretrain_batch_size,
-            model=config.model,
+    budgets = sorted(config.budgets)
+    pconf = PretrainConfig(
+        words=budgets[-1],
+        save_at=tuple(budgets[:-1]),
+        block_size=config.pretrain_block_size,
+        batch_size=config.pretrain_batch_size,
+        model=config.model,
+    )
+    log(f"stage pretrain: {budgets[-1]:,} words, checkpoints at {budgets}")
+    pretrain(
+        pconf,
+        read_stories(config.train_file, "train"),
+        read_stories(config.val_file, "validation"),
+        pre,
+        resume=(pre / "state.pt").exists(),
+        progress=progress,
+        log=log,
+    )
+    write_atomic(pre / "done.json", "{}", "pretraining stage marker")
+
+
+def reference_stories(config: ReproConfig) -> dict[str, list[str]]:
+    """The ladder's reference stories: up to ``eval_stories`` real validation stories from
+    the second half of the split (the half the ``lm`` teacher's calibration never read),
+    cut to about 80 words as the teacher's calibration cuts them, and the same stories
+    with each sentence's words shuffled (seed ``SHUFFLE_SEED``).
+
+    Raises:
+        ConfigError: The validation split has fewer than two stories.
+    """
+    val = read_stories(config.val_file, "validation")
+    if len(val) < 2:
+        raise ConfigError(
+            f"the validation stories ({config.val_file or 'the packaged split'}) hold "
+            f"{len(val)}; the ladder's reference rows need at least 2"
         )
-        log(f"stage pretrain: {budgets[-1]:,} words, checkpoints at {budgets}")
-        pretrain(
-            pconf,
-            read_stories(config.train_file, "train"),
-            read_stories(config.val_file, "validation"),
-            pre,
-            resume=(pre / "state.pt").exists(),
-            progress=progress,
-            log=log,
-        )
-        timings["pretrain"] = timings.get("pretrain", 0.0) + time.perf_counter() - started
-        write_atomic(pre / "done.json", "{}", "pretraining stage marker")
-        _save(out / "timings.json", timings)
+    real = [truncate_words(story) for story in val[len(val) // 2 :][: config.eval_stories]]
+    rng = random.Random(SHUFFLE_SEED)
+    return {"real": real, "shuffled": [word_shuffle(story, rng) for story in real]}
+
+
+def references(config: ReproConfig) -> dict[str, Any]:
+    """The reference stories graded by the teacher and the held-out judges, as the
+    students' stories are (after the paper's prompt)."""
+    out: dict[str, Any] = {"seed": SHUFFLE_SEED}
+    for name, texts in reference_stories(config).items():
+        requests = [StoryRequest(PAPER_PROMPT, " " + text) for text in texts]
+        teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
+        graded = judge_stories([teacher], requests)[teacher.label]
+        out[name] = {
+            "stories": len(texts),
+            "teacher": graded.get("total"),
+            "judges": _totals(judge_stories(config.judge_specs, requests)),
+        }
+    return out
+
+
+def _eval_kwargs(config: ReproConfig, budget: int, out: Path) -> dict[str, Any]:
+    """One evaluation's settings: the same stories' seeds at every budget, before and after."""
+    return {
+        "student": str(out / "pretrain" / checkpoint_name(budget)),
+        "teacher": config.teacher,
+        "teacher_kwargs": dict(config.teacher_kwargs),
+        "stories": config.eval_stories,
+        "num_envs": config.num_envs,
+        "max_new_tokens": config.max_new_tokens,
+        "seed": EVAL_SEED,
+        "judges": config.judge_specs,
+    }
+
+
+def _start_stage(config: ReproConfig, budget: int, out: Path, log: Callable[[str], None]) -> None:
+    """Stage 3: one checkpoint before RL, graded, sampled and probed (once for every seed)."""
+    log(f"stage start/{budget}: the {budget:,}-word checkpoint before RL")
+    ev = evaluate(**_eval_kwargs(config, budget, out))
+    entry = {**_scores(ev), "samples": list(ev["samples"])}
+    if config.probe_pairs:
+        entry["probes"] = _probes(config, out / "pretrain" / checkpoint_name(budget))
+    starts = _load(out / "starts.json", {})
+    starts[str(budget)] = entry
+    _save(out / "starts.json", starts)
 
 
 def _rl_stage(
     config: ReproConfig, stage: str, out: Path, progress: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Stages 2 and 3: PPO from one checkpoint (or with the random-reward control), with
-    the teacher's and the judges' grades before and after."""
+    """Stages 4 and 5: PPO from one checkpoint (or with the random-reward control), with
+    the teacher's and the judges' grades and the probes before and after."""
     kind, name = stage.split("/")
     budget, seed = (int(x) for x in name.split("-seed"))
-    student = str(out / "pretrain" / checkpoint_name(budget))
-    teacher = "random" if kind == "control" else config.teacher
+    control = kind == "control"
+    ev = _eval_kwargs(config, budget, out)
+    rl = _rl_config(config, ev["student"], control, seed)
     run_dir = out / kind / name
     log(
-        f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {teacher}, "
+        f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {rl.teacher}, "
         f"{config.interactive_words:,} interactive words"
     )
-    ev = {
-        "student": student,
-        "teacher": config.teacher,
-        "stories": config.eval_stories,
-        "num_envs": config.num_envs,
-        "max_new_tokens": config.max_new_tokens,
-        "seed": 10_000,
-        "judges": resolve_judges(config.judges, config.teacher, {}),
-    }
-    # a checkpoint's starting score is the same for every seed: measure it once
-    starts = _load(out / "starts.json", {})
-    if str(budget) not in starts:
-        starts[str(budget)] = _scores(evaluate(**ev))
-        _save(out / "starts.json", starts)
-    before = starts[str(budget)]
-    summary = train(
-        _rl_config(config, student, teacher, seed),
-        run_dir,
-        resume=(run_dir / "checkpoint.json").exists(),
-        progress=progress,
-    )
+    before = _load(out / "starts.json", {})[str(budget)]
+    summary = train(rl, run_dir, resume=(run_dir / "checkpoint.json").exists(), progress=progress)
     after = _scores(evaluate(checkpoint=run_dir, **ev))
-    return {
+    result = {
         "budget": budget,
         "seed": seed,
-        "teacher": teacher,
+        "teacher": rl.teacher,
         "start": before["teacher"][0],
         "end": after["teacher"][0],
         "end_ci": after["teacher"][1:],
@@ -288,14 +472,27 @@ def _rl_stage(
         "interactive_words": summary["interactive_words"],
         "rl_steps": summary["steps"],
     }
+    if config.probe_pairs:
+        result["probes_start"] = before["probes"]
+        result["probes_end"] = _probes(config, run_dir)
+    return result
+
+
+def _probes(config: ReproConfig, target: Path) -> dict[str, list[float]]:
+    """Accuracy and 95% CI of every probe and of the pooled rows, the same items each time."""
+    report = probe(checkpoint=target, pairs=config.probe_pairs, seed=PROBE_SEED)
+    rows = [*report.probes, report.formal, report.mean]
+    return {r.name: [r.accuracy, r.ci_low, r.ci_high] for r in rows if r is not None}
+
+
+def _totals(judged: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Each judge's total (mean and 95% CI); a judge that graded no story is left out."""
+    return {label: list(v["total"]) for label, v in judged.items() if "total" in v}
 
 
 def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The teacher's and each judge's total (mean and 95% CI) of one evaluation."""
-    return {
-        "teacher": list(evaluation["teacher_score"]),
-        "judges": {k: list(v["total"]) for k, v in evaluation["judges"].items() if "total" in v},
-    }
+    return {"teacher": list(evaluation["teacher_score"]), "judges": _totals(evaluation["judges"])}
 
 
 def _load(path: Path, default: Any) -> Any:
@@ -306,140 +503,10 @@ def _save(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2), path.name)
 
 
-def nwp_equivalent(
-    budgets: Sequence[float], start_scores: Sequence[float], score: float
-) -> float | None:
-    """Pretraining words at which the pretraining curve reaches ``score``.
-
-    The curve is the mean start-of-RL score per budget, interpolated linearly in
-    log(words) between neighbouring budgets, after making it non-decreasing (running
-    maximum). ``None`` if the score is above the whole curve (beyond the ladder).
-    """
-    b = np.log(np.asarray(budgets, dtype=float))
-    s = np.maximum.accumulate(np.asarray(start_scores, dtype=float))
-    if score <= s[0]:
-        return float(budgets[0])
-    if score > s[-1]:
-        return None
-    k = int(np.searchsorted(s, score))
-    lo, hi = k - 1, k
-    frac = 0.0 if s[hi] == s[lo] else (score - s[lo]) / (s[hi] - s[lo])
-    return float(math.exp(b[lo] + frac * (b[hi] - b[lo])))
-
-
-def write_report(
-    config: ReproConfig, results: dict[str, Any], timings: dict[str, float], out: Path
-) -> str:
-    """The paper-style table, the NWP-equivalent figure and the plot."""
-    budgets = sorted(config.budgets)
-    rows, starts, ends = [], [], []
-    for b in budgets:
-        runs = [r for k, r in results.items() if k.startswith(f"rl/{b}-")]
-        if not runs:
-            continue
-        s = np.array([r["start"] for r in runs])
-        e = np.array([r["end"] for r in runs])
-        starts.append(float(s.mean()))
-        ends.append(float(e.mean()))
-        rows.append((b, s, e))
-    lines = [
-        f"Teacher `{config.teacher}` score in [0, 1] (x9 = the paper's 0..9 sum), mean over "
-        f"{config.eval_stories} stories at fixed seeds, before and after {config.interactive_words:,} "
-        f"interactive words of PPO; in parentheses the range (min..max) over seeds "
-        f"{list(config.seeds)}. NWP words equivalent: the pretraining words at which the "
-        "start-of-RL curve (running maximum, interpolated linearly in log words) reaches "
-        "the end score.",
-        "",
-        "| pretrained words | start of RL | end of RL | gain | NWP words equivalent of the end score |",
-        "|---|---|---|---|---|",
-    ]
-    done_budgets = [b for b, _, _ in rows]
-    for b, s, e in rows:
-        equiv = nwp_equivalent(done_budgets, starts, float(e.mean()))
-        equiv_txt = (
-            f"{equiv:,.0f} ({equiv - b:+,.0f})" if equiv is not None else f"> {done_budgets[-1]:,}"
-        )
-        lines.append(
-            f"| {b:,} | {s.mean():.3f} ({s.min():.3f}..{s.max():.3f}) | {e.mean():.3f} "
-            f"({e.min():.3f}..{e.max():.3f}) | {e.mean() - s.mean():+.3f} | {equiv_txt} |"
-        )
-    lines += _judge_lines(rows_by_budget(results, budgets))
-    controls = [r for k, r in results.items() if k.startswith("control/")]
-    for r in controls:
-        lines.append(
-            f"| {r['budget']:,} + random-reward control | {r['start']:.3f} | {r['end']:.3f} | "
-            f"{r['end'] - r['start']:+.3f} | |"
-        )
-    lines += [
-        "",
-        "Wall time per stage (s): " + ", ".join(f"{k} {v:,.0f}" for k, v in timings.items()),
-    ]
-    table = "\n".join(lines) + "\n"
-    (out / "results.md").write_text(table)
-    if rows:
-        _plot(out, done_budgets, starts, ends, [(r["budget"], r["end"]) for r in controls])
-    return table
-
-
-def rows_by_budget(results: dict[str, Any], budgets: Sequence[int]) -> list[list[dict]]:
-    """The RL results of each budget (seeds together), budgets with none left out."""
-    rows = [[r for k, r in results.items() if k.startswith(f"rl/{b}-")] for b in budgets]
-    return [r for r in rows if r]
-
-
-def _judge_lines(rows: list[list[dict]]) -> list[str]:
-    """The held-out judges' table: the same stories, graded by models never the reward."""
-    labels = sorted({k for runs in rows for r in runs for k in r.get("judges_end", {})})
-    lines: list[str] = []
-    for label in labels:
-        have = [runs for runs in rows if all(label in r.get("judges_end", {}) for r in runs)]
-        if not have:
-            continue
-        budgets = [runs[0]["budget"] for runs in have]
-        starts = [float(np.mean([r["judges_start"][label][0] for r in runs])) for runs in have]
-        lines += [
-            "",
-            f"Held-out judge `{label}` (never the reward), total in [0, 1] on the same stories:",
-            "",
-            "| pretrained words | start of RL | end of RL | gain | NWP words equivalent |",
-            "|---|---|---|---|---|",
-        ]
-        for b, s0, runs in zip(budgets, starts, have, strict=True):
-            e = np.array([r["judges_end"][label][0] for r in runs])
-            equiv = nwp_equivalent(budgets, starts, float(e.mean()))
-            eq = f"{equiv:,.0f} ({equiv - b:+,.0f})" if equiv is not None else f"> {budgets[-1]:,}"
-            lines.append(
-                f"| {b:,} | {s0:.3f} | {e.mean():.3f} ({e.min():.3f}..{e.max():.3f}) | "
-                f"{e.mean() - s0:+.3f} | {eq} |"
-            )
-    return lines
-
-
-def _plot(
-    out: Path,
-    budgets: list[int],
-    starts: list[float],
-    ends: list[float],
-    controls: list[tuple[int, float]],
-) -> None:
-    with figure(out / "curves.png", (6, 4)) as ax:
-        ax.plot(budgets, starts, "o-", label="after pretraining (start of RL)")
-        ax.plot(budgets, ends, "s-", label="after interactive RL (end)")
-        if controls:
-            x, y = zip(*controls, strict=True)
-            ax.plot(x, y, "kx", markersize=9, label="random-reward control (end)")
-        ax.set_xscale("log")
-        ax.set_xticks(budgets, [f"{b:,}" for b in budgets], rotation=30)
-        ax.minorticks_off()
-        ax.set_xlabel("pretraining words seen")
-        ax.set_ylabel("teacher score")
-        ax.legend()
-        ax.set_title("Interactive learning vs more next-word prediction")
-
-
 def smoke_config(train_file: str, val_file: str) -> ReproConfig:
     """Tiny budgets for a test run of the whole pipeline (well under two minutes), with the
-    ``random`` teacher as its held-out judge (the columns are filled, nothing is loaded)."""
+    ``random`` teacher as its held-out judge (the columns are filled, nothing is loaded)
+    and a few probe items."""
     return ReproConfig(
         budgets=(500, 1_000, 2_000, 5_000, 10_000),
         interactive_words=200,
@@ -455,7 +522,17 @@ def smoke_config(train_file: str, val_file: str) -> ReproConfig:
         val_file=val_file,
         # a judge that costs nothing: the smoke run checks the pipeline, not the stories
         judges=("random",),
+        probe_pairs=4,
     )
 
 
-__all__ = ["ReproConfig", "estimate", "nwp_equivalent", "plan", "run", "smoke_config"]
+__all__ = [
+    "ReproConfig",
+    "estimate",
+    "nwp_equivalent",
+    "plan",
+    "reference_stories",
+    "references",
+    "run",
+    "smoke_config",
+]
