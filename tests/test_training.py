@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -55,6 +56,10 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
     cache = IncrementalLM(model, pad, slack=slack)
     compactions, compact = [], cache._compact
     cache._compact = lambda: (compactions.append(1), compact())
+    ways: list[str] = []  # how restarted rows' prompts entered the cache
+    for way in ("_overwrite", "_append"):
+        method = getattr(cache, way)
+        setattr(cache, way, lambda *a, _m=method, _w=way: (ways.append(_w), _m(*a)))
     for step in range(80):
         with torch.no_grad():
             torch.testing.assert_close(
@@ -70,6 +75,9 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
                 ids[i, lengths[i]] = int(rng.integers(0, 400))
                 lengths[i] += 1
     assert slack or len(compactions) >= 3
+    # both ways are exercised: into a row's own freed columns, and as new columns when
+    # the cache is narrower than the prompt (right after a compaction or a prefill)
+    assert ways.count("_overwrite") >= 10 and ways.count("_append") >= 1, ways
     assert 1 <= len(cache.prompts) <= len(pool)  # each prompt computed once, then reused
     cache.clear()
     assert not cache.prompts  # new weights, new prompt keys/values
@@ -368,6 +376,110 @@ def test_episode_order_keeps_episodes_whole():
         seen.add(chunk)
         i += len(chunk)
     assert seen == chunks
+
+
+def test_minibatch_cuts_move_to_story_boundaries_when_one_is_near():
+    from agents.rl.buffers import minibatch_cuts
+
+    # stories of 60, 70, 50, 80 (ends 60, 130, 180, 260) and 40 steps (300), minibatch 128:
+    # SB3 cuts at 128 and 256; both move to the nearest story end within 32
+    assert minibatch_cuts([60, 70, 50, 80, 40], 128) == [0, 130, 260, 300]
+    # one story of 300 steps: no boundary near, so SB3's cuts stay (inside the story)
+    assert minibatch_cuts([300], 128) == [0, 128, 256, 300]
+    # a boundary 40 steps away (> 128 // 4) is too far: the cut stays at 128
+    assert minibatch_cuts([88, 200], 128) == [0, 128, 256, 288]
+    # as many minibatches as SB3 makes; each cut moves a quarter of the size at most
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lengths = rng.integers(1, 90, size=int(rng.integers(1, 40))).tolist()
+        cuts = minibatch_cuts(lengths, 256)
+        total = sum(lengths)
+        assert cuts[0] == 0 and cuts[-1] == total and cuts == sorted(set(cuts))
+        assert len(cuts) - 1 == -(-total // 256)
+        sb3 = list(range(0, total, 256))
+        assert all(abs(c - t) <= 64 for c, t in zip(cuts[1:-1], sb3[1:], strict=True))
+
+
+class _Quiet:
+    """The callback protocol ``collect_rollouts`` drives, doing nothing."""
+
+    def on_rollout_start(self) -> None: ...
+    def on_rollout_end(self) -> None: ...
+    def update_locals(self, _locals: dict) -> None: ...
+    def on_step(self) -> bool:
+        return True
+
+
+def test_ppo_minibatches_end_where_stories_end(student):
+    venv = make_sb3_vec_env(num_envs=4, student=student, max_new_tokens=12)
+    config = TrainConfig(student=student, num_envs=4, algo_kwargs={"n_steps": 48, "batch_size": 32})
+    model = build_algorithm(config, venv)
+    model.learn(total_timesteps=1)  # a first rollout, stories in flight
+    buffer = model.rollout_buffer
+    model.collect_rollouts(venv, _Quiet(), buffer, n_rollout_steps=48)
+    starts = buffer.episode_starts.copy()
+    stories = {  # flat (env-major) index -> (env, story number within the env)
+        env * 48 + t: (env, int(starts[1 : t + 1, env].sum()))
+        for env in range(4)
+        for t in range(48)
+    }
+    np.random.seed(0)
+    batches = [b.observations for b in buffer.get(32)]
+    assert sum(len(b) for b in batches) == 4 * 48
+    assert len(batches) == -(-4 * 48 // 32)  # SB3's count of minibatches
+    # replay the order the buffer used: each story lies in one minibatch only
+    np.random.seed(0)
+    from agents.rl.buffers import episode_segments, minibatch_cuts
+
+    segments = episode_segments(starts)
+    order = np.concatenate(segments)
+    cuts = minibatch_cuts([len(s) for s in segments], 32)
+    assert [len(b) for b in batches] == [b - a for a, b in itertools.pairwise(cuts)]
+    assert [len(b) for b in batches] != [32] * len(batches)  # not SB3's cuts
+    where = {}
+    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
+        for idx in order[a:b]:
+            where.setdefault(stories[int(idx)], set()).add(i)
+    split = [k for k, v in where.items() if len(v) > 1]
+    # a story of at most 12 steps always has a boundary within 8 of a cut
+    assert not split, split
+
+
+def test_policy_evaluates_actions_as_sb3s_categorical_does(student):
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=10)
+    model = build_algorithm(TrainConfig(student=student, num_envs=2), venv)
+    policy = model.policy
+    obs = torch.as_tensor(venv.reset()).float()
+    actions = torch.tensor([3, 250])
+    ours = policy.evaluate_actions(obs, actions)
+    sb3 = ActorCriticPolicy.evaluate_actions(policy, obs, actions)
+    for a, b in zip(ours, sb3, strict=True):
+        torch.testing.assert_close(a, b)
+    head = policy.action_net.weight
+    grads = [
+        torch.autograd.grad(out[1].sum() + out[2].sum(), head)[0]
+        for out in (ours, policy.evaluate_actions(obs, actions), sb3)
+    ][1:]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert grads[0].abs().sum() > 0
+
+
+def test_adam_is_fused_unless_the_user_chose(student):
+    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=10)
+    fused = build_algorithm(TrainConfig(student=student, num_envs=2), venv)
+    assert fused.policy.optimizer.param_groups[0]["fused"] is True
+    chosen = build_algorithm(
+        TrainConfig(
+            student=student,
+            num_envs=2,
+            algo_kwargs={"policy_kwargs": {"optimizer_kwargs": {"foreach": True}}},
+        ),
+        venv,
+    )
+    group = chosen.policy.optimizer.param_groups[0]
+    assert group["foreach"] is True and not group["fused"]
 
 
 @pytest.mark.parametrize("shuffled", [False, True])

@@ -110,10 +110,16 @@ class _CausalLMMixin:
         self.action_net = self.features_extractor.model.get_output_embeddings()  # type: ignore[attr-defined]
         torch.nn.init.zeros_(self.value_net.weight)  # type: ignore[attr-defined]
         torch.nn.init.zeros_(self.value_net.bias)  # type: ignore[attr-defined]
+        kwargs = dict(self.optimizer_kwargs)  # type: ignore[attr-defined]
+        if issubclass(self.optimizer_class, torch.optim.Adam | torch.optim.AdamW) and not (  # type: ignore[attr-defined]
+            {"fused", "foreach"} & kwargs.keys()
+        ):
+            # one kernel per step (transformers' Trainer defaults to fused AdamW too):
+            # torch's per-tensor loop took 9.6 ms a step for the tiny student on CPU,
+            # fused 2.2 ms, and PPO steps once per minibatch
+            kwargs["fused"] = True
         self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
-            self.parameters(),
-            lr=lr_schedule(1),
-            **self.optimizer_kwargs,  # type: ignore[attr-defined]
+            self.parameters(), lr=lr_schedule(1), **kwargs
         )
 
     def set_training_mode(self, mode: bool) -> None:
@@ -142,6 +148,21 @@ class CausalLMPolicy(_CausalLMMixin, ActorCriticPolicy):
 
     def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:
         return sample_tokens(self.action_net(self.extract_features(observation)), deterministic)[0]
+
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values, log-probabilities of ``actions`` and entropies, for the update.
+
+        The same quantities as SB3's (through ``Categorical``) from one ``log_softmax``:
+        ``Categorical`` normalises the logits, takes a softmax for the entropy and
+        validates them, about a sixth of a tiny student's update over 4,096 tokens.
+        """
+        features = self.extract_features(obs)
+        logp = torch.log_softmax(self.action_net(features).float(), dim=-1)
+        log_prob = logp.gather(1, actions.long().reshape(-1, 1))[:, 0]
+        entropy = -(logp.exp() * logp).sum(dim=-1)
+        return self.value_net(features), log_prob, entropy
 
 
 def sample_tokens(
