@@ -4,16 +4,20 @@ During rollouts each env slot's sequence grows by one token per step, and a slot
 ends starts again from a new prompt. ``IncrementalLM`` keeps the model's past
 key/values for every slot, so a step costs one token's forward pass per slot; a slot
 that restarts takes its new prompt's keys and values (computed once per prompt, alone,
-and remembered until the weights change) as new columns of the shared cache, masked
-out for the other slots.
+and remembered until the weights change) into its own last columns, freed by its
+finished story (or, when the cache is narrower than the prompt, as new columns masked
+out for the other slots).
 When the cache grows ``slack`` columns wider than its longest live row, each row's valid
 entries are gathered to the right (no recomputation: keys and values already carry their
 positions), so the cache, and the cost of every step, stays near the longest live row.
 
-The cache is a ``transformers.DynamicCache`` used through its public methods only: the
+The cache is a ``transformers.DynamicCache`` used through its public methods: the
 model takes and returns it as ``cache`` (transformers 5.24 renamed ``past_key_values``,
 which goes in 5.40), new columns join through ``Cache.update`` and a compacted cache is
-a new ``DynamicCache`` filled the same way; nothing writes a layer's tensors directly.
+a new ``DynamicCache`` filled the same way. The one direct write is a restarted slot's
+prompt into its own freed columns of the layer tensors ``Cache.update`` last made
+(``DynamicLayer`` concatenates into new tensors, so no other cache shares them); the
+tests compare every step with a full recompute.
 """
 
 from __future__ import annotations
@@ -119,23 +123,18 @@ class IncrementalLM:
         hidden = self.hidden
         if restart.any():
             # a restarted row's new prompt is computed once (alone, then remembered until
-            # the weights change); its keys/values join the batch cache as new columns,
-            # masked out for every other row
+            # the weights change); its keys/values go into the row's own last columns,
+            # which held its finished story, or, when the cache is narrower than the
+            # prompt, join the batch cache as new columns, masked out for every other row
             rows = torch.nonzero(restart)[:, 0].tolist()
             entries = [self._prompt(tuple(ids[r, : lengths[r]].tolist())) for r in rows]
             hidden = hidden.clone()
-            cols = torch.zeros(len(ids), width_r, dtype=self.mask.dtype)
             for r, (_, last) in zip(rows, entries, strict=True):
                 hidden[r] = last
-                cols[r, width_r - int(lengths[r]) :] = 1
-            for i, (keys, _) in enumerate(layer_states(self.past)):
-                n, heads, _, dim = keys.shape
-                grown = keys.new_zeros(2, n, heads, width_r, dim)  # new keys and values
-                for r, (kv, _) in zip(rows, entries, strict=True):
-                    for k in (0, 1):
-                        grown[k, r, :, width_r - kv[i][k].shape[1] :] = kv[i][k]
-                self.past.update(grown[0], grown[1], i)  # appended as new columns
-            self.mask = torch.cat([self.mask, cols], dim=1)
+            if width_r <= self.mask.shape[1]:
+                self._overwrite(rows, entries, lengths)
+            else:
+                self._append(rows, entries, lengths, width_r)
         if extend.any():
             # one new token per extended row; other rows feed a masked dummy token
             token = ids.gather(1, prev.clamp(max=width - 1)[:, None]).masked_fill(
@@ -154,6 +153,39 @@ class IncrementalLM:
         self.hidden = hidden
         self.tokens, self.lengths = ids.clone(), lengths.clone()
         return self.hidden
+
+    def _overwrite(self, rows: list[int], entries: list[Any], lengths: torch.Tensor) -> None:
+        """Write restarted rows' prompt keys/values into each row's own last columns.
+
+        The columns held the row's finished story, masked out already; nothing else
+        reads them. The layer tensors are the ones the last ``Cache.update`` made (it
+        concatenates into new tensors), so writing into them touches no other cache.
+        """
+        assert self.past is not None and self.mask is not None
+        width = self.mask.shape[1]
+        for i, (keys, values) in enumerate(layer_states(self.past)):
+            for r, (kv, _) in zip(rows, entries, strict=True):
+                keys[r, :, width - kv[i][0].shape[1] :] = kv[i][0]
+                values[r, :, width - kv[i][1].shape[1] :] = kv[i][1]
+        for r in rows:
+            self.mask[r, width - int(lengths[r]) :] = 1
+
+    def _append(
+        self, rows: list[int], entries: list[Any], lengths: torch.Tensor, width_r: int
+    ) -> None:
+        """Restarted rows' prompt keys/values as ``width_r`` new columns of the cache."""
+        assert self.past is not None and self.mask is not None
+        cols = torch.zeros(len(lengths), width_r, dtype=self.mask.dtype)
+        for r in rows:
+            cols[r, width_r - int(lengths[r]) :] = 1
+        for i, (keys, _) in enumerate(layer_states(self.past)):
+            n, heads, _, dim = keys.shape
+            grown = keys.new_zeros(2, n, heads, width_r, dim)  # new keys and values
+            for r, (kv, _) in zip(rows, entries, strict=True):
+                for k in (0, 1):
+                    grown[k, r, :, width_r - kv[i][k].shape[1] :] = kv[i][k]
+            self.past.update(grown[0], grown[1], i)  # appended as new columns
+        self.mask = torch.cat([self.mask, cols], dim=1)
 
     def _prompt(self, prompt: tuple[int, ...]) -> tuple[LayerStates, torch.Tensor]:
         """Keys/values (per layer, each (heads, P, dim)) and last hidden state of a prompt."""

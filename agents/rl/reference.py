@@ -145,16 +145,13 @@ class ReferenceVecEnv(VecEnvWrapper):
                 past, reused = self._past(env, tokens, int(lengths[t0, env]))
                 stories.append((env, t0, t1, reused, tokens))
                 rows.append((past, tokens[reused:]))
-        out = torch.empty(n_steps, n_envs)
-        head = self.model.get_output_embeddings()
         self._carry = {}
+        wanted, where = [], []  # each story's hidden states at its steps, and their slots
         for (env, t0, t1, reused, tokens), (hidden, states) in zip(
             stories, continue_rows(self.model, rows), strict=True
         ):
-            logits = head(hidden[lengths[t0:t1, env] - 1 - reused]).float()
-            out[t0:t1, env] = torch.log_softmax(logits, dim=-1).gather(
-                1, actions[t0:t1, env, None]
-            )[:, 0]
+            wanted.append(hidden[lengths[t0:t1, env] - 1 - reused])
+            where.append(torch.arange(t0, t1) * n_envs + env)
             first = int(lengths[t0, env]) - 1  # the story's first row, less its last token
             if reused == 0 and first > 0 and bool(buffer.episode_starts[t0, env]):
                 if len(self._prompts) >= 64:
@@ -163,7 +160,17 @@ class ReferenceVecEnv(VecEnvWrapper):
                 self._prompts[key] = [(k[:, :, :first], v[:, :, :first]) for k, v in states]
             if t1 == n_steps:
                 self._carry[env] = (tokens, states)
-        return out.numpy()
+        # the head and softmax over many stories at once (per story, they cost a seventh
+        # of the pass), in chunks that keep the logits small for a large vocabulary
+        slots, hidden = torch.cat(where), torch.cat(wanted)
+        taken = actions.ravel()[slots, None]
+        head, out = self.model.get_output_embeddings(), torch.empty(n_steps * n_envs)
+        for i in range(0, len(slots), 1024):
+            logits = head(hidden[i : i + 1024]).float()
+            out[slots[i : i + 1024]] = torch.log_softmax(logits, -1).gather(1, taken[i : i + 1024])[
+                :, 0
+            ]
+        return out.reshape(n_steps, n_envs).numpy()
 
     def _past(self, env: int, tokens: torch.Tensor, first: int) -> tuple[Any, int]:
         """The keys and values a story can reuse, and how many of its tokens they cover.
