@@ -117,12 +117,17 @@ def main() -> None:
         f" ({natural_tps / gen_tps:.2f} of generate)"
     )
 
-    train_tps = max(training_rollout(args, length) for _ in range(args.repeats))
+    train_tps, phases = max(
+        (training_rollout(args, length) for _ in range(args.repeats)), key=lambda r: r[0]
+    )
     print(
         f"rollout as training runs it (natural endings, KL reference, heuristic teacher, "
         f"{args.n_steps}-step rollouts): {train_tps:,.0f} tokens/s "
         f"({train_tps / gen_tps:.2f} of generate; goal >= 0.85)"
     )
+    # each phase's seconds per token, as a share of generate's seconds per token
+    shares = ", ".join(f"{k} {v * gen_tps:.2f}" for k, v in phases.items())
+    print(f"  its phases in units of generate's time for the same tokens: {shares}")
 
     # 3. PPO update on one rollout (n_steps = length) vs plain forward+backward
     algo.learn(total_timesteps=1)  # set up the logger and buffers
@@ -175,8 +180,12 @@ def main() -> None:
     )
 
 
-def training_rollout(args: argparse.Namespace, length: int, rollouts: int = 4) -> float:
-    """Tokens/s of ``rollouts`` consecutive rollouts as ``train`` runs them (after one warm-up).
+def training_rollout(
+    args: argparse.Namespace, length: int, rollouts: int = 4
+) -> tuple[float, dict[str, float]]:
+    """Tokens/s of ``rollouts`` consecutive rollouts as ``train`` runs them (after one
+    warm-up), and the seconds per token of each phase: the policy's steps (all but the
+    rest), the cache rebuild after an update, the teacher, the reference pass.
 
     Each rollout: the policy cache is dropped first (as an update does), SB3 collects
     ``n_steps`` steps, then the teacher grades the rollout's stories in one batch and the
@@ -199,20 +208,40 @@ def training_rollout(args: argparse.Namespace, length: int, rollouts: int = 4) -
     algo.learn(total_timesteps=1)  # set up the logger, buffers and the first observation
     buffer = algo.rollout_buffer
 
+    spent = {"cache rebuild": 0.0, "teacher": 0.0, "reference": 0.0}
+
+    def timed(phase: str, fn: Any) -> Any:
+        def run(*a: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*a)
+            finally:
+                spent[phase] += time.perf_counter() - start
+
+        return run
+
+    cache = algo.policy.features_extractor.incremental
+    cache._prefill = timed("cache rebuild", cache._prefill)
+    grade, end = timed("teacher", venv.grade_pending), timed("reference", venv.end_rollout)
+
     class EndOfRollout(_NullCallback):
         def on_rollout_end(self) -> None:
-            venv.grade_pending()
-            venv.end_rollout(buffer, None, lambda *_: None)
+            grade()
+            end(buffer, None, lambda *_: None)
 
     def one() -> None:
         algo.policy.set_training_mode(True)  # an update drops the cache
         algo.collect_rollouts(venv, EndOfRollout(), buffer, n_rollout_steps=args.n_steps)
 
     one()  # warm-up: stories in flight from here on
+    spent.update(dict.fromkeys(spent, 0.0))
     start = time.perf_counter()
     for _ in range(rollouts):
         one()
-    return rollouts * args.n_steps * args.num_envs / (time.perf_counter() - start)
+    total, tokens = time.perf_counter() - start, rollouts * args.n_steps * args.num_envs
+    phases = {"policy steps and env": (total - sum(spent.values())) / tokens}
+    phases.update({k: v / tokens for k, v in spent.items()})
+    return tokens / total, phases
 
 
 def _adam_flags(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
