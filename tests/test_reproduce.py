@@ -84,6 +84,8 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
     assert all("random" in r["judges_end"] for r in results.values())
     assert set(result["timings"]) == set(plan(config))  # every stage's wall time
     assert result["timings"]["pretrain"] > 0 and result["timings"]["references"] > 0
+    # the pretraining run takes the experiment's learning rate
+    assert json.loads((out / "pretrain" / "config.json").read_text())["lr"] == config.pretrain_lr
     assert "| control | 4 |" in table and "| start | 5 |" in table
     started = time.perf_counter()
     again = run(config, out, progress=False, log=lambda *_: None)

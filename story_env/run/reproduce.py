@@ -83,6 +83,7 @@ class ReproConfig:
         model: The student architecture.
         pretrain_batch_size: Sequences per pretraining step.
         pretrain_block_size: Tokens per pretraining sequence.
+        pretrain_lr: Peak learning rate of the pretraining run (``PretrainConfig.lr``).
         train_file: Stories to pretrain on (one per line); default the packaged corpus.
         val_file: Validation stories; default the packaged corpus.
     """
@@ -110,6 +111,7 @@ class ReproConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain_batch_size: int = 16
     pretrain_block_size: int = 128
+    pretrain_lr: float = PretrainConfig.lr
     train_file: str | None = None
     val_file: str | None = None
 
@@ -364,6 +366,7 @@ def _pretrain_stage(
         save_at=tuple(budgets[:-1]),
         block_size=config.pretrain_block_size,
         batch_size=config.pretrain_batch_size,
+        lr=config.pretrain_lr,
         model=config.model,
     )
     log(f"stage pretrain: {budgets[-1]:,} words, checkpoints at {budgets}")
@@ -518,6 +521,7 @@ def smoke_config(train_file: str, val_file: str) -> ReproConfig:
         model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=128, vocab_size=400),
         pretrain_batch_size=4,
         pretrain_block_size=32,
+        pretrain_lr=3e-3,
         train_file=train_file,
         val_file=val_file,
         # a judge that costs nothing: the smoke run checks the pipeline, not the stories
