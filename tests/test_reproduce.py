@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from story_env.run.reproduce import (
     smoke_config,
 )
 from story_env.run.reproduce_report import halfway, write_report
+from story_env.run_folder import GitError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
 PROBE_ROWS = {*PROBES, "formal mean", "mean"}
@@ -108,6 +111,48 @@ def test_the_plan_and_its_estimate_are_said_before_any_stage(smoke):
         f"    4 x {est['rl'] / 60:6.1f} min  control/2000-seed0 .. control/10000-seed1",
     ]
     assert logged[6].startswith("stage pretrain: 10,000 words")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_commit_records_each_stage_and_the_report_but_no_weights(smoke, tmp_path):
+    """With ``commit``, each stage and the report so far are committed from the out folder
+    (what its .gitignore allows); other changes in the repository stay uncommitted."""
+    config, out, result, _, _ = smoke
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (("init", "-q"), ("config", "user.email", "t@e.org"), ("config", "user.name", "t")):
+        _git(repo, *args)
+    (repo / ".gitignore").write_text("*.pt\n*.safetensors\n*.zip\n**/pretrain/words-*/\n")
+    (repo / "other.txt").write_text("the lead's work\n")
+    exp = repo / "exp"
+    shutil.copytree(out, exp)
+    results = json.loads((exp / "results.json").read_text())
+    del results["control/10000-seed1"]  # one stage left to run
+    shutil.rmtree(exp / "control" / "10000-seed1")
+    (exp / "results.json").write_text(json.dumps(results))
+    again = run(config, exp, progress=False, log=lambda *_: None, commit=True)
+    assert set(again["results"]) == set(result["results"])
+    log = _git(repo, "log", "--format=%s").splitlines()
+    # the stage's commit holds the report too, so the final one had nothing to add
+    assert len(log) == 1
+    assert log[0].startswith("reproduce exp: stage control/10000-seed1 done in ")
+    assert log[0].endswith("(21 of 21 stages), committed as it goes")
+    tracked = _git(repo, "ls-files").splitlines()
+    assert "exp/results.json" in tracked and "exp/results.md" in tracked
+    assert not [f for f in tracked if f.endswith((".pt", ".safetensors", ".zip"))]
+    assert _git(repo, "status", "--porcelain").splitlines() == ["?? .gitignore", "?? other.txt"]
+
+
+def test_commit_outside_a_repository_fails_before_any_stage(smoke, tmp_path):
+    config = smoke[0]
+    with pytest.raises(GitError, match="rev-parse"):
+        run(config, tmp_path / "exp", progress=False, log=lambda *_: None, commit=True)
+    assert not (tmp_path / "exp" / "pretrain").exists()
 
 
 def test_controls_are_reported_per_budget_under_teacher_and_judges(smoke):

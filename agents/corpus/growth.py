@@ -12,8 +12,6 @@ command, it first seals and commits what a killed run left in the live work file
 from __future__ import annotations
 
 import logging
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,8 @@ from agents.corpus.workdir import (
     seal,
     work_lock,
 )
-from story_env.errors import ConfigError, GenerationError, StorytellingError
-from story_env.run_folder import read_config
+from story_env.errors import ConfigError, GenerationError
+from story_env.run_folder import GitError, commit_paths, git, read_config
 
 logger = logging.getLogger(__name__)
 
@@ -38,32 +36,6 @@ GITIGNORE = (
     "raw.jsonl\n.lock\n*.tmp\n"
 )
 """The ``.gitignore`` ``grow --commit`` puts in a work directory that has none."""
-
-GIT_RETRIES = 12
-"""Tries of a git command that finds another git's ``index.lock`` (5 s apart)."""
-
-
-class GitError(StorytellingError, RuntimeError):
-    """A git command of ``grow --commit`` failed."""
-
-
-def _git(work_dir: Path, *args: str) -> str:
-    """Run git in ``work_dir``, retrying while another git holds the index lock.
-
-    Raises:
-        GitError: git failed for another reason, or the lock stayed.
-    """
-    attempt = 1
-    while True:
-        done = subprocess.run(
-            ["git", *args], cwd=work_dir, capture_output=True, text=True, check=False
-        )
-        if done.returncode == 0:
-            return done.stdout
-        if "index.lock" not in done.stderr or attempt == GIT_RETRIES:
-            raise GitError(f"`git {' '.join(args)}` in {work_dir} failed: {done.stderr.strip()}")
-        attempt += 1
-        time.sleep(5)
 
 
 def commit_progress(work_dir: Path, message: str) -> None:
@@ -84,11 +56,8 @@ def commit_progress(work_dir: Path, message: str) -> None:
     if base:
         names += [BASE_FILE, str(base["file"])] + ([base["datasheet"]] if base["datasheet"] else [])
     names = [n for n in names if (work_dir / n).exists()]
-    _git(work_dir, "add", "--", *names)
-    if not _git(work_dir, "diff", "--cached", "--name-only", "--", *names).strip():
+    if not commit_paths(work_dir, names, message):
         logger.info("[corpus] nothing new to commit")
-        return
-    _git(work_dir, "commit", "--quiet", "-m", message, "--", *names)
 
 
 def _check(name: str, value: float | None, low: float, fix: str) -> None:
@@ -148,7 +117,7 @@ def grow(
         raise ConfigError(f"--servers ({servers}) must not exceed --workers ({workers})")
     prompt_set(prompt_version)
     if commit:
-        _git(work_dir if work_dir.exists() else Path.cwd(), "rev-parse", "--show-toplevel")
+        git(work_dir if work_dir.exists() else Path.cwd(), "rev-parse", "--show-toplevel")
     command = command or corpus_command()
     parts: list[str] = []
     with work_lock(work_dir):

@@ -377,7 +377,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         config = ReproConfig()
     rates = (args.pretrain_rate, args.rl_rate, args.eval_rate, args.probe_rate)
-    result = run(config, args.out, progress=not args.no_progress, rates=rates)
+    result = run(config, args.out, progress=not args.no_progress, rates=rates, commit=args.commit)
     print(result["table"])
     print(f"wrote {args.out}/results.md, ladder.md, results.json, curves.png")
     return 0
@@ -400,6 +400,12 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
         help="evaluation stories/s (written, graded by the teacher and every judge) for the estimate",
     )
     p.add_argument("--probe-rate", type=float, default=30.0, help="probe items/s for the estimate")
+    p.add_argument(
+        "--commit",
+        action="store_true",
+        help="commit --out to git after each stage (results and tables, not weights), so a "
+        "stopped session loses at most the stage in progress",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 

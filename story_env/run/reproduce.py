@@ -42,6 +42,8 @@ from story_env.run.training import train
 from story_env.run_folder import (
     CONFIG,
     check_resume,
+    commit_paths,
+    git,
     public_config,
     read_config,
     write_atomic,
@@ -282,6 +284,7 @@ def run(
     progress: bool = True,
     log: Callable[[str], None] = print,
     rates: Sequence[float] | None = None,
+    commit: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment and write its results.
 
@@ -292,13 +295,19 @@ def run(
         log: Where stage messages go.
         rates: The rates of ``estimate`` (2 to 4 of them, in its order): if given, the
             plan of the stages still to run and their estimated time is logged first.
+        commit: After each stage, write the report so far and commit the folder to git
+            (what its ``.gitignore`` allows: results, logs and tables, not weights), so a
+            stopped session loses at most the stage in progress.
 
     Raises:
         ConfigError: The folder was started with other settings, or by the earlier
             single-control version of this experiment.
+        GitError: ``commit`` and git failed (e.g. the folder is not in a repository).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if commit:  # not in a repository: say so now, not after the first stage's hours
+        git(out, "rev-parse", "--show-toplevel")
     # the run folder's guard: an experiment resumes only with the settings it began with
     settings = public_config(asdict(config))
     if (out / CONFIG).exists():
@@ -322,8 +331,19 @@ def run(
         _run_stage(config, stage, out, progress, log)
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
         _save(out / "timings.json", timings)
+        if commit:
+            write_report(config, _load(out / "results.json", {}), timings, out)
+            done = sum(_done(out, s) for s in plan(config))
+            commit_paths(
+                out,
+                ["."],
+                f"reproduce {out.name}: stage {stage} done in {timings[stage] / 60:.1f} min "
+                f"({done} of {len(plan(config))} stages), committed as it goes",
+            )
     results = _load(out / "results.json", {})
     table = write_report(config, results, timings, out)
+    if commit:
+        commit_paths(out, ["."], f"reproduce {out.name}: report of the finished experiment")
     return {"results": results, "timings": timings, "table": table}
 
 
