@@ -86,12 +86,6 @@ def test_packaged_stories_are_clean(packaged: dict[str, list[str]]) -> None:
         assert clean_story(story) == (story, "ok")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14: the corpus grows to 2.5M words in agents/data/work (committed parts); "
-    "the packaged splits switch to it only when it gets there and the students are rebuilt "
-    "(the tiny default and the docs' figures are pretrained on the packaged 505k words)",
-)
 def test_packaged_corpus_has_at_least_2_5m_words(packaged: dict[str, list[str]]) -> None:
     words = sum(count_words(s) for stories in packaged.values() for s in stories)
     assert words >= 2_500_000
