@@ -199,6 +199,16 @@ def test_the_end_exposed_by_trimming_is_removed() -> None:
     assert clean_story(story) == (story, "ok")
 
 
+def test_a_last_sentence_ending_in_the_end_is_kept() -> None:
+    """Only a "The end." of its own is a marker; "... at the end." is the story's own
+    sentence (a packaged story lost its last sentence on a second cleaning before)."""
+    for last in (" They met at the end.", ' She said, "It waits at the end."'):
+        story, reason = clean_story(GOOD + last)
+        assert (story, reason) == (GOOD + last, "ok")
+    assert clean_story(GOOD + ' "The end."') == (GOOD, "ok")
+    assert clean_story(GOOD + " The end. The End!") == (GOOD, "ok")
+
+
 def test_web_junk_is_rejected_but_birds_may_tweet() -> None:
     assert clean_story(GOOD + " Scroll down for image credits.")[1] == "junk"
     assert clean_story(GOOD + " Original Story: Kiki and Lola.")[1] == "junk"

@@ -84,8 +84,11 @@ _WEB_RE = re.compile(
     re.IGNORECASE,
 )
 _JUNK_RE = re.compile(r"https?:|www\.|<\||\|>|```|[{}<>\[\]\\|=_~^@#*$%]")
+# "The end." as a sentence of its own at the very end (not "... at the end.", which is
+# the last sentence of a story: removing those words would leave it unfinished).
 _THE_END_RE = re.compile(
-    r"(?:\s*[\"']?\s*(?:and\s+)?the\s+end\s*[.!]*\s*[\"']?\s*)+$", re.IGNORECASE
+    r"(?:(?<=[.!?\"')])\s+|^\s*)(?:[\"']?\s*(?:and\s+)?the\s+end\s*[.!]*\s*[\"']?\s*)+$",
+    re.IGNORECASE,
 )
 # A sentence ends with "!"/"?" (or a run of them) or a single "." (not "..", "..." which
 # are ellipses), then optional closing quotes or brackets, then a space or the end.
