@@ -100,3 +100,57 @@ def test_the_trainable_contract_holds_for_lm_students_only(random_lm_student):
     assert not is_trainable(RandomStudent())
     marked = {e.name for e in registry().entries("student") if e.trainable}
     assert marked == {"tiny", "smollm2", "hf"}
+
+
+@pytest.fixture
+def small_recipe(tmp_path, monkeypatch):
+    """The tiny machinery on a 2,000-word recipe, shipping into a temporary folder."""
+    import dataclasses
+
+    from agents.students import tiny
+
+    recipe = dataclasses.replace(tiny.TINY_RECIPE, words=2_000, model=SMALL, block_size=32)
+    monkeypatch.setattr(tiny, "TINY_RECIPE", recipe)
+    monkeypatch.setattr(tiny, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setenv("STORYTELLING_CACHE_DIR", str(tmp_path / "cache"))
+    return tiny
+
+
+def test_shipped_weights_are_used_while_they_match_the_recipe(small_recipe, monkeypatch):
+    tiny = small_recipe
+    built = tiny.build_tiny(progress=False)  # nothing shipped yet: built into the cache
+    assert built.parent.parent == tiny.cache_root() / "students"
+    shipped = tiny.ship_tiny(built)
+    assert tiny.build_tiny(progress=False) == shipped
+    assert tiny.shipped_key() == tiny.recipe_key(tiny.TINY_RECIPE)
+    student = tiny.tiny_student()
+    assert student.context_length == tiny.TINY_RECIPE.model.n_positions
+    # --rebuild ignores the shipped copy
+    assert tiny.build_tiny(progress=False, rebuild=True) == built
+    # a changed recipe makes the shipped copy stale: the new recipe is built instead
+    import dataclasses
+
+    changed = dataclasses.replace(tiny.TINY_RECIPE, lr=5e-4)
+    monkeypatch.setattr(tiny, "TINY_RECIPE", changed)
+    fresh = tiny.build_tiny(progress=False)
+    assert fresh != shipped and fresh.parent == tiny.tiny_dir(changed)
+
+
+def test_shipping_a_checkpoint_short_of_the_recipe_is_refused(small_recipe):
+    tiny = small_recipe
+    short = tiny.build_tiny(1_000, progress=False)
+    with pytest.raises(ConfigError, match="saw 1000 words; the default recipe needs 2,000"):
+        tiny.ship_tiny(short)
+
+
+def test_the_shipped_default_matches_the_recipe_and_corpus():
+    """Weights in the package come from TINY_RECIPE on the committed corpus (not stale)."""
+    from agents.students import tiny
+
+    assert tiny.shipped_key() == tiny.recipe_key(tiny.TINY_RECIPE), (
+        "agents/data/students/tiny was built from another recipe or corpus; rebuild it with "
+        "`storytelling build-student tiny --rebuild` and ship it with agents.students.tiny.ship_tiny"
+    )
+    assert (tiny.SHIPPED_DIR / "MODEL_CARD.md").is_file()
+    size = sum(f.stat().st_size for f in tiny.SHIPPED_DIR.iterdir())
+    assert size <= 20 * 2**20

@@ -37,7 +37,21 @@ def cmd_build_student(args: argparse.Namespace) -> int:
         from story_env.errors import ConfigError
 
         raise ConfigError(f"only the 'tiny' student is built by the project; got {args.name!r}")
-    print(build_tiny(args.words))
+    folder = build_tiny(args.words, rebuild=args.rebuild)
+    print(folder)
+    if args.rebuild:
+        import json
+
+        from agents.students.tiny import SHIPPED_DIR
+
+        rebuilt = json.loads((folder / "pretraining.json").read_text())["val_perplexity"]
+        shipped_file = SHIPPED_DIR / "pretraining.json"
+        if shipped_file.is_file():
+            shipped = json.loads(shipped_file.read_text())["val_perplexity"]
+            print(
+                f"validation perplexity: rebuilt {rebuilt:.2f}, shipped {shipped:.2f} "
+                f"({100 * (rebuilt / shipped - 1):+.1f}%)"
+            )
     return 0
 
 
@@ -69,7 +83,7 @@ def add_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positions", type=int, default=256)
     p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--state-every", type=int, default=50, help="steps between resumable states")
     p.add_argument("--no-progress", action="store_true")
@@ -78,5 +92,13 @@ def add_pretrain(p: argparse.ArgumentParser) -> None:
 
 def add_build_student(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", default="tiny")
-    p.add_argument("--words", type=count, default=None, help="pretraining budget")
+    p.add_argument(
+        "--words", type=count, default=None, help="pretraining budget (default: the recipe's)"
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build the default recipe into the cache although its weights ship, and compare "
+        "its validation perplexity with the shipped one",
+    )
     p.set_defaults(func=cmd_build_student)

@@ -82,7 +82,7 @@ class PretrainConfig:
     save_at: tuple[int, ...] = ()
     block_size: int = 128
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 1e-3
     warmup: float = 0.02
     weight_decay: float = 0.1
     seed: int = 0
