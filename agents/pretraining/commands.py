@@ -39,7 +39,7 @@ def cmd_build_student(args: argparse.Namespace) -> int:
         raise ConfigError(f"only the 'tiny' student is built by the project; got {args.name!r}")
     folder = build_tiny(args.words, rebuild=args.rebuild)
     print(folder)
-    if args.rebuild:
+    if args.rebuild and args.words is None:  # only the recipe's own budget is comparable
         import json
 
         from agents.students.tiny import SHIPPED_DIR
