@@ -330,7 +330,7 @@ def _grade(feats: _Features) -> tuple[float, float, float]:
     if feats.words == 0:
         return 0.0, 0.0, 0.0
     gate = (
-        _clip((feats.words - 3) / 27.0)
+        rubric.length_factor(feats.words)
         * feats.script
         * _clip((feats.real - 0.6) / 0.35)
         * _clip((feats.diversity - 0.5) / 0.25)

@@ -9,8 +9,11 @@ three measurements of what it predicted become the three dimensions:
   weak evidence);
 * **coherence**: what the story's order is worth: the mean log-probability per token of
   the story as written minus the mean over two other orders of the same sentences
-  (reversed, and the second half first). Events that follow from one another are
-  easier to predict in their order; shuffled, spliced or salad text gains nothing;
+  (reversed, and the second half first), scaled by the story's share of the rubric's
+  80-word piece (a two-sentence story's order shows what one sentence boundary shows,
+  and per token it was worth more than a whole story's). Events that follow from one
+  another are easier to predict in their order; shuffled, spliced or salad text gains
+  nothing;
 * **creativity**: lexical variety (the expected distinct words per word of a 25-word
   sample, which neither the story's length nor its word order changes) discounted for
   word n-grams copied from the prompt, and gated by readability, so it never pays for
@@ -18,8 +21,9 @@ three measurements of what it predicted become the three dimensions:
 
 Each measurement goes through a monotone map onto ``0..3`` fitted on held-out corpus
 stories and their corruptions (``teachers/data/lm_calibration.json``, versioned like the
-rubric, built by ``storytelling calibrate-lm``). Every dimension is multiplied by a
-repetition gate: loops, a repeated sentence or one word over and over (which language
+rubric, built by ``storytelling calibrate-lm``). Every dimension is multiplied by the
+rubric's length factor (``teachers.rubric.length_factor``, shared with the heuristic: 0
+below 3 words, full from 30), by a repetition gate: loops, a repeated sentence or one word over and over (which language
 models like) score near 0; and by the rubric's grader-talk rule
 (``teachers.rubric.grader_talk``, shared with the heuristic): a story that addresses its
 grader or praises itself loses 70% or 40% per pattern, as the rubric tells LLM judges.
@@ -150,6 +154,7 @@ class Measurements:
     gate: float
     talk: float
     tokens: int
+    words: int
 
 
 SHRINK_TOKENS = 8
@@ -165,17 +170,21 @@ def measure(
     """Raw measurements from the story's log-probs in order and in the ``REORDERINGS``.
 
     Order gain: how much more likely the story is in its own sentence order than in the
-    reorderings (their mean log-probability), per token. Two reorderings rather than
+    reorderings (their mean log-probability), per token, times the story's share of the
+    rubric's piece (``min(1, words / PIECE_WORDS)``): the gain of a short story sits at
+    one or two sentence boundaries, and per token it outscored whole stories (PPO wrote
+    "there was a little girl. She was very happy." for coherence 3). Two reorderings rather than
     one make the comparison less noisy: on held-out stories against their sentence
     shuffles, SmolLM2's order gain ordered 87% of the pairs right against the reversed
     order alone and 91% against the mean of reversed and rotated.
     """
     lp = np.concatenate(forward.in_context) if forward.in_context else np.zeros(0)
     total, n = float(lp.sum()), len(lp)
+    words = rubric.word_count(request.story)
     fluency = (total + SHRINK_TOKENS * salad_fluency) / (n + SHRINK_TOKENS)
     if len(forward.in_context) > 1 and all(r.tokens == n for r in reordered):
         others = np.mean([float(np.concatenate(r.in_context).sum()) for r in reordered])
-        order_gain = (total - float(others)) / n
+        order_gain = (total - float(others)) / n * min(1.0, words / rubric.PIECE_WORDS)
     else:
         order_gain = 0.0  # one sentence: its order shows nothing
     return Measurements(
@@ -185,6 +194,7 @@ def measure(
         gate=repetition_gate(request.story),
         talk=rubric.grader_talk_factor(request.story),
         tokens=n,
+        words=words,
     )
 
 
@@ -259,7 +269,7 @@ class Calibration:
 
     def grade(self, m: Measurements, max_score: float = 3.0) -> dict[str, float]:
         """The three dimensions of one story."""
-        gate = m.gate * m.talk
+        gate = m.gate * m.talk * rubric.length_factor(m.words)
         readability = self.fluency(m.fluency, max_score) * gate
         coherence = self.order_gain(m.order_gain, max_score) * gate
         creativity = self.variety(m.variety, max_score) * gate * readability / max_score
@@ -267,7 +277,7 @@ class Calibration:
 
 
 _MEASURES = ("fluency", "order_gain", "variety")
-CALIBRATION_VERSION = "lm-calibration-v3"
+CALIBRATION_VERSION = "lm-calibration-v4"
 """Bump when the measurements, the gate or the map change (old cached grades then miss)."""
 
 
@@ -419,7 +429,7 @@ class LMTeacher(JudgeTeacher):
             raw = (
                 f"fluency {m.fluency:.3f} order_gain {m.order_gain:+.3f} variety "
                 f"{m.variety:.3f} repetition gate {m.gate:.2f} grader talk {m.talk:.2f} "
-                f"tokens {m.tokens}"
+                f"tokens {m.tokens} words {m.words}"
             )
             out.append(Scores.from_values(values, self.max_score, raw))
         return out

@@ -31,6 +31,13 @@ MAX_SCORE = 3
 MIN_WORDS = 3
 """A story with fewer words than this is "shorter than one sentence" and scores 0 0 0."""
 
+FULL_WORDS = 30
+"""Words a story needs before it can earn full marks (``length_factor``): the rubric
+judges "a piece of about 80 words", and a sentence or two is not yet a story."""
+
+PIECE_WORDS = 80
+"""The length the rubric judges a story at ("a piece of about 80 words")."""
+
 SYSTEM_PROMPT = """\
 You grade very short stories written by a small student language model.
 
@@ -90,6 +97,14 @@ def defuse(text: str) -> str:
 def word_count(text: str) -> int:
     """Words made of letters (numbers and symbols do not count)."""
     return len(_WORD.findall(text))
+
+
+def length_factor(words: int) -> float:
+    """The share of full marks a story of ``words`` words can earn: 0 below ``MIN_WORDS``,
+    rising linearly to 1 at ``FULL_WORDS``. Rule-based teachers multiply every dimension
+    by it, so writing less never pays (PPO on a likelihood grader found one or two short,
+    plain sentences otherwise)."""
+    return min(1.0, max(0.0, (words - MIN_WORDS) / (FULL_WORDS - MIN_WORDS)))
 
 
 def is_below_one_sentence(story: str) -> bool:

@@ -81,7 +81,8 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
     assert results["control/2000-seed1"]["start"] == results["rl/2000-seed0"]["start"]
     table = (out / "results.md").read_text()
     assert "NWP words equivalent" in table and "random-reward control" in table
-    assert table.count("\n| 1,000 |") == 3  # the teacher's table, the judge's, the probes'
+    # the teacher's table, the judge's, the length table and the probes'
+    assert table.count("\n| 1,000 |") == 4
     assert (out / "curves.png").stat().st_size > 0
     assert "Held-out judge `random` (never the reward)" in table
     assert all("random" in r["judges_end"] for r in results.values())
@@ -90,6 +91,7 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
     # the pretraining run takes the experiment's learning rate
     assert json.loads((out / "pretrain" / "config.json").read_text())["lr"] == config.pretrain_lr
     assert "| control | 4 |" in table and "| start | 5 |" in table
+    assert "| audit | 19 |" in table
     started = time.perf_counter()
     again = run(config, out, progress=False, log=lambda *_: None)
     assert again["results"] == results  # every stage is skipped on a rerun
@@ -100,17 +102,18 @@ def test_the_plan_and_its_estimate_are_said_before_any_stage(smoke):
     config, _, _, _, logged = smoke
     est = estimate(config, 3e3, 1e2, 0.5, 30)
     assert logged[0] == (
-        f"plan: 21 of 21 stages to run, about {est['total'] / 60:,.0f} min (estimated from "
+        f"plan: 40 of 40 stages to run, about {est['total'] / 60:,.0f} min (estimated from "
         "pretraining tokens/s 3000, RL steps/s 100, evaluation stories/s 0.5, probe items/s 30)"
     )
-    assert logged[1:6] == [
+    assert logged[1:7] == [
         f"    1 x {est['pretrain'] / 60:6.1f} min  pretrain",
         f"    1 x {est['references'] / 60:6.1f} min  references",
         f"    5 x {est['start'] / 60:6.1f} min  start/500 .. start/10000",
         f"   10 x {est['rl'] / 60:6.1f} min  rl/500-seed0 .. rl/10000-seed1",
         f"    4 x {est['rl'] / 60:6.1f} min  control/2000-seed0 .. control/10000-seed1",
+        f"   19 x {est['audit'] / 60:6.1f} min  audit/start/500 .. audit/control/10000-seed1",
     ]
-    assert logged[6].startswith("stage pretrain: 10,000 words")
+    assert logged[7].startswith("stage pretrain: 10,000 words")
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -138,10 +141,12 @@ def test_commit_records_each_stage_and_the_report_but_no_weights(smoke, tmp_path
     again = run(config, exp, progress=False, log=lambda *_: None, commit=True)
     assert set(again["results"]) == set(result["results"])
     log = _git(repo, "log", "--format=%s").splitlines()
-    # the stage's commit holds the report too, so the final one had nothing to add
-    assert len(log) == 1
-    assert log[0].startswith("reproduce exp: stage control/10000-seed1 done in ")
-    assert log[0].endswith("(21 of 21 stages), committed as it goes")
+    # the run again, then its audit (the old one was of the run it replaced); each
+    # stage's commit holds the report too, so the final one had nothing to add
+    assert len(log) == 2
+    assert log[1].startswith("reproduce exp: stage control/10000-seed1 done in ")
+    assert log[0].startswith("reproduce exp: stage audit/control/10000-seed1 done in ")
+    assert log[0].endswith("(40 of 40 stages), committed as it goes")
     tracked = _git(repo, "ls-files").splitlines()
     assert "exp/results.json" in tracked and "exp/results.md" in tracked
     assert not [f for f in tracked if f.endswith((".pt", ".safetensors", ".zip"))]
@@ -355,8 +360,13 @@ def test_estimate_counts_every_stage_and_the_probes():
     assert est["start"] == pytest.approx(5.0 + 7.0)  # 10 stories at 2/s, probes 7 s
     assert est["references"] == pytest.approx(10.0)  # two sets of 10 stories, graded
     runs = 2 * 2 + 2 * 2  # budgets x seeds, and the controls (both budgets) x seeds
+    assert est["audit"] == pytest.approx(5.0 / 2)
     assert est["total"] == pytest.approx(
-        est["pretrain"] + est["references"] + 2 * est["start"] + runs * est["rl"]
+        est["pretrain"]
+        + est["references"]
+        + 2 * est["start"]
+        + runs * est["rl"]
+        + (2 + runs) * est["audit"]
     )
     quiet = estimate(dataclasses.replace(config, probe_pairs=0), 1_000.0, 100.0, 2.0)
     assert est["total"] - quiet["total"] == pytest.approx((2 + runs) * 7.0)
@@ -376,5 +386,52 @@ def test_the_issue_14_config_loads_and_plans_its_stages():
     )
     assert len(config.controls) >= 2 and config.probe_pairs >= 100
     stages = plan(config)
-    assert len(stages) == 2 + 6 + 6 * 3 + 2 * 3
+    assert len(stages) == 2 + 6 + 6 * 3 + 2 * 3 + 30  # and every evaluation audited
+    assert stages[-30:] == [f"audit/{s}" for s in stages[2:32]]
     assert estimate(config, 5_000.0, 265.0)["total"] > 0
+
+
+def test_audit_writes_every_evaluation_again_and_measures_its_length(smoke):
+    config, out, _, _, _ = smoke
+    audit = json.loads((out / "audit.json").read_text())
+    evaluated = [s for s in plan(config) if s.startswith(("start/", "rl/", "control/"))]
+    assert sorted(audit) == sorted(evaluated)
+    for entry in audit.values():
+        assert len(entry["story_words"]) == len(entry["stories"]) == config.eval_stories
+        assert entry["words"][0] == pytest.approx(sum(entry["story_words"]) / config.eval_stories)
+        assert 0.0 <= entry["heuristic"][0] <= 1.0
+        assert set(entry["judges"]) == {"random"}
+        assert entry["versions"]["lm"].startswith("lm-calibration-v")
+    # the same seeds write the same stories as the graded evaluation
+    assert all(audit[f"start/{b}"]["same_stories"] for b in config.budgets)
+    table = (out / "results.md").read_text()
+    assert "| 1,000 | " in table.split("Audit: each evaluation written again")[1]
+
+
+def test_audit_table_from_known_numbers(tmp_path):
+    config = ReproConfig(budgets=(1_000, 10_000), seeds=(0, 1), teacher="lm", judges=("lm:gemma",))
+    results = {
+        "rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.6)),
+        "rl/1000-seed1": _fake_run(1_000, 1, 0.2, 0.5, (0.5, 0.8)),
+    }
+
+    def entry(words, heuristic, judge):
+        return {
+            "words": [words, 0, 0],
+            "heuristic": [heuristic, 0, 1],
+            "judges": {"lm:gemma": [judge, 0, 1]},
+            "versions": {"lm": "lm-calibration-v9"},
+        }
+
+    audit = {
+        "start/1000": entry(70.0, 0.6, 0.5),
+        "rl/1000-seed0": entry(10.0, 0.2, 0.1),
+        "rl/1000-seed1": entry(40.0, 0.4, 0.6),
+    }
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    table = write_report(config, results, {}, tmp_path)
+    assert "grading code of the audit (lm lm-calibration-v9)" in table
+    assert (
+        "| 1,000 | 70.0 -> 25.0 (10.0..40.0) | 0.600 -> 0.300 (0.200..0.400) (-0.300) | "
+        "0.500 -> 0.350 (0.100..0.600) (-0.150) |" in table
+    )

@@ -14,7 +14,13 @@ import pytest
 from story_env.errors import ConfigError
 from story_env.teacher import StoryRequest
 from teachers.calibrate import load_calibration as load_labelled
-from teachers.contrasts import contrast_sets, sentence_shuffle, splice, word_shuffle
+from teachers.contrasts import (
+    contrast_sets,
+    sentence_shuffle,
+    splice,
+    truncate_words,
+    word_shuffle,
+)
 from teachers.lm import (
     CALIBRATION_FILE,
     CALIBRATION_VERSION,
@@ -151,6 +157,30 @@ def test_a_story_beats_its_word_salad_and_batching_does_not_change_grades(teache
     assert "fluency" in batch[0].raw
 
 
+# what PPO wrote against calibration v3 (results/issue14 story logs, make demo): one or
+# two short, plain sentences, graded 0.52-0.76, above real stories
+PPO_FOUND = (
+    " there was a little girl. She was very happy.",
+    " there was a little girl who lived next door.",
+    " there was a ladybug named Ella. She had many friends.",
+    " there was a kind fox named Bruno who helped people eat his. He tried everything.",
+    " there was a small man who had never dreamed of living somewhere. He found a cat!",
+)
+
+
+def test_one_or_two_short_sentences_score_far_below_real_stories(teacher):
+    from agents.corpus import load_corpus
+    from story_env.prompts import PAPER_PROMPT
+
+    val = load_corpus("validation")
+    real = [truncate_words(s) for s in val[len(val) // 2 :][:16]]  # never calibrated on
+    grades = teacher.score([StoryRequest(PAPER_PROMPT, " " + t) for t in (*real, *PPO_FOUND)])
+    median = statistics.median(g.total for g in grades[: len(real)])
+    for story, grade in zip(PPO_FOUND, grades[len(real) :], strict=True):
+        assert grade.total < median / 2, (story, grade.total, median)
+        assert f"words {len(story.split())}" in grade.raw
+
+
 def test_close_drops_the_scorer_and_the_next_score_builds_it_again(teacher):
     request = [StoryRequest("Once upon a time,", STORY)]
     before, scorer = teacher.score(request)[0], teacher.scorer
@@ -182,3 +212,11 @@ def test_a_changed_model_or_calibration_misses_the_cache(tmp_path):
     assert recalibrated.config_digest != first.config_digest
     other_model = {**first.grade_config(), "model": "gemma"}
     assert other_model != first.grade_config()
+
+
+def test_length_factor_is_zero_below_one_sentence_and_full_from_30_words():
+    from teachers.rubric import length_factor
+
+    assert length_factor(0) == length_factor(3) == 0.0
+    assert length_factor(16) == pytest.approx(13 / 27)
+    assert length_factor(30) == length_factor(200) == 1.0

@@ -592,6 +592,17 @@ def test_evaluation_takes_the_same_number_of_stories_from_every_slot(student):
     assert result["stories"] == 6 and result["teacher_score"] == again["teacher_score"]
 
 
+def test_evaluation_reports_words_per_story_beside_the_grades(student):
+    # a grader that prefers short text is gamed by writing less: the length shows it
+    result = evaluate(student=student, stories=6, num_envs=4, max_new_tokens=20, seed=3)
+    counts = result["story_words"]
+    assert len(counts) == 6 and all(isinstance(n, int) and n >= 0 for n in counts)
+    assert result["words"][0] == pytest.approx(np.mean(counts))
+    assert result["words"][1] <= result["words"][0] <= result["words"][2]
+    assert [len(s.split()) for s in result["texts"]] == counts
+    assert result["texts"][:3] == result["samples"]
+
+
 def test_lm_trpo_actor_gradients_equal_sb3_contribs_per_parameter_ones(student):
     import copy
 

@@ -150,12 +150,19 @@ def _policy_and_env(
 def _summary(
     results: list[dict[str, Any]], seed: int, teacher: str, judges: Sequence[JudgeSpec]
 ) -> dict[str, Any]:
-    """Mean and 95% CI per dimension and of the teacher score; the judges' grades."""
+    """Mean and 95% CI per dimension and of the teacher score; the stories (``texts``) and
+    their words (each story's count in ``story_words``, their mean and CI in ``words``);
+    the judges' grades."""
     summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
     summary["ci_method"] = CI_METHOD
     for dim in results[0]["scores"]:
         summary[dim] = mean_ci([r["scores"][dim] for r in results])
     summary["teacher_score"] = mean_ci([r["teacher_score"] for r in results])
+    # length is reported beside every grade: a grader that prefers short text can be
+    # gamed by writing less, and the words per story show when a gain came with that
+    summary["texts"] = [r["story"] for r in results]
+    summary["story_words"] = [len(text.split()) for text in summary["texts"]]
+    summary["words"] = mean_ci(summary["story_words"])
     summary["samples"] = [r["story"] for r in results[:3]]
     requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
     summary["judges"] = judge_stories(judges, requests)

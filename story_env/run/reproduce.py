@@ -13,7 +13,12 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
    and probed again after.
 5. ``control/<budget>-seed<s>``: the same RL with the random-reward teacher, from the
    control budgets, at every seed.
-6. ``results.md``, ``ladder.md``, ``results.json``, ``curves.png``: the paper-style
+6. ``audit/<stage>``: the stories of every start and run evaluation written again (same
+   seeds, same stories) and measured: words per story, the grade of ``AUDIT_JUDGE`` (a
+   rule-based judge of another kind than the likelihood graders) and the held-out
+   judges' grades under the code as it is when the audit runs (a judge mended after
+   the runs, e.g. a new ``lm`` calibration, grades the same stories again).
+7. ``results.md``, ``ladder.md``, ``results.json``, ``curves.png``: the paper-style
    tables, the "NWP words equivalent" of the RL gain, the probes before and after, the
    ladder (``story_env.run.reproduce_report``).
 """
@@ -58,6 +63,9 @@ EVAL_SEED = 10_000
 PROBE_SEED = 0
 #: Seed of the word shuffle of the reference stories.
 SHUFFLE_SEED = 0
+#: The audit's judge of another kind: rule-based (word frequencies, sentence and story
+#: structure) with a length gate (full marks need 30 words), never the reward here.
+AUDIT_JUDGE = "heuristic"
 
 
 @dataclass(frozen=True)
@@ -210,11 +218,16 @@ def plan(config: ReproConfig) -> list[str]:
     stages += [f"start/{b}" for b in budgets]
     stages += [f"rl/{b}-seed{s}" for b in budgets for s in config.seeds]
     stages += [f"control/{b}-seed{s}" for b in config.controls for s in config.seeds]
-    return stages
+    return [*stages, *(f"audit/{s}" for s in stages if s.startswith(_AUDITED))]
+
+
+#: The stages whose evaluation the audit writes again.
+_AUDITED = ("start/", "rl/", "control/")
 
 
 def _kind(stage: str) -> str:
-    """The estimate's key of a stage: ``pretrain``, ``references``, ``start`` or ``rl``."""
+    """The estimate's key of a stage: ``pretrain``, ``references``, ``start``, ``rl`` or
+    ``audit``."""
     kind = stage.split("/")[0]
     return "rl" if kind == "control" else kind
 
@@ -238,8 +251,9 @@ def estimate(
 
     Returns:
         ``pretrain``; ``references``; ``start`` (one checkpoint's evaluation and probes);
-        ``rl`` (one RL or control run: training, evaluation, probes); ``total`` (every
-        stage of ``plan``).
+        ``rl`` (one RL or control run: training, evaluation, probes); ``audit`` (one
+        evaluation again, graded by the judges and the rule-based judge, not the teacher:
+        about half an evaluation); ``total`` (every stage of ``plan``).
     """
     tokens_per_word = 1.3
     evaluation = config.eval_stories / stories_per_s_eval
@@ -251,6 +265,7 @@ def estimate(
         "references": 2 * evaluation,
         "start": evaluation + probes,
         "rl": rl_steps / steps_per_s_rl + evaluation + probes,
+        "audit": evaluation / 2,
     }
     est["total"] = sum(est[_kind(stage)] for stage in plan(config))
     return est
@@ -356,6 +371,8 @@ def _done(out: Path, stage: str) -> bool:
         return (out / "references.json").exists()
     if kind == "start":
         return name in _load(out / "starts.json", {})
+    if kind == "audit":
+        return name in _load(out / "audit.json", {})
     return stage in _load(out / "results.json", {})
 
 
@@ -370,10 +387,18 @@ def _run_stage(
         _save(out / "references.json", references(config))
     elif kind == "start":
         _start_stage(config, int(name), out, log)
+    elif kind == "audit":
+        audit = _load(out / "audit.json", {})
+        audit[name] = _audit_stage(config, name, out, log)
+        _save(out / "audit.json", audit)
     else:
         results = _load(out / "results.json", {})
         results[stage] = _rl_stage(config, stage, out, progress, log)
         _save(out / "results.json", results)
+    audit = _load(out / "audit.json", {})
+    if kind != "audit" and stage in audit:  # an audit of the run this one replaced
+        del audit[stage]
+        _save(out / "audit.json", audit)
 
 
 def _pretrain_stage(
@@ -427,15 +452,48 @@ def references(config: ReproConfig) -> dict[str, Any]:
     students' stories are (after the paper's prompt)."""
     out: dict[str, Any] = {"seed": SHUFFLE_SEED}
     for name, texts in reference_stories(config).items():
-        requests = [StoryRequest(PAPER_PROMPT, " " + text) for text in texts]
-        teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
-        graded = judge_stories([teacher], requests)[teacher.label]
-        out[name] = {
-            "stories": len(texts),
-            "teacher": graded.get("total"),
-            "judges": _totals(judge_stories(config.judge_specs, requests)),
-        }
+        out[name] = {"stories": len(texts), **_graded(config, texts)}
     return out
+
+
+def _graded(config: ReproConfig, texts: Sequence[str]) -> dict[str, Any]:
+    """Stories after the paper's prompt graded by the teacher (``teacher``: total, mean and
+    95% CI) and the held-out judges (``judges``)."""
+    requests = [StoryRequest(PAPER_PROMPT, " " + text) for text in texts]
+    teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
+    return {
+        "teacher": judge_stories([teacher], requests)[teacher.label].get("total"),
+        "judges": _totals(judge_stories(config.judge_specs, requests)),
+    }
+
+
+def _audit_stage(config: ReproConfig, target: str, out: Path, log: Callable[[str], None]) -> dict:
+    """Stage 6: one evaluation of ``target`` (``start/<budget>`` or a run stage) written
+    again at the same seeds: the stories, words per story (each story's count, and their
+    mean and 95% CI), the total of ``AUDIT_JUDGE`` and of every held-out judge under the
+    code of now (``versions`` names the grading code's versions). The stories are the
+    graded ones when generation is deterministic; for a start the three samples are
+    compared with the recorded ones and ``same_stories`` says whether they match."""
+    from teachers.lm import CALIBRATION_VERSION as LM_CALIBRATION
+    from teachers.rubric import RUBRIC_VERSION
+
+    kind, name = target.split("/")
+    budget = int(name.split("-seed")[0])
+    log(f"stage audit/{target}: its evaluation stories again: words, `{AUDIT_JUDGE}`, judges")
+    ev = {**_eval_kwargs(config, budget, out), "teacher": AUDIT_JUDGE, "teacher_kwargs": {}}
+    checkpoint = None if kind == "start" else out / kind / name
+    result = evaluate(checkpoint=checkpoint, **ev)
+    entry = {
+        "words": list(result["words"]),
+        "story_words": result["story_words"],
+        AUDIT_JUDGE: list(result["teacher_score"]),
+        "judges": _totals(result["judges"]),
+        "versions": {"lm": LM_CALIBRATION, "rubric": RUBRIC_VERSION},
+        "stories": result["texts"],
+    }
+    if kind == "start":
+        entry["same_stories"] = result["samples"] == _load(out / "starts.json", {})[name]["samples"]
+    return entry
 
 
 def _eval_kwargs(config: ReproConfig, budget: int, out: Path) -> dict[str, Any]:

@@ -3,8 +3,9 @@ student ladder) and ``curves.png``.
 
 Every figure is read from the stage files of ``story_env.run.reproduce``:
 ``results.json`` (RL and control runs), ``starts.json`` (each checkpoint before RL),
-``references.json`` (real and word-shuffled stories) and each checkpoint's
-``pretraining.json``. Nothing is measured here, and a figure that is missing is said to
+``references.json`` (real and word-shuffled stories), ``audit.json`` (each evaluation
+written again: words per story, the rule-based judge, the judges regraded) and each
+checkpoint's ``pretraining.json``. Nothing is measured here, and a figure that is missing is said to
 be missing, never filled in.
 """
 
@@ -78,6 +79,7 @@ def write_report(
     lines = _teacher_lines(config, rows)
     lines += _judge_lines(rows)
     lines += _control_lines(config, results)
+    lines += audit_lines(config, results, _load(out / "audit.json"))
     lines += _probe_lines(config, results)
     lines += [
         "",
@@ -141,10 +143,10 @@ def _start_end(runs: Sequence[dict[str, Any]], grader: str) -> np.ndarray | None
     return np.array(pairs, dtype=float)
 
 
-def _spread(values: Sequence[float]) -> str:
+def _spread(values: Sequence[float], digits: int = 3) -> str:
     """Mean and (min..max) over seeds."""
     v = np.asarray(values, dtype=float)
-    return f"{v.mean():.3f} ({v.min():.3f}..{v.max():.3f})"
+    return f"{v.mean():.{digits}f} ({v.min():.{digits}f}..{v.max():.{digits}f})"
 
 
 def _ci(value: Sequence[float] | None) -> str:
@@ -232,6 +234,53 @@ def _control_lines(config: ReproConfig, results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{row} {start:.3f} | {_spread(end)} | {end.mean() - start:+.3f} | {ref} |"
             )
+    return lines
+
+
+def audit_lines(config: ReproConfig, results: dict[str, Any], audit: dict[str, Any]) -> list[str]:
+    """The audit (``audit.json``): words per story before and after RL, the rule-based
+    judge, and each held-out judge regraded under the code of the audit, start -> end:
+    the check that a gain is not a grader's taste for short, plain text."""
+    from story_env.run.reproduce import AUDIT_JUDGE
+
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for key, r in results.items():
+        if key in audit and f"start/{r['budget']}" in audit:
+            groups.setdefault((key.split("/")[0], r["budget"]), []).append(audit[key])
+    if not groups:
+        return []
+    labels = [spec.label for spec in config.judge_specs]
+    versions = next(iter(audit.values())).get("versions", {})
+    lines = [
+        "",
+        "Audit: each evaluation written again at the same seeds (`audit.json`: the "
+        "stories themselves, so any judge can grade them again). Words per story; the "
+        f"rule-based `{AUDIT_JUDGE}` judge (never the reward; a story needs 30 words for "
+        "full marks); and the held-out judges grading the same stories under the grading "
+        f"code of the audit ({', '.join(f'{k} {v}' for k, v in versions.items())}), start "
+        "-> end, mean (min..max) over seeds.",
+        "",
+        "| pretrained words | words per story: start -> end | "
+        + " | ".join(f"`{name}`: start -> end" for name in (AUDIT_JUDGE, *labels))
+        + " |",
+        "|---|---|" + "---|" * (1 + len(labels)),
+    ]
+    for (kind, b), ends in sorted(groups.items(), key=lambda kv: (kv[0][0] != "rl", kv[0][1])):
+        start = audit[f"start/{b}"]
+        cells = [f"{start['words'][0]:.1f} -> {_spread([e['words'][0] for e in ends], 1)}"]
+        for grader in (AUDIT_JUDGE, *labels):
+            s0 = start[grader] if grader == AUDIT_JUDGE else start.get("judges", {}).get(grader)
+            e = [
+                x[grader] if grader == AUDIT_JUDGE else x.get("judges", {}).get(grader)
+                for x in ends
+            ]
+            if s0 is None or any(v is None for v in e):
+                cells.append("not graded")
+                continue
+            e1 = [v[0] for v in e]
+            cells.append(f"{s0[0]:.3f} -> {_spread(e1)} ({np.mean(e1) - s0[0]:+.3f})")
+        label = f"{b:,}" if kind == "rl" else f"{b:,} + random-reward control"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
