@@ -42,6 +42,7 @@ from story_env.run.config import TrainConfig
 from story_env.run.evaluation import evaluate
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.probing import probe
+from story_env.run.reproduce_audit import AUDIT_JUDGE, audit
 from story_env.run.reproduce_report import nwp_equivalent, write_report
 from story_env.run.training import train
 from story_env.run_folder import (
@@ -63,9 +64,6 @@ EVAL_SEED = 10_000
 PROBE_SEED = 0
 #: Seed of the word shuffle of the reference stories.
 SHUFFLE_SEED = 0
-#: The audit's judge of another kind: rule-based (word frequencies, sentence and story
-#: structure) with a length gate (full marks need 30 words), never the reward here.
-AUDIT_JUDGE = "heuristic"
 
 
 @dataclass(frozen=True)
@@ -468,32 +466,13 @@ def _graded(config: ReproConfig, texts: Sequence[str]) -> dict[str, Any]:
 
 
 def _audit_stage(config: ReproConfig, target: str, out: Path, log: Callable[[str], None]) -> dict:
-    """Stage 6: one evaluation of ``target`` (``start/<budget>`` or a run stage) written
-    again at the same seeds: the stories, words per story (each story's count, and their
-    mean and 95% CI), the total of ``AUDIT_JUDGE`` and of every held-out judge under the
-    code of now (``versions`` names the grading code's versions). The stories are the
-    graded ones when generation is deterministic; for a start the three samples are
-    compared with the recorded ones and ``same_stories`` says whether they match."""
-    from teachers.lm import CALIBRATION_VERSION as LM_CALIBRATION
-    from teachers.rubric import RUBRIC_VERSION
-
+    """Stage 6: the evaluation of ``target`` (``start/<budget>`` or a run stage) audited."""
     kind, name = target.split("/")
     budget = int(name.split("-seed")[0])
     log(f"stage audit/{target}: its evaluation stories again: words, `{AUDIT_JUDGE}`, judges")
-    ev = {**_eval_kwargs(config, budget, out), "teacher": AUDIT_JUDGE, "teacher_kwargs": {}}
+    recorded = _load(out / "starts.json", {})[name]["samples"] if kind == "start" else None
     checkpoint = None if kind == "start" else out / kind / name
-    result = evaluate(checkpoint=checkpoint, **ev)
-    entry = {
-        "words": list(result["words"]),
-        "story_words": result["story_words"],
-        AUDIT_JUDGE: list(result["teacher_score"]),
-        "judges": _totals(result["judges"]),
-        "versions": {"lm": LM_CALIBRATION, "rubric": RUBRIC_VERSION},
-        "stories": result["texts"],
-    }
-    if kind == "start":
-        entry["same_stories"] = result["samples"] == _load(out / "starts.json", {})[name]["samples"]
-    return entry
+    return audit(_eval_kwargs(config, budget, out), checkpoint, recorded)
 
 
 def _eval_kwargs(config: ReproConfig, budget: int, out: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 from agents.pretraining.pretrain import checkpoint_name
 from agents.probes.entity import PHENOMENON as ENTITY_TRACKING
 from story_env.run.plots import figure
+from story_env.run.reproduce_audit import AUDIT_JUDGE
 
 if TYPE_CHECKING:
     from story_env.run.reproduce import ReproConfig
@@ -241,8 +242,6 @@ def audit_lines(config: ReproConfig, results: dict[str, Any], audit: dict[str, A
     """The audit (``audit.json``): words per story before and after RL, the rule-based
     judge, and each held-out judge regraded under the code of the audit, start -> end:
     the check that a gain is not a grader's taste for short, plain text."""
-    from story_env.run.reproduce import AUDIT_JUDGE
-
     groups: dict[tuple[str, int], list[dict]] = {}
     for key, r in results.items():
         if key in audit and f"start/{r['budget']}" in audit:
