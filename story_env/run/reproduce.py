@@ -386,17 +386,17 @@ def _run_stage(
     elif kind == "start":
         _start_stage(config, int(name), out, log)
     elif kind == "audit":
-        audit = _load(out / "audit.json", {})
-        audit[name] = _audit_stage(config, name, out, log)
-        _save(out / "audit.json", audit)
+        audited = _load(out / "audit.json", {})
+        audited[name] = _audit_stage(config, name, out, log)
+        _save(out / "audit.json", audited)
     else:
         results = _load(out / "results.json", {})
         results[stage] = _rl_stage(config, stage, out, progress, log)
         _save(out / "results.json", results)
-    audit = _load(out / "audit.json", {})
-    if kind != "audit" and stage in audit:  # an audit of the run this one replaced
-        del audit[stage]
-        _save(out / "audit.json", audit)
+    audited = _load(out / "audit.json", {})
+    if kind != "audit" and stage in audited:  # an audit of the run this one replaced
+        del audited[stage]
+        _save(out / "audit.json", audited)
 
 
 def _pretrain_stage(
