@@ -18,12 +18,13 @@ import random
 from collections.abc import Sequence
 
 from teachers.lm_scoring import split_sentences
+from teachers.rubric import PIECE_WORDS
 
 CORRUPTIONS: tuple[str, ...] = ("sentence_shuffle", "splice", "word_shuffle")
 """Names of the corruptions, in order of how much they destroy."""
 
 
-def truncate_words(story: str, words: int = 80) -> str:
+def truncate_words(story: str, words: int = PIECE_WORDS) -> str:
     """The story's first ``words`` words, cut back to the last full sentence if one ends
     in the second half (the teacher judges ~80-word stories)."""
     kept = story.split()[:words]

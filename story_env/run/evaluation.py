@@ -163,7 +163,7 @@ def _summary(
     summary["texts"] = [r["story"] for r in results]
     summary["story_words"] = [len(text.split()) for text in summary["texts"]]
     summary["words"] = mean_ci(summary["story_words"])
-    summary["samples"] = [r["story"] for r in results[:3]]
+    summary["samples"] = summary["texts"][:3]
     requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
     summary["judges"] = judge_stories(judges, requests)
     return summary

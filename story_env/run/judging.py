@@ -91,6 +91,12 @@ def resolve_judges(
     return [j if isinstance(j, JudgeSpec) else parse_judge(j) for j in judges]
 
 
+def judge_totals(judged: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Each judge's total (mean and 95% CI) from ``judge_stories``' result; a judge that
+    graded no story is left out."""
+    return {label: list(v["total"]) for label, v in judged.items() if "total" in v}
+
+
 def judge_stories(
     judges: Sequence[JudgeSpec], requests: Sequence[StoryRequest]
 ) -> dict[str, dict[str, Any]]:

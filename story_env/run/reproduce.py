@@ -40,7 +40,7 @@ from story_env.errors import ConfigError
 from story_env.prompts import PAPER_PROMPT
 from story_env.run.config import TrainConfig
 from story_env.run.evaluation import evaluate
-from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
+from story_env.run.judging import JudgeSpec, judge_stories, judge_totals, resolve_judges
 from story_env.run.probing import probe
 from story_env.run.reproduce_audit import AUDIT_JUDGE, audit
 from story_env.run.reproduce_report import nwp_equivalent, write_report
@@ -461,7 +461,7 @@ def _graded(config: ReproConfig, texts: Sequence[str]) -> dict[str, Any]:
     teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
     return {
         "teacher": judge_stories([teacher], requests)[teacher.label].get("total"),
-        "judges": _totals(judge_stories(config.judge_specs, requests)),
+        "judges": judge_totals(judge_stories(config.judge_specs, requests)),
     }
 
 
@@ -545,14 +545,12 @@ def _probes(config: ReproConfig, target: Path) -> dict[str, list[float]]:
     return {r.name: [r.accuracy, r.ci_low, r.ci_high] for r in rows if r is not None}
 
 
-def _totals(judged: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
-    """Each judge's total (mean and 95% CI); a judge that graded no story is left out."""
-    return {label: list(v["total"]) for label, v in judged.items() if "total" in v}
-
-
 def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The teacher's and each judge's total (mean and 95% CI) of one evaluation."""
-    return {"teacher": list(evaluation["teacher_score"]), "judges": _totals(evaluation["judges"])}
+    return {
+        "teacher": list(evaluation["teacher_score"]),
+        "judges": judge_totals(evaluation["judges"]),
+    }
 
 
 def _load(path: Path, default: Any) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from story_env.run.evaluation import evaluate
-from story_env.run.judging import JudgeSpec
+from story_env.run.judging import judge_totals
 
 #: The audit's judge of another kind: rule-based (word frequencies, sentence and story
 #: structure) with a length gate (full marks need 30 words), never the reward here.
@@ -28,16 +28,11 @@ def audit(
 
     kwargs = {**eval_kwargs, "teacher": AUDIT_JUDGE, "teacher_kwargs": {}}
     result = evaluate(checkpoint=checkpoint, **kwargs)
-    judges: list[JudgeSpec] = list(kwargs.get("judges") or [])
     entry = {
         "words": list(result["words"]),
         "story_words": result["story_words"],
         AUDIT_JUDGE: list(result["teacher_score"]),
-        "judges": {
-            spec.label: list(result["judges"][spec.label]["total"])
-            for spec in judges
-            if "total" in result["judges"].get(spec.label, {})
-        },
+        "judges": judge_totals(result["judges"]),
         "versions": {"lm": LM_CALIBRATION, "rubric": RUBRIC_VERSION},
         "stories": result["texts"],
     }
