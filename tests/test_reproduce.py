@@ -19,13 +19,14 @@ from story_env.errors import ConfigError
 from story_env.run.judging import default_judges
 from story_env.run.reproduce import (
     ReproConfig,
+    _rl_config,
     estimate,
     nwp_equivalent,
     plan,
-    reference_stories,
     run,
     smoke_config,
 )
+from story_env.run.reproduce_references import reference_stories
 from story_env.run.reproduce_report import halfway, write_report
 from story_env.run_folder import GitError
 
@@ -109,9 +110,9 @@ def test_the_plan_and_its_estimate_are_said_before_any_stage(smoke):
         f"    1 x {est['pretrain'] / 60:6.1f} min  pretrain",
         f"    1 x {est['references'] / 60:6.1f} min  references",
         f"    5 x {est['start'] / 60:6.1f} min  start/500 .. start/10000",
+        f"   19 x {est['audit'] / 60:6.1f} min  audit/start/500 .. audit/control/10000-seed1",
         f"   10 x {est['rl'] / 60:6.1f} min  rl/500-seed0 .. rl/10000-seed1",
         f"    4 x {est['rl'] / 60:6.1f} min  control/2000-seed0 .. control/10000-seed1",
-        f"   19 x {est['audit'] / 60:6.1f} min  audit/start/500 .. audit/control/10000-seed1",
     ]
     assert logged[7].startswith("stage pretrain: 10,000 words")
 
@@ -151,6 +152,34 @@ def test_commit_records_each_stage_and_the_report_but_no_weights(smoke, tmp_path
     assert "exp/results.json" in tracked and "exp/results.md" in tracked
     assert not [f for f in tracked if f.endswith((".pt", ".safetensors", ".zip"))]
     assert _git(repo, "status", "--porcelain").splitlines() == ["?? .gitignore", "?? other.txt"]
+
+
+def test_a_checkout_without_the_pretraining_weights_builds_them_again(smoke, tmp_path):
+    """git keeps each checkpoint's pretraining.json, not its weights: a later checkout
+    of a finished pretraining stage runs it again (same seed and data: same numbers),
+    and records the perplexities before and after the rebuild."""
+    config, out, _, _, _ = smoke
+    exp = tmp_path / "exp"
+    shutil.copytree(out, exp)
+    pre = exp / "pretrain"
+    weights = pre / "words-000000002000" / "model.safetensors"
+    weights.unlink()
+    (pre / "state.pt").unlink(missing_ok=True)
+    logged: list[str] = []
+    again = run(config, exp, progress=False, log=logged.append)
+    assert weights.exists() and again["results"] == json.loads((out / "results.json").read_text())
+    assert [line for line in logged if line.startswith("stage ")] == [
+        "stage pretrain: 10,000 words, checkpoints at [500, 1000, 2000, 5000, 10000]"
+    ]
+    (rebuild,) = json.loads((pre / "rebuilds.json").read_text())
+    assert rebuild["now"] == pytest.approx(rebuild["was"], rel=1e-4)
+    assert set(rebuild["was"]) == {str(b) for b in config.budgets}
+
+
+def test_no_audit_stages_when_audit_is_off(smoke):
+    config = smoke[0]
+    stages = plan(dataclasses.replace(config, audit=False))
+    assert stages == [s for s in plan(config) if not s.startswith("audit/")]
 
 
 def test_commit_outside_a_repository_fails_before_any_stage(smoke, tmp_path):
@@ -231,14 +260,14 @@ def test_reference_stories_are_the_real_ones_and_their_word_shuffles(tmp_path):
     ]
     path = tmp_path / "val.txt"
     path.write_text("\n".join(stories) + "\n")
-    refs = reference_stories(ReproConfig(val_file=str(path), eval_stories=2))
+    refs = reference_stories(str(path), 2)
     assert refs["real"] == stories[3:5]  # the second half, at most eval_stories
     for real, shuffled in zip(refs["real"], refs["shuffled"], strict=True):
         assert shuffled != real and sorted(shuffled.split()) == sorted(real.split())
-    assert reference_stories(ReproConfig(val_file=str(path), eval_stories=2)) == refs  # seeded
+    assert reference_stories(str(path), 2) == refs  # seeded
     path.write_text(stories[0] + "\n")
     with pytest.raises(ConfigError, match="hold 1; the ladder's reference rows need at least 2"):
-        reference_stories(ReproConfig(val_file=str(path)))
+        reference_stories(str(path), 64)
 
 
 def _fake_run(budget: int, seed: int, start: float, end: float, entity: tuple[float, float]):
@@ -386,8 +415,8 @@ def test_the_issue_14_config_loads_and_plans_its_stages():
     )
     assert len(config.controls) >= 2 and config.probe_pairs >= 100
     stages = plan(config)
-    assert len(stages) == 2 + 6 + 6 * 3 + 2 * 3 + 30  # and every evaluation audited
-    assert stages[-30:] == [f"audit/{s}" for s in stages[2:32]]
+    assert len(stages) == 2 + 6 + 6 * 3 + 2 * 3 + 30  # and every evaluation audited,
+    assert stages[3::2] == [f"audit/{s}" for s in stages[2::2]]  # right after it
     assert estimate(config, 5_000.0, 265.0)["total"] > 0
 
 
@@ -435,3 +464,18 @@ def test_audit_table_from_known_numbers(tmp_path):
         "| 1,000 | 70.0 -> 25.0 (10.0..40.0) | 0.600 -> 0.300 (0.200..0.400) (-0.300) | "
         "0.500 -> 0.350 (0.100..0.600) (-0.150) |" in table
     )
+
+
+def test_the_v4_rerun_config_differs_from_issue_14s_only_where_it_says():
+    """issue14-v4.json: the same experiment, with the KL charged per story (no pull
+    toward short stories), the heuristic as a second judge of another kind, and no
+    audit stages (its evaluations report words and every judge under the same code)."""
+    old = ReproConfig.from_json(EXAMPLES / "issue14.json")
+    new = ReproConfig.from_json(EXAMPLES / "issue14-v4.json")
+    assert new == dataclasses.replace(
+        old, judges=("lm:gemma", "heuristic"), kl_per_story=True, audit=False
+    )
+    assert [j.label for j in new.judge_specs] == ["lm:gemma", "heuristic"]
+    assert all(not s.startswith("audit/") for s in plan(new))
+    rl = _rl_config(new, "tiny", control=True, seed=0)
+    assert rl.kl_per_story and rl.kl_coef == 0.01 and rl.teacher == "random"

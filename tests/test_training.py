@@ -681,3 +681,86 @@ def test_train_config_holds_the_env_config_and_passes_every_env_setting(tmp_path
         venv.close()
     with pytest.raises(TypeError, match="unexpected keyword argument 'prompt_files'"):
         TrainConfig(prompt_files="x")
+
+
+@pytest.mark.parametrize("deferred", [True, False])
+def test_kl_per_story_charges_every_story_for_the_length_limit(student, deferred):
+    """With ``story_tokens``, a story's KL charge is the length limit times its mean
+    per-token shaping, whatever its length: stories ending early (an end token) pay for
+    the tokens they did not write, full-length ones pay what the per-token penalty
+    charges, and stories running across rollouts count their steps in both."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    coef, n_envs, n_steps, n_rollouts, limit = 0.3, 3, 5, 4, 7
+    venvs = {
+        tokens: ReferenceVecEnv(
+            make_sb3_vec_env(num_envs=n_envs, student=student, max_new_tokens=limit),
+            student,
+            kl_coef=coef,
+            story_tokens=tokens,
+            deferred=deferred,
+        )
+        for tokens in (None, limit)
+    }
+    rng = np.random.default_rng(1)
+    actions = rng.integers(1, 399, size=(n_rollouts, n_steps, n_envs))
+    actions[0, 2, 0] = actions[1, 3, 1] = actions[2, 1, 0] = 0  # stories end early
+    log_probs = -rng.uniform(1, 8, size=(n_rollouts, n_steps, n_envs)).astype(np.float32)
+    rewards = {tokens: [] for tokens in venvs}
+    plain, ends = [], []  # the env's own rewards, and each step's done flag
+    for tokens, venv in venvs.items():
+        venv.seed(3)
+        obs = venv.reset()
+        starts = np.ones(n_envs, dtype=bool)
+        for r in range(n_rollouts):
+            buffer = RolloutBuffer(
+                n_steps, venv.observation_space, venv.action_space, n_envs=n_envs
+            )
+            for t in range(n_steps):
+                new_obs, env_rewards, dones, _ = venv.step(actions[r, t])
+                buffer.add(
+                    obs,
+                    actions[r, t][:, None],
+                    env_rewards,
+                    starts,
+                    torch.zeros(n_envs),
+                    torch.as_tensor(log_probs[r, t]),
+                )
+                if tokens is None:  # per step, the env's reward came shaped: unshape it
+                    ref = 0.0 if deferred else np.asarray(venv.ref_logps[-n_envs:])
+                    plain.append(env_rewards - coef * ref)
+                    ends.append(dones.copy())
+                obs, starts = new_obs, dones
+            assert venv.end_rollout(buffer, None, lambda *_: None, dones)
+            rewards[tokens].append(buffer.rewards.copy())
+    per_token = np.concatenate(rewards[None])  # (rollouts x steps, envs)
+    per_story = np.concatenate(rewards[limit])
+    shaping = (per_token - np.asarray(plain)) / coef  # log p_ref - log pi, step by step
+    ends = np.asarray(ends)
+    assert ends[: n_steps * n_rollouts].sum() >= 3
+    lengths_seen = set()
+    for env in range(n_envs):
+        first = 0
+        for t in np.nonzero(ends[:, env])[0]:
+            story = slice(first, t + 1)
+            n = t + 1 - first
+            lengths_seen.add(n)
+            charged = (per_story[story, env] - np.asarray(plain)[story, env]).sum()
+            want = coef * limit * shaping[story, env].mean()
+            assert charged == pytest.approx(want, rel=1e-4, abs=1e-5)
+            # only the story's last step carries the unwritten tokens' share
+            np.testing.assert_allclose(
+                per_story[first:t, env], per_token[first:t, env], rtol=1e-6, atol=1e-6
+            )
+            first = t + 1
+    assert limit in lengths_seen and len(lengths_seen) >= 3  # early ends and full length
+
+
+def test_kl_per_story_needs_the_kl_penalty_and_an_sb3_algorithm():
+    from story_env.run.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"kl_per_story .*\(kl_coef 0\); set kl_coef > 0"):
+        TrainConfig(kl_per_story=True)
+    with pytest.raises(ConfigError, match=r"kl_per_story must be true or false, got 'yes'"):
+        TrainConfig(kl_coef=0.01, kl_per_story="yes")
+    assert TrainConfig(kl_coef=0.01, kl_per_story=True).to_dict()["kl_per_story"] is True

@@ -16,6 +16,13 @@ frozen, so the keys and values of a story still in flight stay valid into the ne
 rollout, and those of a prompt for good: each story is read once, whatever the rollout
 boundaries. The sum is the same up to float rounding, and a forward pass over a
 rollout's stories costs a fraction of 16-row single-token steps.
+
+The per-token penalty makes a story's KL cost grow with its length: once the policy has
+moved from the reference, ending a story early is the cheapest way to pay less, and
+with a reward that carries no signal (the random-reward control) stories shrink.
+``story_tokens`` charges each story as if it ran that many tokens at its own mean
+rate: the per-token penalty as usual, plus at the story's last step the tokens it did
+not write times its mean.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class ReferenceVecEnv(VecEnvWrapper):
         student: The starting student (name or folder); a frozen copy is the reference.
         student_kwargs: Its factory's keyword arguments.
         kl_coef: Shaping coefficient (>= 0); 0 turns shaping off.
+        story_tokens: Charge each story's KL as this many tokens at its own mean rate
+            (the story's length limit; None: per token, the cost grows with length).
         top_p: Mask tokens outside the reference's nucleus of this mass (None: no mask).
         top_k: Mask tokens outside the reference's k most likely (None: no mask).
         deferred: Score the whole rollout at ``end_rollout`` instead of at every step
@@ -54,12 +63,15 @@ class ReferenceVecEnv(VecEnvWrapper):
         student: str,
         student_kwargs: Mapping[str, Any] | None = None,
         kl_coef: float = 0.0,
+        story_tokens: int | None = None,
         top_p: float | None = None,
         top_k: int | None = None,
         deferred: bool = False,
     ) -> None:
         if kl_coef < 0:
             raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
+        if story_tokens is not None and story_tokens < 1:
+            raise ConfigError(f"story_tokens must be >= 1 (or None), got {story_tokens}")
         if top_p is not None and not 0.0 < top_p <= 1.0:
             raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
         if top_k is not None and top_k < 1:
@@ -76,6 +88,9 @@ class ReferenceVecEnv(VecEnvWrapper):
         self.pad_id = int(venv.observation_space.high.max())
         self.incremental = IncrementalLM(self.model, self.pad_id)
         self.kl_coef, self.top_p, self.top_k = float(kl_coef), top_p, top_k
+        self.story_tokens = story_tokens
+        # per env: the shaping summed over its story so far, and the story's steps
+        self._story_kl: dict[int, tuple[float, int]] = {}
         self._logp: torch.Tensor | None = None  # (N, V) log p_ref at the current observations
         self._actions: np.ndarray | None = None
         self.ref_logps: list[float] = []  # log p_ref of every action since the last pop
@@ -90,7 +105,11 @@ class ReferenceVecEnv(VecEnvWrapper):
         return out
 
     def end_rollout(
-        self, buffer: Any, kl_target: float | None, record: Callable[[str, float], None]
+        self,
+        buffer: Any,
+        kl_target: float | None,
+        record: Callable[[str, float], None],
+        dones: np.ndarray | None = None,
     ) -> bool:
         """Close one rollout's KL penalty; True if it changed ``buffer.rewards``.
 
@@ -101,23 +120,53 @@ class ReferenceVecEnv(VecEnvWrapper):
         ``kl_coef * 5`` nats and the policy learns to end stories at once. Then the
         rollout's KL (nats/token) goes to ``record``, and with ``kl_target`` the
         coefficient moves toward it (Ziegler et al. 2019: at most 2% per rollout).
+        With ``story_tokens``, each story that ends in this rollout (``dones``: the
+        envs' done flags at its last step) also pays its unwritten tokens' share.
         """
         changed = bool(self.kl_coef) and hasattr(buffer, "log_probs")
         if self.deferred:
             ref = self.rollout_logps(buffer)
             if changed:
                 buffer.rewards += self.kl_coef * (ref - buffer.log_probs)
-            ref = ref.ravel()
         else:
-            ref = self.pop_ref_logps()
+            ref = self.pop_ref_logps().reshape(buffer.rewards.shape)
             if changed:
                 buffer.rewards -= self.kl_coef * buffer.log_probs
+        if changed and self.story_tokens is not None:
+            if dones is None:
+                raise ConfigError("story_tokens needs the rollout's last done flags (dones)")
+            shaping = ref - buffer.log_probs
+            buffer.rewards += self.kl_coef * self._unwritten_share(
+                shaping, buffer.episode_starts, np.asarray(dones, dtype=bool)
+            )
+        ref = ref.ravel()
         kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
         record("train/kl", kl)
         if kl_target is not None:
             self.kl_coef *= float(1.0 + np.clip(kl / kl_target - 1.0, -0.2, 0.2) * 0.1)
             record("train/kl_coef", self.kl_coef)
         return changed
+
+    def _unwritten_share(
+        self, shaping: np.ndarray, starts: np.ndarray, last_dones: np.ndarray
+    ) -> np.ndarray:
+        """(n_steps, n_envs): at each story's last step, ``story_tokens`` less its
+        steps, times its mean shaping (``log p_ref - log pi``); 0 elsewhere. A story
+        begun in an earlier rollout counts its steps there too."""
+        assert self.story_tokens is not None
+        n_steps, n_envs = shaping.shape
+        ends = np.zeros(shaping.shape, dtype=bool)
+        ends[:-1], ends[-1] = starts[1:].astype(bool), last_dones
+        extra = np.zeros(shaping.shape, dtype=np.float32)
+        for env in range(n_envs):
+            total, count = self._story_kl.get(env, (0.0, 0))
+            for t in range(n_steps):
+                total, count = total + float(shaping[t, env]), count + 1
+                if ends[t, env]:
+                    extra[t, env] = (self.story_tokens - count) * total / count
+                    total, count = 0.0, 0
+            self._story_kl[env] = (total, count)
+        return extra
 
     @torch.no_grad()
     def rollout_logps(self, buffer: Any) -> np.ndarray:

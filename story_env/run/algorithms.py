@@ -112,6 +112,7 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
             config.student,
             config.student_kwargs,
             kl_coef=config.kl_coef,
+            story_tokens=config.max_new_tokens if config.kl_per_story else None,
             top_p=config.top_p,
             top_k=config.top_k,
             # without masks the reference scores each rollout in one pass at its end

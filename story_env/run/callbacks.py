@@ -115,7 +115,9 @@ class RunCallback(BaseCallback):
         env, buffer = self.training_env, self.model.rollout_buffer
         changed = self.grade_rollout(buffer)
         if isinstance(env, ReferenceVecEnv):
-            changed |= env.end_rollout(buffer, self.config.kl_target, self.logger.record)
+            changed |= env.end_rollout(
+                buffer, self.config.kl_target, self.logger.record, self.locals["dones"]
+            )
         if changed:
             buffer.compute_returns_and_advantage(
                 last_values=self.locals["values"], dones=self.locals["dones"]

@@ -29,6 +29,7 @@ _FIELDS = {
     "length_bonus": "length_bonus",
     "kl_coef": "kl_coef",
     "kl_target": "kl_target",
+    "kl_per_story": "kl_per_story",
     "top_p": "top_p",
     "top_k": "top_k",
     "seed": "seed",
@@ -157,6 +158,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length-bonus", type=float, help="the paper's b (default: 0)")
     p.add_argument("--kl-coef", type=float, help="KL shaping coefficient (default: 0)")
     p.add_argument("--kl-target", type=float, help="adapt kl_coef toward this KL per token")
+    p.add_argument(
+        "--kl-per-story",
+        action="store_true",
+        default=None,
+        help="charge each story's KL at its mean rate for max_new_tokens tokens, so the "
+        "penalty does not favour short stories (default: per token)",
+    )
     p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
     p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")
     p.add_argument("--seed", type=int, help="seed (default: 0)")

@@ -47,6 +47,11 @@ class TrainConfig:
         num_envs: Stories written at once.
         kl_coef: Per-token KL penalty ``kl_coef * (log p_ref(token) - log pi(token))``.
         kl_target: If set, adapt ``kl_coef`` after each rollout toward this KL (nats/token).
+        kl_per_story: Charge each story's KL as if it ran ``max_new_tokens`` tokens at
+            its own mean rate: per token as usual, plus at its end the tokens it did not
+            write times its mean. A story's KL cost then does not grow with its length,
+            so the penalty stops pulling toward short stories (the per-token penalty
+            does, once the policy has moved: ending early is the cheapest way to pay less).
         top_p: MaskablePPO: mask tokens outside the reference's nucleus.
         top_k: MaskablePPO: mask tokens outside the reference's top k.
         seed: Seeds the env, the policy's sampling and the algorithm.
@@ -61,6 +66,7 @@ class TrainConfig:
     num_envs: int = 8
     kl_coef: float = 0.0
     kl_target: float | None = None
+    kl_per_story: bool = False
     top_p: float | None = None
     top_k: int | None = None
     seed: int = 0
@@ -192,6 +198,13 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
                 else f"{'>=' if inclusive_low else '>'} {low:g}"
             )
             raise ConfigError(f"{name} must be {span}, got {value!r}")
+    if not isinstance(setting("kl_per_story"), bool):
+        raise ConfigError(f"kl_per_story must be true or false, got {setting('kl_per_story')!r}")
+    if setting("kl_per_story") and not setting("kl_coef") and setting("kl_target") is None:
+        raise ConfigError(
+            "kl_per_story shapes the KL penalty, which is off (kl_coef 0); set kl_coef > 0 "
+            "(e.g. 0.01) or drop kl_per_story"
+        )
     for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
         if not isinstance(setting(name), Mapping):
             raise ConfigError(f"{name} must be a JSON object (a dict), got {setting(name)!r}")

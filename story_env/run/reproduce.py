@@ -26,7 +26,6 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -37,12 +36,12 @@ from agents.corpus.load import read_stories
 from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
 from agents.probes import PROBES
 from story_env.errors import ConfigError
-from story_env.prompts import PAPER_PROMPT
 from story_env.run.config import TrainConfig
 from story_env.run.evaluation import evaluate
-from story_env.run.judging import JudgeSpec, judge_stories, judge_totals, resolve_judges
+from story_env.run.judging import JudgeSpec, judge_totals, resolve_judges
 from story_env.run.probing import probe
 from story_env.run.reproduce_audit import AUDIT_JUDGE, audit
+from story_env.run.reproduce_references import references
 from story_env.run.reproduce_report import nwp_equivalent, write_report
 from story_env.run.training import train
 from story_env.run_folder import (
@@ -55,15 +54,11 @@ from story_env.run_folder import (
     write_atomic,
     write_config,
 )
-from story_env.teacher import StoryRequest
-from teachers.contrasts import truncate_words, word_shuffle
 
 #: Seed of the evaluation stories (the same before and after RL, at every budget).
 EVAL_SEED = 10_000
 #: Seed of the probe items (the same items before and after RL).
 PROBE_SEED = 0
-#: Seed of the word shuffle of the reference stories.
-SHUFFLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +83,10 @@ class ReproConfig:
         max_new_tokens: Story length limit.
         algo_kwargs: PPO settings.
         kl_coef: KL shaping coefficient toward the starting checkpoint.
+        kl_per_story: Charge each story's KL at its mean rate for ``max_new_tokens``
+            tokens (``TrainConfig.kl_per_story``), so it does not favour short stories.
+        audit: Audit every evaluation (stage 6); off when the runs' own evaluations,
+            which report words per story and every judge, are read with the same code.
         model: The student architecture.
         pretrain_batch_size: Sequences per pretraining step.
         pretrain_block_size: Tokens per pretraining sequence.
@@ -116,6 +115,8 @@ class ReproConfig:
         }
     )
     kl_coef: float = 0.01
+    kl_per_story: bool = False
+    audit: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain_batch_size: int = 16
     pretrain_block_size: int = 128
@@ -203,6 +204,7 @@ def _rl_config(config: ReproConfig, student: str, control: bool, seed: int) -> T
         num_envs=config.num_envs,
         max_new_tokens=config.max_new_tokens,
         kl_coef=config.kl_coef,
+        kl_per_story=config.kl_per_story,
         seed=seed,
         checkpoint_every=max(512, steps // 10),
         algo_kwargs=dict(config.algo_kwargs),
@@ -210,17 +212,17 @@ def _rl_config(config: ReproConfig, student: str, control: bool, seed: int) -> T
 
 
 def plan(config: ReproConfig) -> list[str]:
-    """Stage names, in order."""
+    """Stage names, in order; each audit right after its stage, while the run's weights
+    (kept out of git) are still on the machine."""
     budgets = sorted(config.budgets)
-    stages = ["pretrain", "references"]
-    stages += [f"start/{b}" for b in budgets]
-    stages += [f"rl/{b}-seed{s}" for b in budgets for s in config.seeds]
-    stages += [f"control/{b}-seed{s}" for b in config.controls for s in config.seeds]
-    return [*stages, *(f"audit/{s}" for s in stages if s.startswith(_AUDITED))]
+    runs = [f"start/{b}" for b in budgets]
+    runs += [f"rl/{b}-seed{s}" for b in budgets for s in config.seeds]
+    runs += [f"control/{b}-seed{s}" for b in config.controls for s in config.seeds]
+    return ["pretrain", "references", *(x for s in runs for x in _with_audit(config, s))]
 
 
-#: The stages whose evaluation the audit writes again.
-_AUDITED = ("start/", "rl/", "control/")
+def _with_audit(config: ReproConfig, stage: str) -> list[str]:
+    return [stage, f"audit/{stage}"] if config.audit else [stage]
 
 
 def _kind(stage: str) -> str:
@@ -274,7 +276,7 @@ def _log_plan(
 ) -> None:
     """Say before it starts what each stage still to run will take."""
     est = estimate(config, *rates)
-    todo = [stage for stage in plan(config) if not _done(out, stage)]
+    todo = [stage for stage in plan(config) if not _done(config, out, stage)]
     groups: dict[str, list[str]] = {}
     for stage in todo:
         groups.setdefault(stage.split("/")[0], []).append(stage)
@@ -338,7 +340,7 @@ def run(
         _log_plan(config, out, rates, log)
     timings = _load(out / "timings.json", {})
     for stage in plan(config):
-        if _done(out, stage):
+        if _done(config, out, stage):
             continue
         started = time.perf_counter()
         _run_stage(config, stage, out, progress, log)
@@ -346,7 +348,7 @@ def run(
         _save(out / "timings.json", timings)
         if commit:
             write_report(config, _load(out / "results.json", {}), timings, out)
-            done = sum(_done(out, s) for s in plan(config))
+            done = sum(_done(config, out, s) for s in plan(config))
             commit_paths(
                 out,
                 ["."],
@@ -360,11 +362,14 @@ def run(
     return {"results": results, "timings": timings, "table": table}
 
 
-def _done(out: Path, stage: str) -> bool:
+def _done(config: ReproConfig, out: Path, stage: str) -> bool:
     """Whether ``stage`` finished (its result is on disk)."""
     kind, _, name = stage.partition("/")
-    if kind == "pretrain":
-        return (out / "pretrain" / "done.json").exists()
+    if kind == "pretrain":  # and its weights here: a later session's checkout lacks them
+        pre = out / "pretrain"
+        return (pre / "done.json").exists() and all(
+            (pre / checkpoint_name(b) / "model.safetensors").exists() for b in config.budgets
+        )
     if kind == "references":
         return (out / "references.json").exists()
     if kind == "start":
@@ -382,7 +387,9 @@ def _run_stage(
         _pretrain_stage(config, out / "pretrain", progress, log)
     elif kind == "references":
         log(f"stage {stage}: real and word-shuffled validation stories, graded")
-        _save(out / "references.json", references(config))
+        teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
+        refs = references(config.val_file, config.eval_stories, teacher, config.judge_specs)
+        _save(out / "references.json", refs)
     elif kind == "start":
         _start_stage(config, int(name), out, log)
     elif kind == "audit":
@@ -413,6 +420,9 @@ def _pretrain_stage(
         model=config.model,
     )
     log(f"stage pretrain: {budgets[-1]:,} words, checkpoints at {budgets}")
+    ppl = {b: pre / checkpoint_name(b) / "pretraining.json" for b in budgets}
+    rebuild = (pre / "done.json").exists()  # git kept the records, not the weights
+    was = {b: _load(ppl[b], {}).get("val_perplexity") for b in budgets}
     pretrain(
         pconf,
         read_stories(config.train_file, "train"),
@@ -422,47 +432,11 @@ def _pretrain_stage(
         progress=progress,
         log=log,
     )
+    if rebuild:  # same seed and data; a difference means the graded stages used others
+        now = {b: _load(ppl[b], {})["val_perplexity"] for b in budgets}
+        _save(pre / "rebuilds.json", [*_load(pre / "rebuilds.json", []), {"was": was, "now": now}])
+        log(f"rebuilt the checkpoints: validation perplexity was {was}, now {now}")
     write_atomic(pre / "done.json", "{}", "pretraining stage marker")
-
-
-def reference_stories(config: ReproConfig) -> dict[str, list[str]]:
-    """The ladder's reference stories: up to ``eval_stories`` real validation stories from
-    the second half of the split (the half the ``lm`` teacher's calibration never read),
-    cut to about 80 words as the teacher's calibration cuts them, and the same stories
-    with each sentence's words shuffled (seed ``SHUFFLE_SEED``).
-
-    Raises:
-        ConfigError: The validation split has fewer than two stories.
-    """
-    val = read_stories(config.val_file, "validation")
-    if len(val) < 2:
-        raise ConfigError(
-            f"the validation stories ({config.val_file or 'the packaged split'}) hold "
-            f"{len(val)}; the ladder's reference rows need at least 2"
-        )
-    real = [truncate_words(story) for story in val[len(val) // 2 :][: config.eval_stories]]
-    rng = random.Random(SHUFFLE_SEED)
-    return {"real": real, "shuffled": [word_shuffle(story, rng) for story in real]}
-
-
-def references(config: ReproConfig) -> dict[str, Any]:
-    """The reference stories graded by the teacher and the held-out judges, as the
-    students' stories are (after the paper's prompt)."""
-    out: dict[str, Any] = {"seed": SHUFFLE_SEED}
-    for name, texts in reference_stories(config).items():
-        out[name] = {"stories": len(texts), **_graded(config, texts)}
-    return out
-
-
-def _graded(config: ReproConfig, texts: Sequence[str]) -> dict[str, Any]:
-    """Stories after the paper's prompt graded by the teacher (``teacher``: total, mean and
-    95% CI) and the held-out judges (``judges``)."""
-    requests = [StoryRequest(PAPER_PROMPT, " " + text) for text in texts]
-    teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
-    return {
-        "teacher": judge_stories([teacher], requests)[teacher.label].get("total"),
-        "judges": judge_totals(judge_stories(config.judge_specs, requests)),
-    }
 
 
 def _audit_stage(config: ReproConfig, target: str, out: Path, log: Callable[[str], None]) -> dict:
@@ -590,8 +564,6 @@ __all__ = [
     "estimate",
     "nwp_equivalent",
     "plan",
-    "reference_stories",
-    "references",
     "run",
     "smoke_config",
 ]

@@ -191,6 +191,12 @@ def _check_task(config: TrainConfig) -> None:
             f"kl_target adapts the KL coefficient of the SB3 algorithms; {config.algorithm!r} "
             "takes a fixed kl_coef (TRL's beta). Drop kl_target"
         )
+    if config.kl_per_story:
+        raise ConfigError(
+            f"kl_per_story shapes the SB3 algorithms' per-token KL reward; {config.algorithm!r} "
+            "puts the KL in its loss, averaged over each completion's tokens, which does not "
+            "favour short completions. Drop kl_per_story"
+        )
     reserved = sorted(set(config.algo_kwargs) & set(_RESERVED))
     if reserved:
         hints = ", ".join(f"{k} -> {_RESERVED[k]}" for k in reserved)
