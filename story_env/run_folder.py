@@ -215,6 +215,7 @@ def check_resume(
     allowed: Sequence[str] = (),
     source: str = CONFIG,
     fix: str = "start a new run with another --out",
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Refuse a resume whose settings differ from the saved ones, but for ``allowed``.
 
@@ -225,6 +226,8 @@ def check_resume(
         allowed: Top-level settings a resume may change (budgets, bookkeeping).
         source: The file ``saved`` came from, for the message.
         fix: The way out the message offers besides resuming with the saved settings.
+        defaults: Every setting's default: one the saved settings lack was added after
+            the folder began, and the folder ran with its default.
 
     Returns:
         Every change (``"field old -> new"``), the allowed ones included.
@@ -232,7 +235,7 @@ def check_resume(
     Raises:
         ConfigError: A setting outside ``allowed`` differs; every such field is named.
     """
-    changes = config_changes(saved, new)
+    changes = config_changes({**(defaults or {}), **saved}, new)
     fixed = [c for c in changes if c.split(" ", 1)[0].split(".")[0] not in allowed]
     if fixed:
         may = f"only {', '.join(allowed)} may change" if allowed else "none may change"
@@ -280,7 +283,12 @@ def read_state(out: Path) -> dict[str, Any]:
 
 
 def open_run(
-    out: Path, config: Mapping[str, Any], resume: bool, *, checkpoint: str | None = CHECKPOINT
+    out: Path,
+    config: Mapping[str, Any],
+    resume: bool,
+    *,
+    checkpoint: str | None = CHECKPOINT,
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Start or resume the run in ``out``; return the counters to continue from.
 
@@ -290,6 +298,8 @@ def open_run(
         resume: Continue the run in ``out`` (``--resume``).
         checkpoint: The model file a resume needs, relative to ``out``; ``None`` when the
             caller checks its own checkpoint.
+        defaults: Every setting's default, for settings added after the run began
+            (``check_resume``).
 
     Returns:
         The counters (``steps``, ``stories``, ``interactive_words``, ``wall_s`` and any
@@ -307,7 +317,13 @@ def open_run(
     if not meta.exists():
         _start_fresh(out, public, resume)
         return {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
-    changes = check_resume(read_config(out), public, out, allowed=RESUMABLE_CHANGES)
+    changes = check_resume(
+        read_config(out),
+        public,
+        out,
+        allowed=RESUMABLE_CHANGES,
+        defaults=public_config(defaults or {}),
+    )
     state = read_state(out)
     if checkpoint is not None and not (out / checkpoint).is_file():
         raise RunFolderError(

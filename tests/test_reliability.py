@@ -459,6 +459,27 @@ def test_resume_of_a_missing_or_empty_folder_says_it_starts_a_new_run(
         caplog.clear()
 
 
+def test_resume_of_a_run_begun_before_a_setting_existed(random_lm_student, run_copy, caplog):
+    """A setting added to TrainConfig after a run began (its config.json lacks it) is read
+    as its default: the run resumes; a run that set it otherwise would be refused."""
+    path = run_copy / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["kl_per_story"]
+    path.write_text(json.dumps(saved))
+    with caplog.at_level(logging.WARNING):
+        summary = train(
+            _config(random_lm_student, steps=128), run_copy, resume=True, progress=False
+        )
+    assert summary["steps"] >= 128 and "kl_per_story" not in caplog.text
+    with pytest.raises(ConfigError, match=r"kl_per_story False -> True"):
+        train(
+            _config(random_lm_student, steps=192, kl_coef=0.01, kl_per_story=True),
+            run_copy,
+            resume=True,
+            progress=False,
+        )
+
+
 def test_resume_names_changed_fields_and_extends_steps(random_lm_student, run_copy, caplog, capsys):
     before = assert_every_story_kept(run_copy)
     changed = _config(random_lm_student, seed=3, length_bonus=0.4)

@@ -176,6 +176,18 @@ def test_a_checkout_without_the_pretraining_weights_builds_them_again(smoke, tmp
     assert set(rebuild["was"]) == {str(b) for b in config.budgets}
 
 
+def test_a_folder_begun_before_a_setting_existed_resumes(smoke, tmp_path):
+    config, out, result, _, _ = smoke
+    exp = tmp_path / "exp"
+    shutil.copytree(out, exp)
+    saved = json.loads((exp / "config.json").read_text())
+    del saved["kl_per_story"], saved["audit"]  # added after results/issue14 began
+    (exp / "config.json").write_text(json.dumps(saved))
+    assert run(config, exp, progress=False, log=lambda *_: None)["results"] == result["results"]
+    with pytest.raises(ConfigError, match=r"audit True -> False"):
+        run(dataclasses.replace(config, audit=False), exp, progress=False, log=lambda *_: None)
+
+
 def test_no_audit_stages_when_audit_is_off(smoke):
     config = smoke[0]
     stages = plan(dataclasses.replace(config, audit=False))

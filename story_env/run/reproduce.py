@@ -333,7 +333,8 @@ def run(
                 "control, `control_budget`, and no probes or ladder); it cannot be resumed by "
                 "this one: start anew with another --out (its results stay readable as they are)"
             )
-        check_resume(saved, settings, out, fix="start anew with another --out")
+        defaults = public_config(asdict(ReproConfig()))
+        check_resume(saved, settings, out, fix="start anew with another --out", defaults=defaults)
     else:
         write_config(out, settings)
     if rates is not None:

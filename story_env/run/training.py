@@ -105,7 +105,7 @@ def train(
     out = Path(out_dir)
     resuming = resume and (out / CHECKPOINT_META).exists()
     # the run folder's guard: names changed settings, repairs or refuses the story log
-    state = open_run(out, config.to_dict(), resume)
+    state = open_run(out, config.to_dict(), resume, defaults=TrainConfig().to_dict())
 
     import torch
 

@@ -209,7 +209,9 @@ def _check_task(config: TrainConfig) -> None:
 def _open_run(config: TrainConfig, out: Path, resume: bool) -> tuple[dict[str, Any], str | None]:
     """The run folder's guard (``run_folder.open_run``) plus TRL's checkpoint folder."""
     resuming = resume and (out / CHECKPOINT_META).exists()
-    state = open_run(out, config.to_dict(), resume, checkpoint=None)
+    state = open_run(
+        out, config.to_dict(), resume, checkpoint=None, defaults=TrainConfig().to_dict()
+    )
     if not resuming:
         shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)  # a run killed before its first save
         return state, None
