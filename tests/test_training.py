@@ -764,3 +764,17 @@ def test_kl_per_story_needs_the_kl_penalty_and_an_sb3_algorithm():
     with pytest.raises(ConfigError, match=r"kl_per_story must be true or false, got 'yes'"):
         TrainConfig(kl_coef=0.01, kl_per_story="yes")
     assert TrainConfig(kl_coef=0.01, kl_per_story=True).to_dict()["kl_per_story"] is True
+
+
+def test_train_command_runs_with_the_kl_charged_per_story(student, tmp_path, capsys):
+    """`storytelling train --kl-per-story`: the flag reaches the run's config and the
+    reference (the run's callback hands it each rollout's last done flags)."""
+    from story_env.run.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--student", student, "--teacher", "heuristic", "--steps", "96"]
+    args += ["--num-envs", "2", "--max-new-tokens", "12", "--kl-coef", "0.5", "--kl-per-story"]
+    args += ["--algo-kwargs", '{"n_steps": 24, "batch_size": 48, "n_epochs": 1}']
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["kl_per_story"] is True
+    assert json.loads((out / "checkpoint.json").read_text())["steps"] >= 96
