@@ -188,6 +188,24 @@ def test_a_folder_begun_before_a_setting_existed_resumes(smoke, tmp_path):
         run(dataclasses.replace(config, audit=False), exp, progress=False, log=lambda *_: None)
 
 
+def test_an_unfinished_run_without_its_weights_starts_over(smoke, tmp_path):
+    """A later checkout holds an unfinished run's log and counters (committed or
+    recovered) but not its weights: the stage runs again from the start."""
+    config, out, result, _, _ = smoke
+    exp = tmp_path / "exp"
+    shutil.copytree(out, exp)
+    results = json.loads((exp / "results.json").read_text())
+    del results["rl/500-seed1"]
+    (exp / "results.json").write_text(json.dumps(results))
+    (exp / "rl" / "500-seed1" / "checkpoint.zip").unlink()
+    logged: list[str] = []
+    again = run(config, exp, progress=False, log=logged.append)
+    assert f"stage rl/500-seed1: {exp / 'rl' / '500-seed1'} has its log but not its weights" in (
+        "\n".join(logged)
+    )
+    assert again["results"]["rl/500-seed1"] == result["results"]["rl/500-seed1"]
+
+
 def test_no_audit_stages_when_audit_is_off(smoke):
     config = smoke[0]
     stages = plan(dataclasses.replace(config, audit=False))

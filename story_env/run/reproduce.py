@@ -26,6 +26,7 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -45,6 +46,8 @@ from story_env.run.reproduce_references import references
 from story_env.run.reproduce_report import nwp_equivalent, write_report
 from story_env.run.training import train
 from story_env.run_folder import (
+    CHECKPOINT,
+    CHECKPOINT_META,
     CONFIG,
     check_resume,
     commit_paths,
@@ -492,7 +495,10 @@ def _rl_stage(
         f"{config.interactive_words:,} interactive words"
     )
     before = _load(out / "starts.json", {})[str(budget)]
-    summary = train(rl, run_dir, resume=(run_dir / "checkpoint.json").exists(), progress=progress)
+    if (run_dir / CHECKPOINT_META).exists() and not (run_dir / CHECKPOINT).exists():
+        log(f"stage {stage}: {run_dir} has its log but not its weights (git keeps no weights)")
+        shutil.rmtree(run_dir)  # an earlier checkout's unfinished run: it starts over
+    summary = train(rl, run_dir, resume=(run_dir / CHECKPOINT_META).exists(), progress=progress)
     after = _scores(evaluate(checkpoint=run_dir, **ev))
     result = {
         "budget": budget,
