@@ -77,6 +77,8 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
     assert len(results) == 5 * 2 + 2 * 2  # every budget x seed, plus the controls x seeds
     assert all(results[k]["teacher"] == "random" for k in controls)
     assert all(0.0 <= r["start"] <= 1.0 and 0.0 <= r["end"] <= 1.0 for r in results.values())
+    # words per evaluation story, before and after: with or without the audit stages
+    assert all(r["words_start"][0] > 0 and r["words_end"][0] > 0 for r in results.values())
     # a checkpoint is evaluated once before RL, whatever the number of seeds
     assert results["rl/1000-seed0"]["start"] == results["rl/1000-seed1"]["start"]
     assert results["control/2000-seed1"]["start"] == results["rl/2000-seed0"]["start"]
@@ -93,6 +95,7 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
     assert json.loads((out / "pretrain" / "config.json").read_text())["lr"] == config.pretrain_lr
     assert "| control | 4 |" in table and "| start | 5 |" in table
     assert "| audit | 19 |" in table
+    assert "Words per story of the same evaluation stories" in table
     started = time.perf_counter()
     again = run(config, out, progress=False, log=lambda *_: None)
     assert again["results"] == results  # every stage is skipped on a rerun
@@ -311,6 +314,8 @@ def _fake_run(budget: int, seed: int, start: float, end: float, entity: tuple[fl
         "judges_end": {"lm:gemma": [end / 2, 0.0, 1.0]},
         "probes_start": {**probes, "entity_tracking": [entity[0], 0.0, 1.0]},
         "probes_end": {**probes, "entity_tracking": [entity[1], 0.0, 1.0]},
+        "words_start": [70.0, 60.0, 80.0],
+        "words_end": [70.0 + 100 * (end - start), 60.0, 80.0],
     }
 
 
@@ -354,6 +359,9 @@ def test_report_tables_from_known_numbers(tmp_path):
     )
     assert "| entity_tracking | 0.500 | 0.600 | +0.100 |" in table  # the 4 runs with the teacher
     assert "| rl | 2 | 60..120 | 3.0 |" in table
+    # words per story, start -> end over seeds, runs and controls apart
+    assert "| 1,000 | 70.0 -> 90.0 (80.0..100.0) |" in table
+    assert f"{control} 70.0 -> 50.0 (40.0..60.0) |" in table
     ladder = (tmp_path / "ladder.md").read_text()
     assert "| 1,000 | not recorded | not recorded | not recorded | 0.200 [0.000, 1.000] |" in ladder
     # top checkpoint: judge 0.2 against (0.1 + 0.6) / 2 = 0.35

@@ -510,6 +510,8 @@ def _rl_stage(
         "start_ci": before["teacher"][1:],
         "judges_start": before["judges"],
         "judges_end": after["judges"],
+        "words_start": before.get("words"),  # absent from starts graded before it was kept
+        "words_end": after["words"],
         "interactive_words": summary["interactive_words"],
         "rl_steps": summary["steps"],
     }
@@ -527,10 +529,12 @@ def _probes(config: ReproConfig, target: Path) -> dict[str, list[float]]:
 
 
 def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The teacher's and each judge's total (mean and 95% CI) of one evaluation."""
+    """The teacher's and each judge's total and the words per story (each its mean and
+    95% CI) of one evaluation."""
     return {
         "teacher": list(evaluation["teacher_score"]),
         "judges": judge_totals(evaluation["judges"]),
+        "words": list(evaluation["words"]),
     }
 
 

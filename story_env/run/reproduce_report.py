@@ -80,6 +80,7 @@ def write_report(
     lines = _teacher_lines(config, rows)
     lines += _judge_lines(rows)
     lines += _control_lines(config, results)
+    lines += _length_lines(results)
     lines += audit_lines(config, results, _load(out / "audit.json"))
     lines += _probe_lines(config, results)
     lines += [
@@ -235,6 +236,30 @@ def _control_lines(config: ReproConfig, results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{row} {start:.3f} | {_spread(end)} | {end.mean() - start:+.3f} | {ref} |"
             )
+    return lines
+
+
+def _length_lines(results: dict[str, Any]) -> list[str]:
+    """Words per evaluation story before and after RL, per budget (RL runs and controls
+    apart): a grader's taste for short or long text shows here first."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for key, r in results.items():
+        if r.get("words_start") and r.get("words_end"):
+            groups.setdefault((key.split("/")[0], r["budget"]), []).append(r)
+    if not groups:
+        return []
+    lines = [
+        "",
+        "Words per story of the same evaluation stories, start of RL -> end, mean "
+        "(min..max) over seeds.",
+        "",
+        "| pretrained words | words per story: start -> end |",
+        "|---|---|",
+    ]
+    for (kind, b), runs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "rl", kv[0][1])):
+        end = _spread([r["words_end"][0] for r in runs], 1)
+        label = f"{b:,}" if kind == "rl" else f"{b:,} + random-reward control"
+        lines.append(f"| {label} | {runs[0]['words_start'][0]:.1f} -> {end} |")
     return lines
 
 
