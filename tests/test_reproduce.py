@@ -84,8 +84,8 @@ def test_smoke_experiment_runs_end_to_end_and_resumes(smoke):
     assert results["control/2000-seed1"]["start"] == results["rl/2000-seed0"]["start"]
     table = (out / "results.md").read_text()
     assert "NWP words equivalent" in table and "random-reward control" in table
-    # the teacher's table, the judge's, the length table and the probes'
-    assert table.count("\n| 1,000 |") == 4
+    # the teacher's table, the judge's, the words table, the audit's and the probes'
+    assert table.count("\n| 1,000 |") == 5
     assert (out / "curves.png").stat().st_size > 0
     assert "Held-out judge `random` (never the reward)" in table
     assert all("random" in r["judges_end"] for r in results.values())
