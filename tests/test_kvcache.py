@@ -125,3 +125,73 @@ def test_prefill_of_stories_in_flight_matches_a_full_recompute(arch):
             ids[torch.arange(len(ids)), lengths] = torch.randint(0, pad, (len(ids),))
             lengths = lengths + 1
     assert cache.mask.shape[1] <= int(lengths.max())  # the cache is no wider than needed
+
+
+def _stopped_context_reference(model, row, prefix, first, length):
+    """Hidden state after ``row[:length]``: the prefix with gradients, tokens up to
+    ``first`` (the episode's first trained position) as constants, the rest with
+    gradients, each part run alone (no batching, grouping or padding)."""
+    from agents.rl.kvcache import cache_from_states, layer_states
+
+    states = layer_states(model.base_model(input_ids=row[None, :prefix], use_cache=True).cache)
+    if first > prefix:
+        with torch.no_grad():
+            past = cache_from_states([(k.detach(), v.detach()) for k, v in states], model.config)
+            out = model.base_model(input_ids=row[None, prefix:first], cache=past, use_cache=True)
+            context = [(k[:, :, prefix:], v[:, :, prefix:]) for k, v in layer_states(out.cache)]
+        states = [
+            (torch.cat([k, ck], 2), torch.cat([v, cv], 2))
+            for (k, v), (ck, cv) in zip(states, context, strict=True)
+        ]
+    cache = cache_from_states(states, model.config)
+    out = model.base_model(input_ids=row[None, first:length], cache=cache)
+    return out.last_hidden_state[0, -1]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_stopped_context_keeps_the_hidden_states_and_drops_only_the_context_gradient(arch):
+    """``context_grad=False`` (the policy's update): stories that began in an earlier
+    rollout read their first part as constants. Hidden states are the full pass's; the
+    gradient is the one of a per-row pass with that part detached, and it differs from
+    the full gradient (so the stop really is there)."""
+    torch.manual_seed(0)
+    model = _model(arch)
+    pad, prompt = 50, torch.randint(0, 50, (6,))
+    rows, lens, expected = [], [], []
+    # (story end, first row's length): fresh stories start at 7 (prompt + nothing),
+    # carried ones later; several rows per story, in episode order, then shuffled
+    for end, first_len in ((40, 7), (55, 30), (20, 7), (61, 44), (33, 12)):
+        story = torch.cat([prompt, torch.randint(0, pad, (end - 6,))])
+        for length in range(first_len, end + 1):
+            row = torch.full((64,), pad)
+            row[:length] = story[:length]
+            rows.append(row)
+            lens.append(length)
+            expected.append((row, first_len - 1, length))
+    perm = torch.randperm(len(rows))
+    ids, lengths = torch.stack(rows)[perm], torch.tensor(lens)[perm]
+    expected = [expected[i] for i in perm.tolist()]
+
+    def reference() -> torch.Tensor:
+        return torch.stack([_stopped_context_reference(model, r, 6, f, n) for r, f, n in expected])
+
+    results = []
+    for fn in (
+        lambda: last_hidden_teacher_forced(model, ids, lengths, context_grad=False),
+        reference,
+        lambda: last_hidden_teacher_forced(model, ids, lengths),
+    ):
+        model.zero_grad()
+        hidden = fn()
+        hidden.pow(2).sum().backward()
+        grads = [p.grad.clone() for p in model.base_model.parameters() if p.grad is not None]
+        results.append((hidden.detach(), grads))
+    (h_stop, g_stop), (h_ref, g_ref), (h_full, g_full) = results
+    torch.testing.assert_close(h_stop, h_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(h_stop, h_full, rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_stop, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    differs = [
+        not torch.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in zip(g_stop, g_full, strict=True)
+    ]
+    assert sum(differs) >= len(differs) // 2
