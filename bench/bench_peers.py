@@ -1,7 +1,7 @@
 """Our PPO and our ``grpo`` against plain TRL ``GRPOTrainer`` on the same work (issue 15).
 
     OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
-        [--systems ppo,ppo_full,grpo,trl,trl2] [--judge lm] [--json FILE]
+        [--systems ppo,grpo,trl,trl2] [--judge lm] [--json FILE]
 
 Three systems train the same student (``tiny``) against the same teacher (``heuristic``)
 on the paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
@@ -11,9 +11,6 @@ seed ``--seed + round``):
 
 * ``ppo``: ``story_env.run.training.train`` with PPO, 16 envs, ``n_steps`` 64,
   ``batch_size`` 512, ``n_epochs`` 2 (whole rollouts: the budget rounds up to 1,024);
-* ``ppo_full``: the same with ``policy_kwargs`` ``context_grad=True``: the update's
-  gradient also flows through the part of a story written in the previous rollout
-  (the default reads it as constants; docs/training.md);
 * ``grpo``: the same ``train`` with our TRL plugin (16 completions per step, groups of 8);
 * ``trl``: TRL's ``GRPOTrainer`` used directly, as a TRL user would: the tiny student
   loaded with transformers from its folder, ``teacher_reward_function("heuristic")`` as
@@ -69,7 +66,6 @@ from typing import Any
 
 SYSTEMS = {
     "ppo": "ours, PPO (2 epochs)",
-    "ppo_full": "ours, PPO (2 epochs), full context gradient",
     "grpo": "ours, grpo (TRL plugin)",
     "trl": "TRL GRPOTrainer, plain",
     "trl2": "TRL GRPOTrainer, num_iterations 2",
@@ -195,9 +191,6 @@ def run_ours(algorithm: str, tokens: int, seed: int) -> dict[str, Any]:
     algo_kwargs = (
         PPO_KWARGS if algorithm == "ppo" else {"learning_rate": LR, "num_generations": GROUP}
     )
-    if algorithm == "ppo_full":
-        algorithm = "ppo"
-        algo_kwargs = {**PPO_KWARGS, "policy_kwargs": {"context_grad": True}}
     config = TrainConfig(
         algorithm=algorithm,
         student=STUDENT,
@@ -420,7 +413,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of round 0 (round r: seed + r)")
     parser.add_argument(
-        "--systems", default="ppo,grpo,trl,trl2", help="comma-separated: ppo,ppo_full,grpo,trl,trl2"
+        "--systems", default="ppo,grpo,trl,trl2", help="comma-separated: ppo,grpo,trl,trl2"
     )
     parser.add_argument(
         "--judge",
@@ -467,9 +460,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     systems = args.systems
-    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo", "ppo_full"}:
+    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo"}:
         print(TRL_MISSING)
-        systems = [s for s in systems if s.startswith("ppo")]
+        systems = [s for s in systems if s == "ppo"]
     _quiet()
     from agents.students.tiny import build_tiny
 

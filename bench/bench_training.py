@@ -35,12 +35,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="PPO minibatch size")
     parser.add_argument("--repeats", type=int, default=3, help="timed rollouts, best kept")
     parser.add_argument("--n-steps", type=int, default=64, help="steps per training rollout")
-    parser.add_argument(
-        "--context-grad",
-        action="store_true",
-        help="update with the full gradient through carried story parts (policy_kwargs "
-        "context_grad=True; the default reads them as constants)",
-    )
     args = parser.parse_args()
     from stable_baselines3.common.utils import obs_as_tensor
 
@@ -60,19 +54,13 @@ def main() -> None:
         student=args.student,
         num_envs=n,
         max_new_tokens=length,
-        algo_kwargs={
-            "n_steps": length,
-            "batch_size": args.batch_size,
-            "n_epochs": 1,
-            "policy_kwargs": {"context_grad": args.context_grad},
-        },
+        algo_kwargs={"n_steps": length, "batch_size": args.batch_size, "n_epochs": 1},
     )
     algo = build_algorithm(config, venv)
     policy = algo.policy
     lm = policy.features_extractor.model
     print(
         f"student: {args.student}  params: {lm.num_parameters():,}  envs: {n}  story tokens: {length}"
-        f"  update context_grad: {args.context_grad}"
     )
 
     # 1. model.generate with KV cache: n prompts, exactly `length` new tokens

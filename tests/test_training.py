@@ -482,45 +482,6 @@ def test_adam_is_fused_unless_the_user_chose(student):
     assert group["foreach"] is True and not group["fused"]
 
 
-def test_update_reads_a_carried_story_part_as_constants_unless_asked(student):
-    """The update's default (context_grad=False) scores a story begun in an earlier
-    rollout with the same log-probabilities and values as the full pass, but its
-    gradient stops at that first part; policy_kwargs context_grad=True keeps it."""
-    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=40)
-    prompt = torch.as_tensor(venv.reset()[0])
-    p = int((prompt != 400).sum())
-    rows, actions = [], []
-    # a story begun in this rollout (5 steps) and one carried from the last (steps 18-29)
-    for first, last in ((0, 5), (18, 30)):
-        story = torch.cat([prompt[:p], torch.randint(0, 399, (last,))])
-        for step in range(first, last):
-            row = torch.full_like(prompt, 400)
-            row[: p + step] = story[: p + step]
-            rows.append(row)
-            actions.append(story[p + step])
-    obs, actions = torch.stack(rows).float(), torch.stack(actions)
-    results = {}
-    for context_grad in (False, True):
-        kwargs = {"policy_kwargs": {"context_grad": True}} if context_grad else {}
-        policy = build_algorithm(
-            TrainConfig(student=student, num_envs=2, algo_kwargs=kwargs), venv
-        ).policy
-        assert policy.features_extractor.context_grad is context_grad
-        policy.set_training_mode(True)
-        values, log_prob, _ = policy.evaluate_actions(obs, actions)
-        (log_prob.sum() + values.sum()).backward()
-        grad = policy.features_extractor.model.transformer.wpe.weight.grad
-        results[context_grad] = (values.detach(), log_prob.detach(), grad.clone())
-    (v0, lp0, g0), (v1, lp1, g1) = results[False], results[True]
-    torch.testing.assert_close(lp0, lp1, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(v0, v1, rtol=1e-4, atol=1e-4)
-    # positions only the carried part fills (after the short story, before step 18)
-    # get position-embedding gradient through the full pass only
-    carried = slice(p + 5, p + 17)
-    assert g0[carried].abs().sum() == 0 and g1[carried].abs().sum() > 0
-    assert g0[p - 1 : p + 5].abs().sum() > 0  # the trained positions have one
-
-
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuffled):
     from agents.students.lm import load_path_student

@@ -280,7 +280,7 @@ def _prefix_of(
 
 
 def last_hidden_teacher_forced(
-    model: Any, ids: torch.Tensor, lengths: torch.Tensor, context_grad: bool = True
+    model: Any, ids: torch.Tensor, lengths: torch.Tensor
 ) -> torch.Tensor:
     """Hidden state after the last real token of each row, computing each episode once.
 
@@ -291,14 +291,6 @@ def last_hidden_teacher_forced(
     similar length (``length_groups``), one forward pass each, instead of all padded to
     the longest: the same numbers up to float rounding (a row's matrix products see a
     different batch shape). Returns (N, H), with gradients.
-
-    ``context_grad=False`` stops the gradient at the story tokens an episode's rows
-    only read: those before its first row's last token (the part of a story written in
-    the previous rollout, or trained in an earlier minibatch). They run once without
-    autograd and join the cache as constants, as Transformer-XL keeps the previous
-    segment's states. The prefix every row shares keeps its gradient (in training, the
-    prompt but its last token), and the hidden states are the same numbers as with
-    ``context_grad=True``: only the gradient changes.
     """
     n = len(ids)
     owner = torch.arange(n)
@@ -328,109 +320,27 @@ def last_hidden_teacher_forced(
     # every row (kept or served by a longer one) keeps its last token out of the prefix
     prefix = min(shared_prefix(ids, lengths, rows_kept), int(lengths.min()) - 1)
     states = _prefix_states(model, ids[kept[0], :prefix]) if prefix else None
-    # where each kept row's pass with gradients starts: after the shared prefix, or
-    # (context_grad=False) at the last token of the first row it serves
-    start = torch.full((n,), prefix, dtype=torch.long)
-    if not context_grad:
-        first = torch.full((n,), int(lengths.max()), dtype=torch.long)
-        first = first.scatter_reduce(0, owner, lengths - 1, reduce="amin")
-        start[rows_kept] = first[rows_kept]
-    vocab = model.config.vocab_size
-    carried = _read_only_context(model, ids, rows_kept, prefix, start, states)
     # one forward pass per group of similar lengths: padding every row to the longest
     # one cost up to half of the update (short new stories padded to long cut-off ones)
-    lens = (lengths[rows_kept] - start[rows_kept]).tolist()
+    lens = (lengths[rows_kept] - prefix).tolist()
     parts, where = [], torch.empty(n, dtype=torch.long)
     offset = 0
+    vocab = model.config.vocab_size
     for group in length_groups(lens):
         rows = rows_kept[group]
-        batch = torch.zeros(len(rows), lens[group[0]], dtype=torch.long)  # right-padded
-        for j, r in enumerate(rows.tolist()):
-            batch[j, : lens[group[j]]] = ids[r, start[r] : start[r] + lens[group[j]]]
+        batch = ids[rows, prefix : prefix + lens[group[0]]]
         batch = batch.masked_fill(batch >= vocab, 0)
-        past = [carried.get(r) for r in rows.tolist()]
         # use_cache=False: no cache is built for the update's own keys and values
-        if any(p is not None for p in past):
-            sizes = torch.as_tensor([lens[i] for i in group])
-            out = _continue_after(model, batch, states, past, start[rows], sizes)
-        else:
-            out = _continue(model, batch, states, use_cache=False)
-        hidden = out.last_hidden_state  # (R, W, H)
+        hidden = _continue(model, batch, states, use_cache=False).last_hidden_state  # (R, W, H)
         served = torch.nonzero(torch.isin(owner, rows))[:, 0]
         slot = torch.empty(n, dtype=torch.long)
         slot[rows] = torch.arange(len(rows))
-        parts.append(hidden[slot[owner[served]], lengths[served] - 1 - start[owner[served]]])
+        parts.append(hidden[slot[owner[served]], lengths[served] - 1 - prefix])
         where[served] = torch.arange(offset, offset + len(served))
         offset += len(served)
     if len(parts) == 1:  # every row served in order
         return parts[0]
     return torch.cat(parts)[where]
-
-
-def _read_only_context(
-    model: Any,
-    ids: torch.Tensor,
-    rows: torch.Tensor,
-    prefix: int,
-    start: torch.Tensor,
-    states: LayerStates | None,
-) -> dict[int, LayerStates]:
-    """Keys and values of each row's tokens between the shared prefix and ``start``,
-    computed without autograd after the prefix: per row, per layer, (1, heads, C, dim)."""
-    todo = [r for r in rows.tolist() if start[r] > prefix]
-    if not todo:
-        return {}
-    past = None if states is None else [(k.detach(), v.detach()) for k, v in states]
-    with torch.no_grad():
-        outs = continue_rows(model, [(past, ids[r, prefix : start[r]]) for r in todo])
-    return {
-        r: [(k[:, :, prefix:], v[:, :, prefix:]) for k, v in kv]
-        for r, (_, kv) in zip(todo, outs, strict=True)
-    }
-
-
-def _continue_after(
-    model: Any,
-    batch: torch.Tensor,
-    states: LayerStates | None,
-    past: list[LayerStates | None],
-    starts: torch.Tensor,
-    lengths: torch.Tensor,
-) -> Any:
-    """Like ``_continue``, each row after the shared prefix and then its own read-only
-    context (``past[j]``, or None), right-aligned before the row's tokens and masked
-    where a row's context is shorter than the group's longest. Row ``j`` holds
-    ``lengths[j]`` tokens from position ``starts[j]``; its padding repeats the last
-    position (causal attention keeps real tokens from seeing it)."""
-    r, width = batch.shape
-    prefix = 0 if states is None else states[0][0].shape[2]
-    sizes = [0 if p is None else p[0][0].shape[2] for p in past]
-    c = max(sizes)
-    mask = torch.ones(r, prefix + c + width, dtype=torch.long)
-    for j, size in enumerate(sizes):
-        mask[j, prefix : prefix + c - size] = 0
-    layers = []
-    first = next(p for p in past if p is not None)
-    for i, (template, _) in enumerate(first):
-        block = template.new_zeros(2, r, template.shape[1], c, template.shape[3])
-        for j, p in enumerate(past):
-            if p is not None:
-                block[0, j, :, c - sizes[j] :] = p[i][0][0]
-                block[1, j, :, c - sizes[j] :] = p[i][1][0]
-        if states is not None:
-            keys = torch.cat([states[i][0].expand(r, -1, -1, -1), block[0]], dim=2)
-            values = torch.cat([states[i][1].expand(r, -1, -1, -1), block[1]], dim=2)
-        else:
-            keys, values = block[0], block[1]
-        layers.append((keys, values))
-    return model.base_model(
-        input_ids=batch,
-        attention_mask=mask,
-        position_ids=starts[:, None]
-        + torch.minimum(torch.arange(width)[None, :], lengths[:, None] - 1),
-        cache=cache_from_states(layers, model.config),
-        use_cache=False,
-    )
 
 
 def shared_prefix(ids: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor) -> int:

@@ -36,11 +36,6 @@ class LMFeaturesExtractor(BaseFeaturesExtractor):
         student: Registered student name or a model folder (its weights are copied).
         student_kwargs: Keyword arguments of the student's factory.
         attn_implementation: Override the model's attention kernel (e.g. ``"eager"``).
-        context_grad: Backpropagate through the part of a story an update only reads
-            (written in the previous rollout, or trained in an earlier minibatch).
-            ``False`` (default) reads it as constants, Transformer-XL style: the same
-            log-probabilities and values, the gradient of each trained token stopped at
-            that context, about a third fewer positions through backward (issue 15).
     """
 
     def __init__(
@@ -49,7 +44,6 @@ class LMFeaturesExtractor(BaseFeaturesExtractor):
         student: str = "tiny",
         student_kwargs: Mapping[str, Any] | None = None,
         attn_implementation: str | None = None,
-        context_grad: bool = False,
     ) -> None:
         source = resolve_student(student, dict(student_kwargs or {}))
         model = copy.deepcopy(source.model)  # the policy trains its own copy
@@ -67,14 +61,13 @@ class LMFeaturesExtractor(BaseFeaturesExtractor):
                 f"{self.pad_id} tokens; build the env and the policy with the same student"
             )
         self.incremental = IncrementalLM(model, self.pad_id)
-        self.context_grad = bool(context_grad)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         ids = observations.long()  # (batch, context) SB3 hands Box observations as float
         lengths = (ids != self.pad_id).sum(dim=1)
         if self.training or torch.is_grad_enabled():
             # updates (incl. TRPO's no-grad line search) see changing weights: no cache
-            return last_hidden_teacher_forced(self.model, ids, lengths, self.context_grad)
+            return last_hidden_teacher_forced(self.model, ids, lengths)
         return self.incremental(ids, lengths)
 
 
@@ -89,7 +82,6 @@ class _CausalLMMixin:
         student: str = "tiny",
         student_kwargs: Mapping[str, Any] | None = None,
         attn_implementation: str | None = None,
-        context_grad: bool = False,
         **kwargs: Any,
     ) -> None:
         for key in ("features_extractor_class", "net_arch"):
@@ -108,7 +100,6 @@ class _CausalLMMixin:
                 "student": student,
                 "student_kwargs": dict(student_kwargs or {}),
                 "attn_implementation": attn_implementation,
-                "context_grad": context_grad,
             },
             share_features_extractor=True,
             **kwargs,
