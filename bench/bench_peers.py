@@ -182,8 +182,16 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def run_ours(algorithm: str, tokens: int, seed: int) -> dict[str, Any]:
-    """One run of our ``train`` (``ppo`` or ``grpo``) on the shared task."""
+def run_ours(
+    algorithm: str, tokens: int, seed: int, changes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One run of our ``train`` (``ppo`` or ``grpo``) on the shared task.
+
+    ``changes``: ``algo_kwargs`` merged over the system's, and ``kl_coef`` in place of
+    ``KL_COEF`` (bench_ppo_settings.py); none for the comparison itself.
+    """
+    changes = dict(changes or {})
+    kl_coef = changes.pop("kl_coef", KL_COEF)
     from story_env.prompts import PAPER_PROMPT
     from story_env.run.config import TrainConfig
     from story_env.run.training import train
@@ -191,6 +199,7 @@ def run_ours(algorithm: str, tokens: int, seed: int) -> dict[str, Any]:
     algo_kwargs = (
         PPO_KWARGS if algorithm == "ppo" else {"learning_rate": LR, "num_generations": GROUP}
     )
+    algo_kwargs = {**algo_kwargs, **changes}
     config = TrainConfig(
         algorithm=algorithm,
         student=STUDENT,
@@ -198,7 +207,7 @@ def run_ours(algorithm: str, tokens: int, seed: int) -> dict[str, Any]:
         prompts=(PAPER_PROMPT,),
         max_new_tokens=MAX_NEW,
         num_envs=NUM_ENVS,
-        kl_coef=KL_COEF,
+        kl_coef=kl_coef,
         steps=tokens,
         seed=seed,
         algo_kwargs=algo_kwargs,
@@ -443,11 +452,13 @@ def _quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
-def run_system(system: str, tokens: int, seed: int) -> dict[str, Any]:
+def run_system(
+    system: str, tokens: int, seed: int, changes: dict[str, Any] | None = None
+) -> dict[str, Any]:
     if system.startswith("trl"):
         run = run_trl(tokens, seed, iterations=2 if system == "trl2" else 1)
     else:
-        run = run_ours(system, tokens, seed)
+        run = run_ours(system, tokens, seed, changes)
     run.update(system=system, seed=seed, tokens_per_s=run["tokens"] / run["wall_s"])
     run["teacher_gain"] = teacher_gain([s["teacher_score"] for s in run["stories"]])
     return run

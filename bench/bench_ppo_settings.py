@@ -39,11 +39,13 @@ def main() -> None:
     peers = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(peers)  # type: ignore[union-attr]
     peers._quiet()
-    peers.PPO_KWARGS = {**peers.PPO_KWARGS, **args.algo_kwargs}
+    changes = dict(args.algo_kwargs)
     if args.kl_coef is not None:
-        peers.KL_COEF = args.kl_coef
-    print(f"PPO settings: {peers.PPO_KWARGS}, kl_coef {peers.KL_COEF}, seeds {args.seeds}")
-    runs = [peers.run_system("ppo", args.tokens, seed) for seed in args.seeds]
+        changes["kl_coef"] = args.kl_coef
+    kl = changes.get("kl_coef", peers.KL_COEF)
+    shown = {**peers.PPO_KWARGS, **args.algo_kwargs}
+    print(f"PPO settings: {shown}, kl_coef {kl}, seeds {args.seeds}")
+    runs = [peers.run_system("ppo", args.tokens, seed, changes) for seed in args.seeds]
     if args.judge:
         peers.judge_runs(runs, args.judge)
     for key in ("teacher_gain", "judge_gain") if args.judge else ("teacher_gain",):
