@@ -2,8 +2,10 @@
 
 A training run folder holds ``config.json`` (the run's settings, with any password in a
 URL masked), ``stories.jsonl`` (every finished story, one strict-JSON line each, appended
-and flushed as it goes), ``checkpoint.zip`` (the model) and ``checkpoint.json`` (the
-counters at that checkpoint). Every write is atomic (a temporary file, then
+and flushed as it goes), ``checkpoint.zip`` (the model, with its counters inside as
+``run_state.json``) and ``checkpoint.json`` (the counters at that checkpoint, written
+after the model: a stop between the two writes leaves it one checkpoint behind, and a
+resume takes the model's own counters). Every write is atomic (a temporary file, then
 ``os.replace``) and leaves no ``.tmp`` behind when it fails. Every failure to read or
 write a file is a ``RunFolderError`` naming the path and the fix, never a traceback.
 
@@ -29,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +44,7 @@ logger = logging.getLogger("story_env.run")
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.zip"
 CHECKPOINT_META = "checkpoint.json"
+CHECKPOINT_STATE = "run_state.json"  # the counters, inside checkpoint.zip
 STORIES = "stories.jsonl"
 
 #: Settings a resumed run may change: budgets and bookkeeping, not the task.
@@ -112,7 +116,7 @@ def write_atomic_with(path: Path, write: Callable[[IO[bytes]], object], what: st
     tmp = path.with_name(path.name + ".tmp")
     try:
         with _writing(path, what):
-            with open(tmp, "wb") as fh:
+            with open(tmp, "w+b") as fh:  # readable too: a zip writer may append to it
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -145,9 +149,39 @@ def write_folder_atomic(dest: Path, fill: Callable[[Path], object], what: str = 
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_model(model: Any, out: Path) -> None:
-    """Save an SB3 model as ``checkpoint.zip`` atomically; a failure leaves no ``.tmp``."""
-    write_atomic_with(out / CHECKPOINT, model.save, "checkpoint")
+def save_checkpoint(model: Any, out: Path, state: Mapping[str, Any]) -> None:
+    """Save an SB3 model and the run's counters: ``checkpoint.zip`` first, carrying the
+    counters as its ``run_state.json`` member (one atomic file), then ``checkpoint.json``.
+
+    A failure leaves no ``.tmp``. A stop between the two writes leaves ``checkpoint.json``
+    one checkpoint behind the model; ``open_run`` then resumes from the model's counters.
+    """
+
+    def write(fh: IO[bytes]) -> None:
+        model.save(fh)
+        with zipfile.ZipFile(fh, "a") as archive:  # SB3's loader ignores the extra member
+            archive.writestr(CHECKPOINT_STATE, dumps(dict(state)))
+
+    write_atomic_with(out / CHECKPOINT, write, "checkpoint")
+    write_meta(out, state)
+
+
+def _model_state(path: Path) -> dict[str, Any] | None:
+    """The counters saved inside a ``checkpoint.zip``; ``None`` for a model saved without
+    them (before they were added) or a file that is not a zip (``load_model`` says so)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(CHECKPOINT_STATE)
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return None
+    try:
+        state = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(
+            f"checkpoint {str(path)!r} holds damaged counters ({exc}); restore the file, or "
+            "start over with another --out"
+        ) from exc
+    return _valid_state(state, f"{path}:{CHECKPOINT_STATE}")
 
 
 def write_meta(out: Path, state: Mapping[str, Any]) -> None:
@@ -264,7 +298,10 @@ def write_config(out: Path, public: Mapping[str, Any]) -> None:
 def read_state(out: Path) -> dict[str, Any]:
     """The counters of the run's last checkpoint (``checkpoint.json``), validated."""
     path = out / CHECKPOINT_META
-    state = read_json(path, "checkpoint counters")
+    return _valid_state(read_json(path, "checkpoint counters"), str(path))
+
+
+def _valid_state(state: Any, where: str) -> dict[str, Any]:
     bad = [
         key
         for key, kind in _STATE_KEYS.items()
@@ -276,7 +313,7 @@ def read_state(out: Path) -> dict[str, Any]:
     ]
     if bad:
         raise RunFolderError(
-            f"checkpoint counters {str(path)!r} lack valid {bad}; the run folder is damaged: "
+            f"checkpoint counters {where!r} lack valid {bad}; the run folder is damaged: "
             "restore the file, or start over with another --out"
         )
     return state
@@ -330,6 +367,21 @@ def open_run(
             f"cannot resume {out}: {checkpoint} is missing although checkpoint.json exists; "
             "restore it, or start over with another --out"
         )
+    saved = _model_state(out / checkpoint) if checkpoint is not None else None
+    if saved is not None and saved["steps"] > state["steps"]:
+        # stopped between the model's write and checkpoint.json's: the model is newer
+        logger.warning(
+            "resuming %s: %s counts step %d but %s was saved at step %d (the run stopped "
+            "between the two writes); resuming from the model's step %d",
+            out,
+            CHECKPOINT_META,
+            state["steps"],
+            checkpoint,
+            saved["steps"],
+            saved["steps"],
+        )
+        state = saved
+        write_meta(out, state)
     if changes:
         write_config(out, public)
         logger.warning("resuming %s with changed budget: %s", out, "; ".join(changes))

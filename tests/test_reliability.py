@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import story_env
+from story_env import run_folder
 from story_env.env import StorytellingEnv
 from story_env.errors import ConfigError, RunFolderError, StorytellingError, TeacherError
 from story_env.registry import get_algorithm
@@ -553,6 +554,38 @@ def test_resume_drops_stories_after_the_checkpoint_and_says_so(random_lm_student
         train(_config(random_lm_student, steps=96), run_copy, resume=True, progress=False)
     assert "dropped 2 line(s)" in caplog.text
     assert_every_story_kept(run_copy)
+
+
+def test_a_stop_between_the_model_and_its_counters_resumes_from_the_model(
+    random_lm_student, tmp_path, monkeypatch, caplog
+):
+    """Failure injection: the run stops after writing checkpoint.zip at its second
+    checkpoint and before writing checkpoint.json, which stays one checkpoint behind.
+    Resuming from the stale counters would train past the budget (and retrain steps the
+    model already learned from); the model's own counters say where it stands."""
+    run, written = tmp_path / "run", []
+    real_write_meta = run_folder.write_meta
+
+    def stop_before_the_second(out: Path, state: dict) -> None:  # the injected failure
+        written.append(state["steps"])
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        real_write_meta(out, state)
+
+    monkeypatch.setattr(run_folder, "write_meta", stop_before_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(random_lm_student, steps=128), run, progress=False)
+    monkeypatch.undo()
+    stale = json.loads((run / "checkpoint.json").read_text())["steps"]
+    assert stale == written[0] < written[1]
+    with caplog.at_level(logging.WARNING):
+        summary = train(_config(random_lm_student, steps=128), run, resume=True, progress=False)
+    assert f"counts step {stale} but checkpoint.zip was saved at step {written[1]}" in caplog.text
+    assert 128 <= summary["steps"] < 128 + 32  # within one rollout of the budget
+    from stable_baselines3 import PPO
+
+    assert PPO.load(run / "checkpoint.zip", device="cpu").num_timesteps == summary["steps"]
+    assert_every_story_kept(run)
 
 
 @pytest.mark.parametrize(

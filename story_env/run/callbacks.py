@@ -19,7 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.rl.reference import ReferenceVecEnv
 from story_env.run.config import TrainConfig
-from story_env.run_folder import append_story, flush_log, save_model, write_meta
+from story_env.run_folder import append_story, flush_log, save_checkpoint
 
 TEACHER_ANSWER_WORDS = 3  # the paper counts ~3 words of teacher output per story
 
@@ -129,8 +129,7 @@ class RunCallback(BaseCallback):
         self.last_checkpoint = self.num_timesteps
         # the stories the checkpoint counts reach the disk before the checkpoint does
         flush_log(self.log_file, Path(self.log_file.name), durable=True)
-        save_model(self.model, self.out)
-        write_meta(self.out, self.state)
+        save_checkpoint(self.model, self.out, self.state)
 
     def _on_training_end(self) -> None:
         self.grade_rollout()  # a run stopped mid-rollout still logs its last stories
