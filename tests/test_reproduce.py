@@ -19,7 +19,6 @@ from story_env.errors import ConfigError
 from story_env.run.judging import default_judges
 from story_env.run.reproduce import (
     ReproConfig,
-    _rl_config,
     estimate,
     nwp_equivalent,
     plan,
@@ -515,5 +514,5 @@ def test_the_v4_rerun_config_differs_from_issue_14s_only_where_it_says():
     )
     assert [j.label for j in new.judge_specs] == ["lm:gemma", "heuristic"]
     assert all(not s.startswith("audit/") for s in plan(new))
-    rl = _rl_config(new, "tiny", control=True, seed=0)
+    rl = new.rl_config("tiny", control=True, seed=0)
     assert rl.kl_per_story and rl.kl_coef == 0.01 and rl.teacher == "random"

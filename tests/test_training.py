@@ -169,13 +169,39 @@ def test_kl_shaping_adds_coef_times_reference_logprob(student):
         np.testing.assert_allclose(r_shaped - r_plain, coef * logp, rtol=1e-3, atol=1e-5)
 
 
+def fill_rollouts(venv, actions, log_probs, on_step=None):
+    """Step ``venv`` through ``actions`` (rollouts x steps x envs) into real SB3 rollout
+    buffers, as PPO's collection does; yield each full buffer and its last done flags
+    (the caller ends the rollout). ``on_step(rewards, dones)`` sees every step."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    n_rollouts, n_steps, n_envs = actions.shape
+    venv.seed(3)
+    obs = venv.reset()
+    starts = np.ones(n_envs, dtype=bool)
+    for r in range(n_rollouts):
+        buffer = RolloutBuffer(n_steps, venv.observation_space, venv.action_space, n_envs=n_envs)
+        for t in range(n_steps):
+            new_obs, rewards, dones, _ = venv.step(actions[r, t])
+            buffer.add(
+                obs,
+                actions[r, t][:, None],
+                rewards,
+                starts,
+                torch.zeros(n_envs),
+                torch.as_tensor(log_probs[r, t]),
+            )
+            if on_step is not None:
+                on_step(rewards, dones)
+            obs, starts = new_obs, dones
+        yield buffer, dones
+
+
 def test_deferred_reference_gives_the_per_step_penalty_in_one_pass(student):
     """Rollouts scored at their end (deferred) get the same rewards and KL as rollouts
     shaped step by step, on real SB3 buffers, with stories ending and restarting
     mid-rollout and running on into the next rollout (whose keys and values the deferred
     reference carries over), over several consecutive rollouts."""
-    from stable_baselines3.common.buffers import RolloutBuffer
-
     coef, n_envs, n_steps, n_rollouts = 0.3, 3, 5, 4  # stories of 8 rows span rollouts
     envs = {
         mode: ReferenceVecEnv(
@@ -197,24 +223,7 @@ def test_deferred_reference_gives_the_per_step_penalty_in_one_pass(student):
     actions[1, 2, 0] = 0  # an end-of-story token: a story ends mid-rollout
     log_probs = -rng.uniform(1, 8, size=(n_rollouts, n_steps, n_envs)).astype(np.float32)
     for mode, venv in envs.items():
-        venv.seed(3)
-        obs = venv.reset()
-        starts = np.ones(n_envs, dtype=bool)
-        for r in range(n_rollouts):
-            buffer = RolloutBuffer(
-                n_steps, venv.observation_space, venv.action_space, n_envs=n_envs
-            )
-            for t in range(n_steps):
-                new_obs, rewards, dones, _ = venv.step(actions[r, t])
-                buffer.add(
-                    obs,
-                    actions[r, t][:, None],
-                    rewards,
-                    starts,
-                    torch.zeros(n_envs),
-                    torch.as_tensor(log_probs[r, t]),
-                )
-                obs, starts = new_obs, dones
+        for buffer, _ in fill_rollouts(venv, actions, log_probs):
             records = {}
             assert venv.end_rollout(buffer, None, records.__setitem__)
             rewards_of[mode].append(buffer.rewards.copy())
@@ -689,8 +698,6 @@ def test_kl_per_story_charges_every_story_for_the_length_limit(student, deferred
     per-token shaping, whatever its length: stories ending early (an end token) pay for
     the tokens they did not write, full-length ones pay what the per-token penalty
     charges, and stories running across rollouts count their steps in both."""
-    from stable_baselines3.common.buffers import RolloutBuffer
-
     coef, n_envs, n_steps, n_rollouts, limit = 0.3, 3, 5, 4, 7
     venvs = {
         tokens: ReferenceVecEnv(
@@ -709,28 +716,14 @@ def test_kl_per_story_charges_every_story_for_the_length_limit(student, deferred
     rewards = {tokens: [] for tokens in venvs}
     plain, ends = [], []  # the env's own rewards, and each step's done flag
     for tokens, venv in venvs.items():
-        venv.seed(3)
-        obs = venv.reset()
-        starts = np.ones(n_envs, dtype=bool)
-        for r in range(n_rollouts):
-            buffer = RolloutBuffer(
-                n_steps, venv.observation_space, venv.action_space, n_envs=n_envs
-            )
-            for t in range(n_steps):
-                new_obs, env_rewards, dones, _ = venv.step(actions[r, t])
-                buffer.add(
-                    obs,
-                    actions[r, t][:, None],
-                    env_rewards,
-                    starts,
-                    torch.zeros(n_envs),
-                    torch.as_tensor(log_probs[r, t]),
-                )
-                if tokens is None:  # per step, the env's reward came shaped: unshape it
-                    ref = 0.0 if deferred else np.asarray(venv.ref_logps[-n_envs:])
-                    plain.append(env_rewards - coef * ref)
-                    ends.append(dones.copy())
-                obs, starts = new_obs, dones
+
+        def unshape(env_rewards, dones, venv=venv):  # per step the reward came shaped
+            ref = 0.0 if deferred else np.asarray(venv.ref_logps[-n_envs:])
+            plain.append(env_rewards - coef * ref)
+            ends.append(dones.copy())
+
+        on_step = unshape if tokens is None else None
+        for buffer, dones in fill_rollouts(venv, actions, log_probs, on_step):
             assert venv.end_rollout(buffer, None, lambda *_: None, dones)
             rewards[tokens].append(buffer.rewards.copy())
     per_token = np.concatenate(rewards[None])  # (rollouts x steps, envs)

@@ -192,26 +192,27 @@ class ReproConfig:
         """The held-out judges, resolved (the default one for the teacher if ``None``)."""
         return resolve_judges(self.judges, self.teacher, self.teacher_kwargs)
 
-
-def _rl_config(config: ReproConfig, student: str, control: bool, seed: int) -> TrainConfig:
-    # steps is a ceiling: the interactive word budget ends the run
-    words_per_story = 16 + 3
-    steps = int(config.interactive_words / words_per_story * config.max_new_tokens * 2)
-    return TrainConfig(
-        algorithm="ppo",
-        student=student,
-        teacher="random" if control else config.teacher,
-        teacher_kwargs={} if control else dict(config.teacher_kwargs),
-        steps=steps,
-        word_budget=config.interactive_words,
-        num_envs=config.num_envs,
-        max_new_tokens=config.max_new_tokens,
-        kl_coef=config.kl_coef,
-        kl_per_story=config.kl_per_story,
-        seed=seed,
-        checkpoint_every=max(512, steps // 10),
-        algo_kwargs=dict(config.algo_kwargs),
-    )
+    def rl_config(self, student: str, control: bool, seed: int) -> TrainConfig:
+        """The training settings of one RL stage: PPO from ``student`` on this
+        experiment's teacher (the random-reward teacher for a ``control``), ended by the
+        interactive word budget (``steps`` is only a ceiling)."""
+        words_per_story = 16 + 3
+        steps = int(self.interactive_words / words_per_story * self.max_new_tokens * 2)
+        return TrainConfig(
+            algorithm="ppo",
+            student=student,
+            teacher="random" if control else self.teacher,
+            teacher_kwargs={} if control else dict(self.teacher_kwargs),
+            steps=steps,
+            word_budget=self.interactive_words,
+            num_envs=self.num_envs,
+            max_new_tokens=self.max_new_tokens,
+            kl_coef=self.kl_coef,
+            kl_per_story=self.kl_per_story,
+            seed=seed,
+            checkpoint_every=max(512, steps // 10),
+            algo_kwargs=dict(self.algo_kwargs),
+        )
 
 
 def plan(config: ReproConfig) -> list[str]:
@@ -261,8 +262,8 @@ def estimate(
     tokens_per_word = 1.3
     evaluation = config.eval_stories / stories_per_s_eval
     probes = config.probe_pairs * len(PROBES) / items_per_s_probe
-    # at most every story at full length (the ceiling of _rl_config is twice that)
-    rl_steps = _rl_config(config, "x", False, 0).steps / 2
+    # at most every story at full length (the ceiling of ReproConfig.rl_config is twice that)
+    rl_steps = config.rl_config("x", False, 0).steps / 2
     est = {
         "pretrain": max(config.budgets) * tokens_per_word / tokens_per_s_pretrain,
         "references": 2 * evaluation,
@@ -488,7 +489,7 @@ def _rl_stage(
     budget, seed = (int(x) for x in name.split("-seed"))
     control = kind == "control"
     ev = _eval_kwargs(config, budget, out)
-    rl = _rl_config(config, ev["student"], control, seed)
+    rl = config.rl_config(ev["student"], control, seed)
     run_dir = out / kind / name
     log(
         f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {rl.teacher}, "
