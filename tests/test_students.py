@@ -154,3 +154,24 @@ def test_the_shipped_default_matches_the_recipe_and_corpus():
     assert (tiny.SHIPPED_DIR / "MODEL_CARD.md").is_file()
     size = sum(f.stat().st_size for f in tiny.SHIPPED_DIR.iterdir())
     assert size <= 20 * 2**20
+
+
+def test_the_shipped_tiny_is_the_model_a_rebuild_makes():
+    """The shipped config describes what ``build_model`` makes from the default recipe,
+    down to the activation: GPT-2's tanh GELU as torch's one kernel, which computes the
+    function the weights were trained with (``gelu_new``) to float32 rounding."""
+    import torch
+    from transformers import AutoConfig
+    from transformers.activations import ACT2FN
+
+    from agents.pretraining.pretrain import build_model
+    from agents.students.tiny import SHIPPED_DIR, TINY_RECIPE
+
+    shipped = AutoConfig.from_pretrained(SHIPPED_DIR)
+    built = build_model(TINY_RECIPE.model, shipped.eos_token_id, seed=0).config
+    keys = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "activation_function")
+    assert {k: getattr(built, k) for k in keys} == {k: getattr(shipped, k) for k in keys}
+    assert shipped.activation_function == "gelu_pytorch_tanh"
+    x = torch.linspace(-8, 8, 100_001)
+    fused, python = ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x)
+    assert (fused - python).abs().max() < 1e-6
