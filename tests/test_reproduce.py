@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agents.probes import PROBES
@@ -26,7 +27,7 @@ from story_env.run.reproduce import (
     smoke_config,
 )
 from story_env.run.reproduce_references import reference_stories
-from story_env.run.reproduce_report import halfway, write_report
+from story_env.run.reproduce_report import halfway, within_length_gain, write_report
 from story_env.run_folder import GitError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
@@ -516,3 +517,36 @@ def test_the_v4_rerun_config_differs_from_issue_14s_only_where_it_says():
     assert all(not s.startswith("audit/") for s in plan(new))
     rl = new.rl_config("tiny", control=True, seed=0)
     assert rl.kl_per_story and rl.kl_coef == 0.01 and rl.teacher == "random"
+
+
+def test_within_length_gain_separates_a_grade_for_length_from_a_better_story():
+    rng = np.random.default_rng(0)
+    first_words = rng.integers(40, 80, 300)
+    last_words = rng.integers(55, 95, 300)  # RL lengthened the stories
+    by_length = lambda words, bonus: [(int(w), w / 100 + bonus) for w in words]  # noqa: E731
+    # a grade that pays only for length rises as logged, not within length
+    gain, share = within_length_gain(by_length(first_words, 0.0), by_length(last_words, 0.0))
+    assert abs(gain) < 0.01 and 0.5 < share < 1.0
+    # better stories at every length: the within-length gain is that improvement
+    gain, _ = within_length_gain(by_length(first_words, 0.0), by_length(last_words, 0.1))
+    assert gain == pytest.approx(0.1, abs=0.01)
+    # lengths that never overlap cannot be compared
+    assert within_length_gain([(20, 0.1)] * 10, [(90, 0.9)] * 10) is None
+
+
+def test_report_shows_the_teachers_gain_within_story_length(tmp_path):
+    config = ReproConfig(budgets=(1_000, 10_000), seeds=(0,), teacher="lm", judges=("lm:gemma",))
+    results = {"rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.5))}
+    log = tmp_path / "rl" / "1000-seed0" / "stories.jsonl"
+    log.parent.mkdir(parents=True)
+    first = [(50 + 10 * (i % 2), (50 + 10 * (i % 2)) / 100) for i in range(256)]  # 50, 60
+    last = [(60 + 10 * (i % 2), (60 + 10 * (i % 2)) / 100 + 0.05) for i in range(256)]  # 60, 70
+    rows = [{"words": w, "teacher_score": g} for w, g in first + last]
+    rows.insert(10, {"words": 70, "teacher_score": None})  # a failed grade is left out
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = write_report(config, results, {}, tmp_path)
+    # as logged: +0.05 for better stories plus +0.10 for 10 more words; within length +0.05
+    assert (
+        "| 1,000 | 55.0 -> 65.0 | +0.150 (+0.150..+0.150) | +0.050 (+0.050..+0.050) | 50% |"
+        in table
+    )

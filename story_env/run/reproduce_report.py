@@ -4,8 +4,8 @@ student ladder) and ``curves.png``.
 Every figure is read from the stage files of ``story_env.run.reproduce``:
 ``results.json`` (RL and control runs), ``starts.json`` (each checkpoint before RL),
 ``references.json`` (real and word-shuffled stories), ``audit.json`` (each evaluation
-written again: words per story, the rule-based judge, the judges regraded) and each
-checkpoint's ``pretraining.json``. Nothing is measured here, and a figure that is missing is said to
+written again: words per story, the rule-based judge, the judges regraded), each
+checkpoint's ``pretraining.json`` and each RL run's training log (``stories.jsonl``). Nothing is measured here, and a figure that is missing is said to
 be missing, never filled in.
 """
 
@@ -33,6 +33,12 @@ TEACHER = "teacher"
 SAMPLE_WORDS = 60
 #: The pooled row of the formal phenomena in a probe report.
 FORMAL = "formal mean"
+#: Stories at each end of a training log that the within-length gain compares.
+LOG_END_STORIES = 256
+#: Width in words of the story-length bins of the within-length gain.
+LENGTH_BIN_WORDS = 10
+#: A length bin counts only with at least this many stories at both ends of the log.
+MIN_BIN_STORIES = 5
 
 
 def nwp_equivalent(
@@ -81,6 +87,7 @@ def write_report(
     lines += _judge_lines(rows)
     lines += _control_lines(config, results)
     lines += _length_lines(results)
+    lines += _log_length_lines(config, results, out)
     lines += audit_lines(config, results, _load(out / "audit.json"))
     lines += _probe_lines(config, results)
     lines += [
@@ -145,10 +152,11 @@ def _start_end(runs: Sequence[dict[str, Any]], grader: str) -> np.ndarray | None
     return np.array(pairs, dtype=float)
 
 
-def _spread(values: Sequence[float], digits: int = 3) -> str:
-    """Mean and (min..max) over seeds."""
+def _spread(values: Sequence[float], digits: int = 3, sign: str = "") -> str:
+    """Mean and (min..max) over seeds (``sign="+"``: with their signs, for gains)."""
     v = np.asarray(values, dtype=float)
-    return f"{v.mean():.{digits}f} ({v.min():.{digits}f}..{v.max():.{digits}f})"
+    f = f"{sign}.{digits}f"
+    return f"{v.mean():{f}} ({v.min():{f}}..{v.max():{f}})"
 
 
 def _ci(value: Sequence[float] | None) -> str:
@@ -260,6 +268,77 @@ def _length_lines(results: dict[str, Any]) -> list[str]:
         end = _spread([r["words_end"][0] for r in runs], 1)
         label = f"{b:,}" if kind == "rl" else f"{b:,} + random-reward control"
         lines.append(f"| {label} | {runs[0]['words_start'][0]:.1f} -> {end} |")
+    return lines
+
+
+def within_length_gain(
+    first: Sequence[tuple[int, float]],
+    last: Sequence[tuple[int, float]],
+    width: int = LENGTH_BIN_WORDS,
+    least: int = MIN_BIN_STORIES,
+) -> tuple[float, float] | None:
+    """A grade's gain from ``first`` to ``last`` stories (each ``(words, grade)``) at a
+    fixed story length: the difference of the mean grades within each bin of ``width``
+    words that holds at least ``least`` stories at both ends, averaged with the bins'
+    story counts as weights. Returns it and the share of all stories in those bins;
+    ``None`` if no bin holds enough (the lengths did not overlap)."""
+    bins: dict[int, tuple[list[float], list[float]]] = {}
+    for end, stories in enumerate((first, last)):
+        for words, grade in stories:
+            bins.setdefault(int(words) // width, ([], []))[end].append(float(grade))
+    kept = [(a, b) for a, b in bins.values() if len(a) >= least and len(b) >= least]
+    if not kept:
+        return None
+    weights = np.array([len(a) + len(b) for a, b in kept], dtype=float)
+    gains = np.array([np.mean(b) - np.mean(a) for a, b in kept])
+    return float(gains @ weights / weights.sum()), float(weights.sum() / (len(first) + len(last)))
+
+
+def _log_length_lines(config: ReproConfig, results: dict[str, Any], out: Path) -> list[str]:
+    """The teacher's gain over each RL run's training log, as logged and at a fixed story
+    length: whether the reward rose with the stories' length or beside it."""
+    n = LOG_END_STORIES
+    per_budget: dict[int, list[tuple[float, float, float, float, float]]] = {}
+    for key, run in results.items():
+        path = out / key / "stories.jsonl"
+        if not key.startswith("rl/") or not path.exists():
+            continue
+        with open(path) as fh:
+            graded = [
+                (int(r["words"]), float(r["teacher_score"]))
+                for r in map(json.loads, fh)
+                if r.get("teacher_score") is not None
+            ]
+        if len(graded) < 2 * n:
+            continue
+        first, last = graded[:n], graded[-n:]
+        within = within_length_gain(first, last)
+        if within is None:
+            continue
+        raw = float(np.mean([g for _, g in last]) - np.mean([g for _, g in first]))
+        words = (np.mean([w for w, _ in first]), np.mean([w for w, _ in last]))
+        per_budget.setdefault(run["budget"], []).append((*words, raw, *within))
+    if not per_budget:
+        return []
+    lines = [
+        "",
+        f"The teacher `{config.teacher}`'s grade over each RL run's training log (the reward "
+        f"as logged), its first {n} stories against its last {n}: the gain as logged and at "
+        f"a fixed story length (the gain within {LENGTH_BIN_WORDS}-word bins of story length "
+        f"holding {MIN_BIN_STORIES} or more stories at both ends, weighted by their "
+        "stories). A gain that disappears within length is the reward paying for length. "
+        "Mean (min..max) over seeds.",
+        "",
+        f"| pretrained words | words per story, first -> last {n} | teacher gain as logged "
+        "| teacher gain within length | stories in the compared bins |",
+        "|---|---|---|---|---|",
+    ]
+    for b in sorted(per_budget):
+        v = np.array(per_budget[b])
+        lines.append(
+            f"| {b:,} | {v[:, 0].mean():.1f} -> {v[:, 1].mean():.1f} | {_spread(v[:, 2], sign='+')} | "
+            f"{_spread(v[:, 3], sign='+')} | {v[:, 4].mean():.0%} |"
+        )
     return lines
 
 
@@ -456,4 +535,11 @@ def _plot(
         ax.set_title("Interactive learning vs more next-word prediction")
 
 
-__all__ = ["halfway", "ladder", "nwp_equivalent", "rows_by_budget", "write_report"]
+__all__ = [
+    "halfway",
+    "ladder",
+    "nwp_equivalent",
+    "rows_by_budget",
+    "within_length_gain",
+    "write_report",
+]
