@@ -5,8 +5,9 @@ Every figure is read from the stage files of ``story_env.run.reproduce``:
 ``results.json`` (RL and control runs), ``starts.json`` (each checkpoint before RL),
 ``references.json`` (real and word-shuffled stories), ``audit.json`` (each evaluation
 written again: words per story, the rule-based judge, the judges regraded), each
-checkpoint's ``pretraining.json`` and each RL run's training log (``stories.jsonl``). Nothing is measured here, and a figure that is missing is said to
-be missing, never filled in.
+checkpoint's ``pretraining.json`` and each RL run's training log (``stories.jsonl``).
+Nothing is measured here, and a figure that is missing is said to be missing, never
+filled in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agents.pretraining.pretrain import checkpoint_name
 from agents.probes.entity import PHENOMENON as ENTITY_TRACKING
 from story_env.run.plots import figure
 from story_env.run.reproduce_audit import AUDIT_JUDGE
+from story_env.run_folder import STORIES
 
 if TYPE_CHECKING:
     from story_env.run.reproduce import ReproConfig
@@ -300,7 +302,7 @@ def _log_length_lines(config: ReproConfig, results: dict[str, Any], out: Path) -
     n = LOG_END_STORIES
     per_budget: dict[int, list[tuple[float, float, float, float, float]]] = {}
     for key, run in results.items():
-        path = out / key / "stories.jsonl"
+        path = out / key / STORIES
         if not key.startswith("rl/") or not path.exists():
             continue
         with open(path) as fh:
