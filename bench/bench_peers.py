@@ -187,11 +187,13 @@ def run_ours(
 ) -> dict[str, Any]:
     """One run of our ``train`` (``ppo`` or ``grpo``) on the shared task.
 
-    ``changes``: ``algo_kwargs`` merged over the system's, and ``kl_coef`` in place of
-    ``KL_COEF`` (bench_ppo_settings.py); none for the comparison itself.
+    ``changes``: ``algo_kwargs`` merged over the system's, ``kl_coef`` in place of
+    ``KL_COEF`` and ``num_envs`` in place of ``NUM_ENVS`` (bench_ppo_settings.py); none
+    for the comparison itself.
     """
     changes = dict(changes or {})
     kl_coef = changes.pop("kl_coef", KL_COEF)
+    num_envs = changes.pop("num_envs", NUM_ENVS)
     from story_env.prompts import PAPER_PROMPT
     from story_env.run.config import TrainConfig
     from story_env.run.training import train
@@ -206,7 +208,7 @@ def run_ours(
         teacher=TEACHER,
         prompts=(PAPER_PROMPT,),
         max_new_tokens=MAX_NEW,
-        num_envs=NUM_ENVS,
+        num_envs=num_envs,
         kl_coef=kl_coef,
         steps=tokens,
         seed=seed,
