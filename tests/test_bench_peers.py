@@ -1,6 +1,7 @@
 """bench/bench_peers.py's own arithmetic: exclusive phase timing, gains, flag checks.
 
-The benchmark itself trains three systems for minutes; these tests run none of it.
+The benchmark itself trains three systems for minutes; these tests run one 32-token
+run, to check that bench_ppo_settings.py's changes reach it.
 """
 
 from __future__ import annotations
@@ -73,3 +74,12 @@ def test_systems_are_checked(bench, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_peers.py", "--systems", "ppo,dqn"])
     with pytest.raises(SystemExit):
         bench._parse()
+
+
+def test_ppo_settings_changes_reach_the_run(bench):
+    # bench_ppo_settings.py's --num-envs, --kl-coef and --algo-kwargs: a short real run
+    run = bench.run_ours(
+        "ppo", 32, 0, {"num_envs": 2, "kl_coef": 0.0, "n_steps": 16, "batch_size": 32}
+    )
+    assert run["tokens"] == 2 * 16  # one rollout of 16 steps in each of 2 envs, not 16 envs
+    assert len(run["stories"]) == 2  # the critic's warm-start wave: one story per env
