@@ -1,9 +1,9 @@
 """Our PPO and our ``grpo`` against plain TRL ``GRPOTrainer`` on the same work (issue 15).
 
     OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
-        [--systems ppo,grpo,trl,trl2] [--judge lm] [--json FILE]
+        [--systems ppo,ppo_story,grpo,trl,trl2] [--judge lm] [--json FILE]
 
-Three systems train the same student (``tiny``) against the same teacher (``heuristic``)
+The systems train the same student (``tiny``) against the same teacher (``heuristic``)
 on the paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
 learning rate 1e-4, stories of at most 90 tokens and a budget of ``--tokens`` completion
 tokens (end-of-story tokens included), run a, b, c, a, b, c... (``--repeats`` rounds,
@@ -11,6 +11,11 @@ seed ``--seed + round``):
 
 * ``ppo``: ``story_env.run.training.train`` with PPO, 16 envs, ``n_steps`` 64,
   ``batch_size`` 512, ``n_epochs`` 2 (whole rollouts: the budget rounds up to 1,024);
+* ``ppo_story``: the same PPO with ``advantage="story"`` (no critic: each token gets its
+  story's grade standardised over the rollout's stories, less its own KL; GRPO's
+  signal, ``agents.rl.advantages``), ``n_steps`` 90 (one story length) and one
+  minibatch of the whole rollout: 16 stories per optimisation step, as TRL's 16
+  completions per step;
 * ``grpo``: the same ``train`` with our TRL plugin (16 completions per step, groups of 8);
 * ``trl``: TRL's ``GRPOTrainer`` used directly, as a TRL user would: the tiny student
   loaded with transformers from its folder, ``teacher_reward_function("heuristic")`` as
@@ -66,6 +71,7 @@ from typing import Any
 
 SYSTEMS = {
     "ppo": "ours, PPO (2 epochs)",
+    "ppo_story": "ours, PPO, story advantage (2 epochs)",
     "grpo": "ours, grpo (TRL plugin)",
     "trl": "TRL GRPOTrainer, plain",
     "trl2": "TRL GRPOTrainer, num_iterations 2",
@@ -74,6 +80,18 @@ PHASES = ("rollout", "reference", "teacher", "update", "checkpoint", "other")
 WINDOW = 32  # stories at each end of a run for the gain
 TEACHER, STUDENT, KL_COEF, LR, NUM_ENVS, GROUP, MAX_NEW = "heuristic", "tiny", 0.01, 1e-4, 16, 8, 90
 PPO_KWARGS = {"n_steps": 64, "batch_size": 512, "n_epochs": 2, "learning_rate": LR}
+# one rollout = one story length in every env, one minibatch: GRPO's 16 stories per step
+STORY_KWARGS = {
+    "n_steps": MAX_NEW,
+    "batch_size": NUM_ENVS * MAX_NEW,
+    "n_epochs": 2,
+    "learning_rate": LR,
+}
+OURS = {  # system -> algorithm, algo_kwargs, TrainConfig.advantage
+    "ppo": ("ppo", PPO_KWARGS, "gae"),
+    "ppo_story": ("ppo", STORY_KWARGS, "story"),
+    "grpo": ("grpo", {"learning_rate": LR, "num_generations": GROUP}, "gae"),
+}
 TRL_MISSING = (
     "TRL is not installed: the grpo and TRL GRPOTrainer rows are skipped "
     "(pip install 'storytelling[trl]')"
@@ -183,24 +201,23 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def run_ours(
-    algorithm: str, tokens: int, seed: int, changes: dict[str, Any] | None = None
+    system: str, tokens: int, seed: int, changes: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One run of our ``train`` (``ppo`` or ``grpo``) on the shared task.
+    """One run of our ``train`` (``ppo``, ``ppo_story`` or ``grpo``) on the shared task.
 
     ``changes``: ``algo_kwargs`` merged over the system's, ``kl_coef`` in place of
-    ``KL_COEF`` and ``num_envs`` in place of ``NUM_ENVS`` (bench_ppo_settings.py); none
-    for the comparison itself.
+    ``KL_COEF``, ``num_envs`` in place of ``NUM_ENVS`` and ``advantage`` (the
+    ``TrainConfig`` field; bench_ppo_settings.py); none for the comparison itself.
     """
     changes = dict(changes or {})
     kl_coef = changes.pop("kl_coef", KL_COEF)
     num_envs = changes.pop("num_envs", NUM_ENVS)
+    algorithm, algo_kwargs, advantage = OURS[system]
+    advantage = changes.pop("advantage", advantage)
     from story_env.prompts import PAPER_PROMPT
     from story_env.run.config import TrainConfig
     from story_env.run.training import train
 
-    algo_kwargs = (
-        PPO_KWARGS if algorithm == "ppo" else {"learning_rate": LR, "num_generations": GROUP}
-    )
     algo_kwargs = {**algo_kwargs, **changes}
     config = TrainConfig(
         algorithm=algorithm,
@@ -210,6 +227,7 @@ def run_ours(
         max_new_tokens=MAX_NEW,
         num_envs=num_envs,
         kl_coef=kl_coef,
+        advantage=advantage,
         steps=tokens,
         seed=seed,
         algo_kwargs=algo_kwargs,
@@ -424,7 +442,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of round 0 (round r: seed + r)")
     parser.add_argument(
-        "--systems", default="ppo,grpo,trl,trl2", help="comma-separated: ppo,grpo,trl,trl2"
+        "--systems",
+        default="ppo,ppo_story,grpo,trl,trl2",
+        help="comma-separated: ppo,ppo_story,grpo,trl,trl2",
     )
     parser.add_argument(
         "--judge",
@@ -473,9 +493,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     systems = args.systems
-    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo"}:
+    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo", "ppo_story"}:
         print(TRL_MISSING)
-        systems = [s for s in systems if s == "ppo"]
+        systems = [s for s in systems if s in ("ppo", "ppo_story")]
     _quiet()
     from agents.students.tiny import build_tiny
 

@@ -83,3 +83,12 @@ def test_ppo_settings_changes_reach_the_run(bench):
     )
     assert run["tokens"] == 2 * 16  # one rollout of 16 steps in each of 2 envs, not 16 envs
     assert len(run["stories"]) == 2  # the critic's warm-start wave: one story per env
+
+
+def test_ppo_story_runs_ppo_with_the_story_advantage(bench):
+    # one rollout of one story length per env
+    assert bench.OURS["ppo_story"][2] == "story"
+    run = bench.run_ours("ppo_story", 2 * 90, 0, {"num_envs": 2, "batch_size": 180})
+    assert run["tokens"] == 2 * 90
+    # each env finishes at least one story in 90 steps (stories end by 90 tokens)
+    assert 2 <= len(run["stories"]) <= 2 * 90 // 2

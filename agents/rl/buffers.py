@@ -9,6 +9,9 @@ A minibatch also ends at a story boundary where one is near: a story cut between
 minibatches costs its first part's positions again in the second (forward and
 backward), about a fifth of an update's positions at 256-step minibatches of 90-token
 stories.
+
+A step whose ``trainable`` flag is false (``agents.rl.advantages``: a story the rollout
+cut off, under the critic-free story advantage) is left out of every minibatch.
 """
 
 from __future__ import annotations
@@ -72,8 +75,18 @@ def minibatch_cuts(lengths: list[int], batch_size: int) -> list[int]:
 
 
 class _EpisodeBatches:
+    trainable: np.ndarray | None = None  # (n_steps, n_envs); None: every step
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
+        self.trainable = None
+
     def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:
         segments = episode_segments(self.episode_starts)  # type: ignore[attr-defined]
+        if self.trainable is not None:
+            keep = self.trainable.T.ravel()  # SB3's flat order is env-major
+            segments = [s[keep[s]] for s in segments]
+            segments = [s for s in segments if len(s)]
         order = np.concatenate(segments)
         if not self.generator_ready:  # type: ignore[has-type]
             for name in _FLAT:

@@ -55,6 +55,10 @@ class ReferenceVecEnv(VecEnvWrapper):
         deferred: Score the whole rollout at ``end_rollout`` instead of at every step
             (the env's own rewards come through unshaped); not with masks, which need
             the reference at every step.
+        in_reward: Put the penalty in the rewards (True), or leave the rewards as the
+            env gave them and only keep each action's ``log p_ref`` in ``rollout_ref``
+            for the story advantage (``agents.rl.advantages``), which charges each
+            token its own KL.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         top_p: float | None = None,
         top_k: int | None = None,
         deferred: bool = False,
+        in_reward: bool = True,
     ) -> None:
         if kl_coef < 0:
             raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
@@ -81,8 +86,14 @@ class ReferenceVecEnv(VecEnvWrapper):
                 f"action masks (top_p={top_p}, top_k={top_k}) need the reference at every "
                 "step; use deferred=False with masks"
             )
+        if not in_reward and story_tokens is not None:
+            raise ConfigError(
+                f"story_tokens={story_tokens} reshapes the KL in the rewards; with "
+                "in_reward=False the KL is charged per token outside them: drop story_tokens"
+            )
         super().__init__(venv)
-        self.deferred = deferred
+        self.deferred, self.in_reward = deferred, in_reward
+        self.rollout_ref: np.ndarray | None = None  # (n_steps, n_envs) of the last rollout
         model = resolve_student(student, dict(student_kwargs or {})).model
         self.model = model.eval().requires_grad_(False)
         self.pad_id = int(venv.observation_space.high.max())
@@ -111,7 +122,9 @@ class ReferenceVecEnv(VecEnvWrapper):
         record: Callable[[str, float], None],
         dones: np.ndarray | None = None,
     ) -> bool:
-        """Close one rollout's KL penalty; True if it changed ``buffer.rewards``.
+        """Close one rollout's KL penalty; True if it changed ``buffer.rewards``
+        (never with ``in_reward=False``; ``rollout_ref`` keeps the rollout's
+        ``log p_ref`` either way).
 
         Each step added ``kl_coef * log p_ref(a)``; subtracting ``kl_coef * log pi(a)``
         here (the buffer holds the policy's log-probabilities) makes it the per-token
@@ -123,7 +136,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         With ``story_tokens``, each story that ends in this rollout (``dones``: the
         envs' done flags at its last step) also pays its unwritten tokens' share.
         """
-        changed = bool(self.kl_coef) and hasattr(buffer, "log_probs")
+        changed = bool(self.kl_coef) and hasattr(buffer, "log_probs") and self.in_reward
         if self.deferred:
             ref = self.rollout_logps(buffer)
             if changed:
@@ -139,6 +152,7 @@ class ReferenceVecEnv(VecEnvWrapper):
             buffer.rewards += self.kl_coef * self._unwritten_share(
                 shaping, buffer.episode_starts, np.asarray(dones, dtype=bool)
             )
+        self.rollout_ref = ref
         ref = ref.ravel()
         kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
         record("train/kl", kl)
@@ -262,7 +276,8 @@ class ReferenceVecEnv(VecEnvWrapper):
         ref_logp = self._logp[
             torch.arange(len(self._actions)), torch.as_tensor(self._actions)
         ].numpy()
-        shaped = rewards + self.kl_coef * ref_logp.astype(np.float32)
+        coef = self.kl_coef if self.in_reward else 0.0
+        shaped = rewards + coef * ref_logp.astype(np.float32)
         self.ref_logps.extend(ref_logp.tolist())
         self._logp = self._reference_logp(obs)
         return obs, shaped.astype(np.float32), dones, infos

@@ -117,6 +117,7 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
             top_k=config.top_k,
             # without masks the reference scores each rollout in one pass at its end
             deferred=config.top_p is None and config.top_k is None,
+            in_reward=config.advantage == "gae",
         )
     return venv
 
@@ -126,7 +127,11 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
     spec = get_algorithm(config.algorithm)
     policy = policy_class_for(config.algorithm, spec, config)
     check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)
-    kwargs: dict[str, Any] = {**spec.defaults, **dict(config.algo_kwargs)}
+    kwargs: dict[str, Any] = {
+        **spec.defaults,
+        **_story_defaults(config, spec),
+        **dict(config.algo_kwargs),
+    }
     policy_kwargs = {
         "student": config.student,
         "student_kwargs": dict(config.student_kwargs),
@@ -139,7 +144,7 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
             MaskableEpisodeRolloutBuffer if spec.needs_action_masks else EpisodeRolloutBuffer
         )
     try:
-        return spec.load()(
+        model = spec.load()(
             policy,
             venv,
             seed=config.seed,
@@ -153,6 +158,51 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         raise ConfigError(
             f"bad algo_kwargs {sorted(kwargs)} for {config.algorithm!r}: {exc}"
         ) from exc
+    if config.advantage == "story":
+        check_story_advantage(config, model)
+    return model
+
+
+def _story_defaults(config: TrainConfig, spec: AlgorithmSpec) -> dict[str, Any]:
+    """With the story advantage the critic is unused (no value loss) and the advantages
+    arrive standardised: SB3's per-minibatch normalisation would rescale the KL term."""
+    if config.advantage != "story":
+        return {}
+    if config.algo_kwargs.get("normalize_advantage"):
+        raise ConfigError(
+            "advantage 'story' standardises each rollout's grades itself and adds the KL per "
+            "token; normalize_advantage would rescale that KL term. Drop normalize_advantage "
+            "from algo_kwargs"
+        )
+    return {
+        name: value
+        for name, value in (("vf_coef", 0.0), ("normalize_advantage", False))
+        if accepts_kwarg(spec, name)
+    }
+
+
+def check_story_advantage(config: TrainConfig, model: Any) -> None:
+    """The story advantage needs episode buffers and rollouts of at least one story length.
+
+    Every env then finishes a story in each rollout (a story takes at most
+    ``max_new_tokens`` steps), so each update has stories with grades to learn from.
+    """
+    from agents.rl.buffers import _EpisodeBatches
+
+    if not isinstance(model.rollout_buffer, _EpisodeBatches):
+        raise ConfigError(
+            f"advantage 'story' leaves cut-off stories out of the update, which needs the "
+            f"run's episode buffer; drop rollout_buffer_class "
+            f"({type(model.rollout_buffer).__name__}) from algo_kwargs"
+        )
+    n_steps = int(getattr(model, "n_steps", 0) or 0)
+    if n_steps < config.max_new_tokens:
+        raise ConfigError(
+            f"advantage 'story' needs rollouts of at least max_new_tokens steps per env so "
+            f"that every env finishes a story in each: n_steps is {n_steps}, max_new_tokens "
+            f'{config.max_new_tokens}. Pass --algo-kwargs \'{{"n_steps": '
+            f"{config.max_new_tokens}}}' or more"
+        )
 
 
 # Set by the run itself: passing them in algo_kwargs is a mistake, not a setting.

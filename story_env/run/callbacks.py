@@ -4,7 +4,8 @@ Every finished story is appended to the run's log (flushed at once, fsynced befo
 checkpoint), counted toward the interactive word budget, and its reward reaches
 TensorBoard; checkpoints are atomic; stories whose grade was deferred are graded at the
 rollout's end in one teacher batch and their rewards written into the rollout buffer
-before returns are computed; the KL reference closes the rollout's penalty.
+before returns are computed; the KL reference closes the rollout's penalty; with the
+story advantage (``TrainConfig.advantage``) the advantages are the stories' grades.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.rl.advantages import story_advantages
 from agents.rl.reference import ReferenceVecEnv
 from story_env.run.config import TrainConfig
 from story_env.run_folder import append_story, flush_log, save_checkpoint
@@ -118,7 +120,13 @@ class RunCallback(BaseCallback):
             changed |= env.end_rollout(
                 buffer, self.config.kl_target, self.logger.record, self.locals["dones"]
             )
-        if changed:
+        if self.config.advantage == "story":
+            ref = env.rollout_ref if isinstance(env, ReferenceVecEnv) else None
+            coef = env.kl_coef if isinstance(env, ReferenceVecEnv) else 0.0
+            signal = story_advantages(buffer, self.locals["dones"], ref, coef)
+            for key, value in signal.items():
+                self.logger.record(f"story_advantage/{key}", value)
+        elif changed:
             buffer.compute_returns_and_advantage(
                 last_values=self.locals["values"], dones=self.locals["dones"]
             )

@@ -30,6 +30,7 @@ _FIELDS = {
     "kl_coef": "kl_coef",
     "kl_target": "kl_target",
     "kl_per_story": "kl_per_story",
+    "advantage": "advantage",
     "top_p": "top_p",
     "top_k": "top_k",
     "seed": "seed",
@@ -164,6 +165,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="charge each story's KL at its mean rate for max_new_tokens tokens, so the "
         "penalty does not favour short stories (default: per token)",
+    )
+    p.add_argument(
+        "--advantage",
+        choices=("gae", "story"),
+        help="gae: critic and GAE, KL in the rewards (default); story: no critic, each "
+        "token gets its story's standardised grade less its own KL (GRPO's signal)",
     )
     p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
     p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")

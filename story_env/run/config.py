@@ -24,6 +24,7 @@ from story_env.core import MAX_CONTEXT_TOKENS, EnvConfig
 from story_env.errors import ConfigError, did_you_mean
 from story_env.rewards import finite_number
 
+ADVANTAGES = ("gae", "story")  # TrainConfig.advantage
 ENV_FIELDS = tuple(f.name for f in dataclasses.fields(EnvConfig))
 # A run trains the embedded default student; a bare env writes with the random one.
 _RUN_ENV = EnvConfig(student="tiny")
@@ -52,6 +53,12 @@ class TrainConfig:
             write times its mean. A story's KL cost then does not grow with its length,
             so the penalty stops pulling toward short stories (the per-token penalty
             does, once the policy has moved: ending early is the cheapest way to pay less).
+        advantage: How the SB3 algorithms turn grades into advantages. ``"gae"``: the
+            critic and GAE, with the KL penalty in the rewards (the paper's PPO).
+            ``"story"``: no critic; each token gets its story's grade standardised over
+            the rollout's finished stories, less its own KL penalty (GRPO's signal), and
+            the steps of a story the rollout cut off are left out of the update
+            (``agents.rl.advantages``). Needs ``n_steps >= max_new_tokens``.
         top_p: MaskablePPO: mask tokens outside the reference's nucleus.
         top_k: MaskablePPO: mask tokens outside the reference's top k.
         seed: Seeds the env, the policy's sampling and the algorithm.
@@ -67,6 +74,7 @@ class TrainConfig:
     kl_coef: float = 0.0
     kl_target: float | None = None
     kl_per_story: bool = False
+    advantage: str = "gae"
     top_p: float | None = None
     top_k: int | None = None
     seed: int = 0
@@ -204,6 +212,17 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
         raise ConfigError(
             "kl_per_story shapes the KL penalty, which is off (kl_coef 0); set kl_coef > 0 "
             "(e.g. 0.01) or drop kl_per_story"
+        )
+    if setting("advantage") not in ADVANTAGES:
+        raise ConfigError(
+            f"advantage must be one of {', '.join(map(repr, ADVANTAGES))}, "
+            f"got {setting('advantage')!r}"
+        )
+    if setting("advantage") == "story" and setting("kl_per_story"):
+        raise ConfigError(
+            "kl_per_story reshapes the KL penalty in the rewards; advantage 'story' charges "
+            "each token its own KL outside them, which does not favour short stories. Drop "
+            "kl_per_story"
         )
     for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
         if not isinstance(setting(name), Mapping):

@@ -1,0 +1,95 @@
+"""The story advantage: GRPO's learning signal inside an SB3 rollout buffer.
+
+With ``advantage="story"`` (``TrainConfig.advantage``) a run does not use the critic.
+Every token of a story gets the story's grade, standardised over the stories the
+rollout finished (their mean is the baseline, as the group mean is GRPO's), and the KL
+penalty acts on each token alone: ``kl_coef * (log pi - log p_ref)`` comes off that
+token's advantage instead of off every earlier token's return. That is the first-order
+gradient of GRPO's per-token KL term, and it leaves the grade as the only thing a
+story's tokens share.
+
+A story still being written when the rollout ends has no grade yet, and without a
+critic nothing can stand in for one: its steps in this rollout are left out of the
+update (``trainable`` false). Its remaining steps, in the next rollout, learn from its
+grade. Issue 15 measured why this matters: the same critic-free signal with those steps
+trained on the untrained value's bootstrap learned about half as much per story.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def story_returns(
+    rewards: np.ndarray, episode_starts: np.ndarray, last_dones: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Each step's undiscounted reward-to-go within its story, and which steps have one.
+
+    Args:
+        rewards: (n_steps, n_envs) rewards (the grade on each story's last step).
+        episode_starts: (n_steps, n_envs) SB3's flags: a story starts at this step.
+        last_dones: (n_envs,) whether each env's story ended at the rollout's last step.
+
+    Returns:
+        returns (n_steps, n_envs), ``trainable`` (n_steps, n_envs): false on the steps of
+        a story the rollout cut off before its end, and the return of every story that
+        ended in the rollout (its steps here may be its second part), in rollout order.
+    """
+    n_steps, n_envs = rewards.shape
+    ends = np.zeros((n_steps, n_envs), dtype=bool)
+    ends[:-1] = episode_starts[1:].astype(bool)
+    ends[-1] = np.asarray(last_dones, dtype=bool)
+    returns = np.zeros((n_steps, n_envs), dtype=np.float32)
+    trainable = np.zeros((n_steps, n_envs), dtype=bool)
+    finished: list[float] = []
+    for env in range(n_envs):
+        to_go, ended = 0.0, False
+        for t in range(n_steps - 1, -1, -1):
+            if ends[t, env]:
+                to_go, ended = 0.0, True
+                finished.append(0.0)  # filled below, once the story's start is reached
+            to_go += float(rewards[t, env])
+            returns[t, env], trainable[t, env] = to_go, ended
+            if ended:
+                finished[-1] = to_go
+    return returns, trainable, finished
+
+
+def story_advantages(
+    buffer: Any,
+    last_dones: np.ndarray,
+    ref_logps: np.ndarray | None = None,
+    kl_coef: float = 0.0,
+) -> dict[str, float]:
+    """Write the story advantage into an SB3 rollout buffer (returns, advantages, trainable).
+
+    Args:
+        buffer: The rollout buffer (``agents.rl.buffers.EpisodeRolloutBuffer``), its
+            rewards final (graded, no KL in them).
+        last_dones: The envs' done flags at the rollout's last step.
+        ref_logps: (n_steps, n_envs) ``log p_ref`` of each action (None: no KL term).
+        kl_coef: The KL coefficient.
+
+    Returns:
+        What the rollout's signal looked like, for the logger: stories graded, the
+        grade's mean and spread, and the share of steps left out.
+    """
+    returns, trainable, finished = story_returns(buffer.rewards, buffer.episode_starts, last_dones)
+    grades = np.asarray(finished, dtype=np.float64)
+    mean = float(grades.mean()) if len(grades) else 0.0
+    std = float(grades.std()) if len(grades) else 0.0
+    advantages = np.where(trainable, (returns - mean) / (std + 1e-8), 0.0)
+    if ref_logps is not None and kl_coef:
+        advantages -= kl_coef * (buffer.log_probs - ref_logps) * trainable
+    # the critic is not used; its targets stay where it is, so its loss is zero
+    buffer.returns = np.where(trainable, returns, buffer.values).astype(np.float32)
+    buffer.advantages = advantages.astype(np.float32)
+    buffer.trainable = trainable
+    return {
+        "stories": float(len(grades)),
+        "grade_mean": mean,
+        "grade_std": std,
+        "left_out": float(1.0 - trainable.mean()),
+    }

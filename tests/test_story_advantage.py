@@ -1,0 +1,154 @@
+"""The critic-free story advantage (``TrainConfig.advantage="story"``): GRPO's signal
+inside the SB3 algorithms, with stories a rollout cut off left out of the update."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agents.rl.advantages import story_advantages, story_returns
+from agents.rl.buffers import EpisodeRolloutBuffer
+from story_env.errors import ConfigError
+from story_env.run.algorithms import build_algorithm
+from story_env.run.config import TrainConfig
+from story_env.run.training import train
+from story_env.sb3 import make_sb3_vec_env
+
+# env 0: the end of a story begun in the last rollout (grade 0.5 at t=1), a whole story
+# (0.8 at t=4), and a story still being written at the rollout's end (t=5).
+# env 1: one story over the whole rollout, graded 0.2 at its last step.
+STARTS = np.array([[1, 1], [0, 0], [1, 0], [0, 0], [0, 0], [1, 0]], dtype=np.float32)
+REWARDS = np.zeros((6, 2), dtype=np.float32)
+REWARDS[1, 0], REWARDS[4, 0], REWARDS[5, 1] = 0.5, 0.8, 0.2
+LAST_DONES = np.array([False, True])
+
+
+def test_story_returns_give_each_finished_story_its_grade_and_leave_cut_stories_out():
+    STARTS[0, 0] = 0  # the rollout opens inside env 0's story
+    try:
+        returns, trainable, finished = story_returns(REWARDS, STARTS, LAST_DONES)
+    finally:
+        STARTS[0, 0] = 1
+    np.testing.assert_allclose(returns[:, 0], [0.5, 0.5, 0.8, 0.8, 0.8, 0.0])
+    np.testing.assert_allclose(returns[:, 1], [0.2] * 6)
+    assert trainable[:, 0].tolist() == [True] * 5 + [False]
+    assert trainable[:, 1].all()
+    assert sorted(finished) == pytest.approx([0.2, 0.5, 0.8])
+
+
+def test_story_advantages_standardise_grades_over_stories_and_charge_each_token_its_kl():
+    rng = np.random.default_rng(0)
+    log_probs = -rng.uniform(1, 5, size=(6, 2)).astype(np.float32)
+    ref = -rng.uniform(1, 5, size=(6, 2)).astype(np.float32)
+    values = np.full((6, 2), 0.7, dtype=np.float32)
+    buffer = SimpleNamespace(
+        rewards=REWARDS.copy(), episode_starts=STARTS, log_probs=log_probs, values=values
+    )
+    signal = story_advantages(buffer, LAST_DONES, ref, kl_coef=0.1)
+    grades = np.array([0.5, 0.8, 0.2])  # one per story, whatever its length
+    z = (np.array([[0.5, 0.5, 0.8, 0.8, 0.8, 0.0], [0.2] * 6]).T - grades.mean()) / grades.std()
+    want = z - 0.1 * (log_probs - ref)
+    want[5, 0] = 0.0  # the cut-off story's step: no grade, no KL, left out
+    np.testing.assert_allclose(buffer.advantages, want, rtol=1e-5, atol=1e-6)
+    assert buffer.trainable[:, 0].tolist() == [True] * 5 + [False]
+    assert buffer.returns[5, 0] == pytest.approx(0.7)  # the critic's own value: no loss
+    assert signal["stories"] == 3 and signal["left_out"] == pytest.approx(1 / 12)
+    assert signal["grade_mean"] == pytest.approx(0.5)
+
+
+def test_one_grade_per_rollout_gives_zero_advantages_not_nan():
+    buffer = SimpleNamespace(
+        rewards=np.array([[0.0], [0.6]], dtype=np.float32),
+        episode_starts=np.array([[1.0], [0.0]], dtype=np.float32),
+        log_probs=np.zeros((2, 1), dtype=np.float32),
+        values=np.zeros((2, 1), dtype=np.float32),
+    )
+    story_advantages(buffer, np.array([True]))
+    assert buffer.advantages.tolist() == [[0.0], [0.0]]
+
+
+def test_episode_buffer_leaves_untrainable_steps_out_of_every_minibatch():
+    n_steps, n_envs = 6, 2
+    buffer = EpisodeRolloutBuffer(
+        n_steps, spaces.Box(0, 100, (1,)), spaces.Discrete(4), n_envs=n_envs
+    )
+    for t in range(n_steps):  # each observation names its step: 10 * t + env
+        obs = np.array([[10.0 * t], [10.0 * t + 1]], dtype=np.float32)
+        buffer.add(
+            obs,
+            np.zeros((n_envs, 1)),
+            np.zeros(n_envs),
+            STARTS[t],
+            torch.zeros(n_envs),
+            torch.zeros(n_envs),
+        )
+    buffer.trainable = np.ones((n_steps, n_envs), dtype=bool)
+    buffer.trainable[5, 0] = buffer.trainable[0:2, 1] = False
+    seen = sorted(int(o) for batch in buffer.get(4) for o in batch.observations[:, 0])
+    assert seen == sorted({10 * t + e for t in range(6) for e in range(2)} - {50, 1, 11})
+    buffer.reset()
+    assert buffer.trainable is None  # the next rollout starts with every step
+
+
+def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
+    config = TrainConfig(
+        student=student,
+        steps=128,
+        num_envs=4,
+        max_new_tokens=16,
+        kl_coef=0.05,
+        advantage="story",
+        algo_kwargs={"n_steps": 16, "batch_size": 64, "n_epochs": 1, "learning_rate": 1e-3},
+        checkpoint_every=10_000,
+    )
+    venv = make_sb3_vec_env(num_envs=4, student=student, max_new_tokens=16)
+    start = build_algorithm(config, venv).policy.state_dict()
+    summary = train(config, tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    assert len(rows) == summary["stories"] >= 128 // 16
+    assert all(r["step"] > 0 for r in rows)  # no critic, so no warm-up wave to start it
+    from stable_baselines3 import PPO
+
+    model = PPO.load(tmp_path / "checkpoint.zip", device="cpu")
+    assert model.vf_coef == 0.0 and model.normalize_advantage is False
+    end = model.policy.state_dict()
+    unchanged = [k for k in start if torch.equal(start[k], end[k])]
+    assert any(k.startswith("value_net") for k in unchanged)
+    assert all(not k.startswith("value_net") or k in unchanged for k in start)
+    assert any(not torch.equal(start[k], end[k]) for k in start if "lm_head" in k or "wte" in k)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"advantage": "grpo"}, r"advantage must be one of 'gae', 'story', got 'grpo'"),
+        (
+            {"advantage": "story", "kl_coef": 0.01, "kl_per_story": True},
+            r"advantage 'story' charges each token its own KL.*Drop kl_per_story",
+        ),
+    ],
+)
+def test_story_advantage_config_errors_name_the_fix(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**settings)
+
+
+@pytest.mark.parametrize(
+    ("algo_kwargs", "message"),
+    [
+        ({"n_steps": 8, "batch_size": 16}, r"n_steps is 8, max_new_tokens 16.*\"n_steps\": 16"),
+        ({"n_steps": 16, "normalize_advantage": True}, r"Drop normalize_advantage"),
+    ],
+)
+def test_story_advantage_refuses_settings_it_cannot_honour(student, algo_kwargs, message):
+    config = TrainConfig(
+        student=student, num_envs=2, max_new_tokens=16, advantage="story", algo_kwargs=algo_kwargs
+    )
+    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=16)
+    with pytest.raises(ConfigError, match=message):
+        build_algorithm(config, venv)
