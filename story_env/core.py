@@ -409,18 +409,28 @@ class StoryBatch:
         return arr
 
     def step(
-        self, actions: np.ndarray
+        self, actions: np.ndarray, moving: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, dict[str, Any]]]:
         """Append one token per story; grade the stories that end now.
+
+        Args:
+            actions: (n,) token ids.
+            moving: (n,) booleans: the slots that take their token (None: all); the
+                others keep their story as it is.
 
         Returns:
             rewards (n,), terminated (n,), truncated (n,), and the final info of each slot
             that ended, keyed by slot.
         """
-        self.tokens[self._rows, self.lengths] = actions
-        self.lengths += 1
-        terminated = actions == self.eos
-        truncated = ~terminated & (self.lengths - self.prompt_lengths >= self.config.max_new_tokens)
+        rows = self._rows if moving is None else np.flatnonzero(moving)
+        self.tokens[rows, self.lengths[rows]] = actions[rows]
+        self.lengths[rows] += 1
+        moved = np.zeros(self.n, dtype=bool)
+        moved[rows] = True
+        terminated = moved & (actions == self.eos)
+        truncated = (
+            moved & ~terminated & (self.lengths - self.prompt_lengths >= self.config.max_new_tokens)
+        )
         rewards = np.zeros(self.n, dtype=np.float64)
         ended = np.flatnonzero(terminated | truncated)
         infos: dict[int, dict[str, Any]] = {}

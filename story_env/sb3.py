@@ -41,9 +41,11 @@ class SB3VecEnv(VecEnv):
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        held = self.vec_env.held.copy()
         obs, rewards, terminated, truncated, infos = self.vec_env.step(self._actions)
         dones = terminated | truncated
-        out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        # a held slot's step wrote nothing: "waiting" tells training not to count it
+        out: list[dict[str, Any]] = [{"waiting": True} if h else {} for h in held]
         for i in np.flatnonzero(dones):
             info = slot_info(infos["final_info"], i)
             info["terminal_observation"] = infos["final_obs"][i]
@@ -56,6 +58,14 @@ class SB3VecEnv(VecEnv):
 
     def close(self) -> None:
         self.vec_env.close()
+
+    def hold(self, slots: Any) -> None:
+        """See ``StorytellingVectorEnv.hold``."""
+        self.vec_env.hold(slots)
+
+    def release(self) -> None:
+        """See ``StorytellingVectorEnv.release``."""
+        self.vec_env.release()
 
     def defer_grading(self, enabled: bool = True) -> None:
         """See ``StorytellingVectorEnv.defer_grading``."""

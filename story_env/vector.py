@@ -25,6 +25,11 @@ class StorytellingVectorEnv(VectorEnv):
     hold the finished one. ``reset(seed=s)`` seeds slot ``i`` with ``s + i``, so slot ``i``
     replays ``gym.make("Storytelling-v0").reset(seed=s + i)`` exactly.
 
+    ``hold(slots)`` makes slots wait: until ``release()``, a held slot ignores its
+    actions and keeps its observation (the prompt of its next story), with reward 0 and
+    no end. Training holds a slot whose story ended when too few steps of the rollout
+    are left for another, so no story is cut between rollouts (``TrainConfig.advantage``).
+
     Takes the same keyword arguments as ``StorytellingEnv`` plus ``num_envs``.
     """
 
@@ -55,6 +60,7 @@ class StorytellingVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._rngs = [np.random.default_rng() for _ in range(num_envs)]
+        self.held = np.zeros(num_envs, dtype=bool)  # slots waiting for release()
 
     @property
     def pad_id(self) -> int:
@@ -79,13 +85,15 @@ class StorytellingVectorEnv(VectorEnv):
             if s is not None:
                 self._rngs[i], _ = gym.utils.seeding.np_random(s)
             self.batch.reset_slot(i, self._rngs[i])
+        self.held[:] = False
         return self.batch.tokens.copy(), {}
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = self.batch.validate(actions)
-        rewards, terminated, truncated, finals = self.batch.step(actions)
+        moving = ~self.held if self.held.any() else None
+        rewards, terminated, truncated, finals = self.batch.step(actions, moving)
         infos: dict[str, Any] = {}
         for i, final_info in finals.items():
             infos = self._add_info(
@@ -93,6 +101,22 @@ class StorytellingVectorEnv(VectorEnv):
             )
             self.batch.reset_slot(i, self._rngs[i])
         return self.batch.tokens.copy(), rewards, terminated, truncated, infos
+
+    def hold(self, slots: Any) -> None:
+        """Make ``slots`` (indices or a boolean mask) wait until ``release()``."""
+        index = np.asarray(slots)
+        if index.dtype == bool:
+            if index.shape != (self.num_envs,):
+                raise ConfigError(f"a hold mask needs {self.num_envs} entries, got {index.shape}")
+            index = np.flatnonzero(index)
+        bad = [int(i) for i in index.ravel() if not 0 <= int(i) < self.num_envs]
+        if bad:
+            raise ConfigError(f"cannot hold slot {bad[0]}: slots are 0..{self.num_envs - 1}")
+        self.held[index] = True
+
+    def release(self) -> None:
+        """Let every held slot go on (its next action starts its story)."""
+        self.held[:] = False
 
     def defer_grading(self, enabled: bool = True) -> None:
         """Defer grading: a story that ends gets reward 0 and ``pending_grade`` (its index)

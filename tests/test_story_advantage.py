@@ -95,6 +95,71 @@ def test_episode_buffer_leaves_untrainable_steps_out_of_every_minibatch():
     assert buffer.trainable is None  # the next rollout starts with every step
 
 
+def test_held_slots_wait_with_their_next_prompt_until_released(student):
+    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=6)
+    venv.seed(0)
+    obs = venv.reset()
+    prompt = obs[0].copy()
+    obs, _, _, _ = venv.step(np.array([5, 5]))
+    venv.hold([0])
+    for _ in range(8):  # slot 1's story ends and restarts meanwhile
+        before = obs.copy()
+        obs, rewards, dones, infos = venv.step(np.array([7, 7]))
+        assert (obs[0] == before[0]).all() and rewards[0] == 0 and not dones[0]
+        assert infos[0] == {"waiting": True} and "waiting" not in infos[1]
+    assert (obs[0] != prompt).sum() == 1  # one token written before the hold
+    venv.release()
+    obs, _, _, infos = venv.step(np.array([7, 7]))
+    assert (obs[0] != prompt).sum() == 2 and "waiting" not in infos[0]
+    with pytest.raises(ConfigError, match=r"cannot hold slot 2: slots are 0..1"):
+        venv.hold([2])
+
+
+def test_deferred_reference_scores_held_slots_as_the_per_step_one_does(student):
+    """A held slot repeats its row; the deferred reference's pass must keep it inside
+    the slot's segment and still give every other step its exact log p_ref."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    from agents.rl.reference import ReferenceVecEnv
+
+    n_envs, n_steps = 3, 6
+    got = {}
+    rng = np.random.default_rng(1)
+    actions = rng.integers(1, 399, size=(2, n_steps, n_envs))
+    actions[0, 1, 1] = 0  # slot 1's story ends at step 1 and is held to the rollout's end
+    for deferred in (False, True):
+        venv = ReferenceVecEnv(
+            make_sb3_vec_env(num_envs=n_envs, student=student, max_new_tokens=5),
+            student,
+            kl_coef=1.0,
+            deferred=deferred,
+        )
+        venv.seed(3)
+        obs, starts, refs = venv.reset(), np.ones(n_envs, dtype=bool), []
+        for r in range(2):
+            venv.release()
+            buffer = RolloutBuffer(
+                n_steps, venv.observation_space, venv.action_space, n_envs=n_envs
+            )
+            for t in range(n_steps):
+                new_obs, _, dones, _ = venv.step(actions[r, t])
+                if dones.any() and n_steps - t - 1 < 5:
+                    venv.hold(np.flatnonzero(dones))
+                buffer.add(
+                    obs,
+                    actions[r, t][:, None],
+                    np.zeros(n_envs),
+                    starts,
+                    torch.zeros(n_envs),
+                    torch.zeros(n_envs),
+                )
+                obs, starts = new_obs, dones
+            venv.end_rollout(buffer, None, lambda *_: None)
+            refs.append(venv.rollout_ref.copy())
+        got[deferred] = np.stack(refs)
+    np.testing.assert_allclose(got[True], got[False], rtol=1e-5, atol=1e-5)
+
+
 def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
     config = TrainConfig(
         student=student,
@@ -103,7 +168,7 @@ def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
         max_new_tokens=16,
         kl_coef=0.05,
         advantage="story",
-        algo_kwargs={"n_steps": 16, "batch_size": 64, "n_epochs": 1, "learning_rate": 1e-3},
+        algo_kwargs={"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate": 1e-3},
         checkpoint_every=10_000,
     )
     venv = make_sb3_vec_env(num_envs=4, student=student, max_new_tokens=16)
@@ -112,6 +177,9 @@ def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
     assert len(rows) == summary["stories"] >= 128 // 16
     assert all(r["step"] > 0 for r in rows)  # no critic, so no warm-up wave to start it
+    # slots wait rather than start a story the rollout would cut, and waiting steps are
+    # not counted: the steps are exactly the logged stories' tokens, none left in flight
+    assert summary["steps"] == sum(r["tokens"] for r in rows) >= 128
     from stable_baselines3 import PPO
 
     model = PPO.load(tmp_path / "checkpoint.zip", device="cpu")

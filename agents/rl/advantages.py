@@ -8,11 +8,16 @@ token's advantage instead of off every earlier token's return. That is the first
 gradient of GRPO's per-token KL term, and it leaves the grade as the only thing a
 story's tokens share.
 
-A story still being written when the rollout ends has no grade yet, and without a
-critic nothing can stand in for one: its steps in this rollout are left out of the
-update (``trainable`` false). Its remaining steps, in the next rollout, learn from its
-grade. Issue 15 measured why this matters: the same critic-free signal with those steps
-trained on the untrained value's bootstrap learned about half as much per story.
+A story still being written when the rollout ends would have no grade yet, and without
+a critic nothing can stand in for one. So training does not start a story the rollout
+could cut: a slot whose story ends with fewer steps left than a story may take waits
+for the next rollout (``RunCallback``, ``StorytellingVectorEnv.hold``), and every
+rollout's stories are whole, as a batch of ``generate`` calls gives GRPO. Steps with no
+grade after them (a waiting slot's, or a story cut all the same) are left out of the
+update (``trainable`` false). Issue 15 measured why this matters: the same signal
+with cut stories' first parts trained on an untrained value's bootstrap gained about
+half as much per story, and with those parts left out (about a quarter to a third of
+the steps once slots drift apart) about two thirds.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def story_advantages(
 
     Returns:
         What the rollout's signal looked like, for the logger: stories graded, the
-        grade's mean and spread, and the share of steps left out.
+        grade's mean and spread, and the share of steps left out (waiting or cut).
     """
     returns, trainable, finished = story_returns(buffer.rewards, buffer.episode_starts, last_dones)
     grades = np.asarray(finished, dtype=np.float64)

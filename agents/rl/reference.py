@@ -197,9 +197,11 @@ class ReferenceVecEnv(VecEnvWrapper):
         actions = torch.as_tensor(buffer.actions).long().reshape(n_steps, n_envs)
         lengths = (obs != self.pad_id).sum(dim=-1)  # (S, E)
         cols = torch.arange(obs.shape[-1])
-        extends = ((obs[1:] == obs[:-1]) | (cols >= lengths[:-1, :, None])).all(-1) & (
-            lengths[1:] == lengths[:-1] + 1
-        )  # (S - 1, E): row t extends row t - 1
+        same = ((obs[1:] == obs[:-1]) | (cols >= lengths[:-1, :, None])).all(-1)
+        grew = lengths[1:] - lengths[:-1]
+        # (S - 1, E): row t extends row t - 1, or repeats it (a slot held by training
+        # waits with its next prompt: those steps are not trained, any position serves)
+        extends = same & ((grew == 1) | (grew == 0))
         stories, rows = [], []
         for env in range(n_envs):
             cuts = [0, *(torch.nonzero(~extends[:, env])[:, 0] + 1).tolist(), n_steps]

@@ -62,19 +62,27 @@ class RunCallback(BaseCallback):
         from tqdm.auto import tqdm
 
         rollout = rollout_tokens(self.model)
+        # the bar's total is where the run ends: --steps rounded up to whole rollouts; with
+        # the story advantage a rollout's tokens are not known ahead (slots wait), so --steps
+        story = self.config.advantage == "story"
         end = planned_end(self.num_timesteps, self.config.steps, rollout)
         self.bar = tqdm(
-            total=end,
+            total=max(self.config.steps, self.num_timesteps) if story else end,
             initial=self.num_timesteps,
             unit="tok",
             disable=not self.progress,
-            # the bar's total is where the run ends: --steps rounded up to whole rollouts
             desc=f"{self.config.algorithm} seed {self.config.seed} (--steps {self.config.steps:,} "
-            f"in rollouts of {rollout:,})",
+            f"in rollouts of {'up to ' if story else ''}{rollout:,})",
         )
+
+    def _on_rollout_start(self) -> None:
+        if self.config.advantage == "story":
+            self.training_env.release()  # the slots held at the last rollout's end
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
+        if self.config.advantage == "story":
+            self._hold_short_of_a_story(infos, dones)
         for i in np.flatnonzero(dones):
             if "pending_grade" in infos[i]:
                 # SB3 stores this step's reward at rollout_buffer.pos after this call
@@ -95,6 +103,19 @@ class RunCallback(BaseCallback):
         ):
             return False
         return True
+
+    def _hold_short_of_a_story(self, infos: list[dict], dones: np.ndarray) -> None:
+        """The story advantage's rollouts end at story boundaries: a slot whose story
+        ends with fewer steps of the rollout left than a story may take waits for the
+        next rollout (``StorytellingVectorEnv.hold``). Its waiting steps are not tokens:
+        they leave the step count, so ``--steps`` and tokens/s count written tokens."""
+        waiting = sum(1 for info in infos if info.get("waiting"))
+        if waiting:
+            self.model.num_timesteps -= waiting
+            self.num_timesteps = self.model.num_timesteps
+        left = self.model.n_steps - self.model.rollout_buffer.pos - 1  # steps after this one
+        if dones.any() and left < self.config.max_new_tokens:
+            self.training_env.hold(np.flatnonzero(dones))
 
     def grade_rollout(self, buffer: Any = None) -> bool:
         """Grade the deferred stories in one teacher batch, log them, and add each
@@ -142,6 +163,9 @@ class RunCallback(BaseCallback):
     def _on_training_end(self) -> None:
         self.grade_rollout()  # a run stopped mid-rollout still logs its last stories
         self.save()
+        if self.bar.n > self.bar.total:  # the story advantage's last rollout ran past --steps
+            self.bar.total = self.bar.n
+            self.bar.refresh()
         self.bar.close()
 
 
@@ -163,6 +187,7 @@ def log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step: 
         "teacher_error": info["teacher_error"],
         "teacher_fallback": info.get("teacher_fallback"),
         "words": info["words"],
+        "tokens": info["tokens"],  # the steps it took, its end-of-story token included
         "interactive_words": state["interactive_words"],
     }
     append_story(log_file, record, Path(log_file.name))

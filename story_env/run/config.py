@@ -56,9 +56,10 @@ class TrainConfig:
         advantage: How the SB3 algorithms turn grades into advantages. ``"gae"``: the
             critic and GAE, with the KL penalty in the rewards (the paper's PPO).
             ``"story"``: no critic; each token gets its story's grade standardised over
-            the rollout's finished stories, less its own KL penalty (GRPO's signal), and
-            the steps of a story the rollout cut off are left out of the update
-            (``agents.rl.advantages``). Needs ``n_steps >= max_new_tokens``.
+            the rollout's finished stories, less its own KL penalty (GRPO's signal); a
+            slot whose story ends too near the rollout's end for another waits, so
+            stories are whole (``agents.rl.advantages``). Needs ``n_steps >=
+            max_new_tokens``; ``steps`` then counts written tokens, not waiting steps.
         top_p: MaskablePPO: mask tokens outside the reference's nucleus.
         top_k: MaskablePPO: mask tokens outside the reference's top k.
         seed: Seeds the env, the policy's sampling and the algorithm.
