@@ -9,7 +9,9 @@ Prints, on the same model, batch and story length:
   ``collect_rollouts`` of ``--n-steps`` steps over stories that end naturally and
   continue across rollouts, the KL reference (scored at the rollout's end, as training
   without masks does), the heuristic teacher (graded at the end), and the cache rebuilt
-  at each rollout's start as after an update;
+  at each rollout's start as after an update; with ``--advantage story`` (and
+  ``--n-steps 90``) slots wait at story ends as that training does, and tokens/s counts
+  written tokens only;
 - training efficiency: PPO update seconds per trained token divided by one plain
   forward+backward pass over 16 whole stories per story token (the prompt is read,
   not trained, on both sides; goal <= 3, issue 15's <= 1.3).
@@ -35,6 +37,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="PPO minibatch size")
     parser.add_argument("--repeats", type=int, default=3, help="timed rollouts, best kept")
     parser.add_argument("--n-steps", type=int, default=64, help="steps per training rollout")
+    parser.add_argument(
+        "--advantage",
+        choices=("gae", "story"),
+        default="gae",
+        help="the training rollout's TrainConfig.advantage (story: slots wait at story ends; "
+        "use --n-steps 90)",
+    )
     args = parser.parse_args()
     from stable_baselines3.common.utils import obs_as_tensor
 
@@ -122,7 +131,7 @@ def main() -> None:
     )
     print(
         f"rollout as training runs it (natural endings, KL reference, heuristic teacher, "
-        f"{args.n_steps}-step rollouts): {train_tps:,.0f} tokens/s "
+        f"{args.n_steps}-step rollouts, advantage {args.advantage}): {train_tps:,.0f} tokens/s "
         f"({train_tps / gen_tps:.2f} of generate; goal >= 0.85)"
     )
     # each phase's seconds per token, as a share of generate's seconds per token
@@ -192,6 +201,7 @@ def training_rollout(
     reference scores every step in one pass, as ``RunCallback._on_rollout_end`` does.
     """
     from story_env.run.algorithms import build_algorithm, make_env
+    from story_env.run.callbacks import hold_short_of_a_story
     from story_env.run.config import TrainConfig
 
     config = TrainConfig(
@@ -200,6 +210,7 @@ def training_rollout(
         num_envs=args.num_envs,
         max_new_tokens=length,
         kl_coef=0.01,
+        advantage=args.advantage,
         algo_kwargs={"n_steps": args.n_steps, "batch_size": args.batch_size, "n_epochs": 1},
     )
     venv = make_env(config)
@@ -224,7 +235,22 @@ def training_rollout(
     cache._prefill = timed("cache rebuild", cache._prefill)
     grade, end = timed("teacher", venv.grade_pending), timed("reference", venv.end_rollout)
 
+    waited = [0]  # steps slots spent waiting (the story advantage), not tokens
+
     class EndOfRollout(_NullCallback):
+        def on_rollout_start(self) -> None:
+            if config.advantage == "story":
+                venv.release()
+
+        def update_locals(self, locals_: dict) -> None:
+            self.locals = locals_
+
+        def on_step(self) -> bool:
+            if config.advantage == "story":
+                infos, dones = self.locals["infos"], self.locals["dones"]
+                waited[0] += hold_short_of_a_story(venv, algo, infos, dones, length)
+            return True
+
         def on_rollout_end(self) -> None:
             grade()
             end(buffer, None, lambda *_: None)
@@ -235,10 +261,12 @@ def training_rollout(
 
     one()  # warm-up: stories in flight from here on
     spent.update(dict.fromkeys(spent, 0.0))
+    waited[0] = 0
     start = time.perf_counter()
     for _ in range(rollouts):
         one()
-    total, tokens = time.perf_counter() - start, rollouts * args.n_steps * args.num_envs
+    total = time.perf_counter() - start
+    tokens = rollouts * args.n_steps * args.num_envs - waited[0]
     phases = {"policy steps and env": (total - sum(spent.values())) / tokens}
     phases.update({k: v / tokens for k, v in spent.items()})
     return tokens / total, phases

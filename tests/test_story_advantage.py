@@ -41,7 +41,7 @@ def test_story_returns_give_each_finished_story_its_grade_and_leave_cut_stories_
     assert sorted(finished) == pytest.approx([0.2, 0.5, 0.8])
 
 
-def test_story_advantages_standardise_grades_over_stories_and_charge_each_token_its_kl():
+def test_story_advantages_standardise_grades_over_stories_and_charge_each_token_k3():
     rng = np.random.default_rng(0)
     log_probs = -rng.uniform(1, 5, size=(6, 2)).astype(np.float32)
     ref = -rng.uniform(1, 5, size=(6, 2)).astype(np.float32)
@@ -52,7 +52,7 @@ def test_story_advantages_standardise_grades_over_stories_and_charge_each_token_
     signal = story_advantages(buffer, LAST_DONES, ref, kl_coef=0.1)
     grades = np.array([0.5, 0.8, 0.2])  # one per story, whatever its length
     z = (np.array([[0.5, 0.5, 0.8, 0.8, 0.8, 0.0], [0.2] * 6]).T - grades.mean()) / grades.std()
-    want = z - 0.1 * (log_probs - ref)
+    want = z + 0.1 * (np.exp(ref - log_probs) - 1)  # the gradient of GRPO's k3 term
     want[5, 0] = 0.0  # the cut-off story's step: no grade, no KL, left out
     np.testing.assert_allclose(buffer.advantages, want, rtol=1e-5, atol=1e-6)
     assert buffer.trainable[:, 0].tolist() == [True] * 5 + [False]

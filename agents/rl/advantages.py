@@ -3,10 +3,11 @@
 With ``advantage="story"`` (``TrainConfig.advantage``) a run does not use the critic.
 Every token of a story gets the story's grade, standardised over the stories the
 rollout finished (their mean is the baseline, as the group mean is GRPO's), and the KL
-penalty acts on each token alone: ``kl_coef * (log pi - log p_ref)`` comes off that
-token's advantage instead of off every earlier token's return. That is the first-order
-gradient of GRPO's per-token KL term, and it leaves the grade as the only thing a
-story's tokens share.
+penalty acts on each token alone, as GRPO's loss term does: the token's advantage gains
+``kl_coef * (p_ref / pi - 1)``, the gradient of GRPO's estimator ``k3 = p_ref / pi -
+log(p_ref / pi) - 1`` through ``log pi``, instead of every earlier token's return paying
+``kl_coef * (log pi - log p_ref)``. The grade is then the only thing a story's tokens
+share.
 
 A story still being written when the rollout ends would have no grade yet, and without
 a critic nothing can stand in for one. So training does not start a story the rollout
@@ -87,7 +88,11 @@ def story_advantages(
     std = float(grades.std()) if len(grades) else 0.0
     advantages = np.where(trainable, (returns - mean) / (std + 1e-8), 0.0)
     if ref_logps is not None and kl_coef:
-        advantages -= kl_coef * (buffer.log_probs - ref_logps) * trainable
+        # GRPO's per-token KL term k3 = p_ref/pi - log(p_ref/pi) - 1, as an advantage: its
+        # gradient through log pi is kl_coef * (1 - p_ref/pi), so the token's advantage
+        # gains kl_coef * (p_ref/pi - 1) (at the sampling policy, where PPO's ratio is 1)
+        ratio = np.exp(ref_logps.astype(np.float64) - buffer.log_probs)
+        advantages += kl_coef * (ratio - 1.0) * trainable
     # the critic is not used; its targets stay where it is, so its loss is zero
     buffer.returns = np.where(trainable, returns, buffer.values).astype(np.float32)
     buffer.advantages = advantages.astype(np.float32)

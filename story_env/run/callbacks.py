@@ -105,17 +105,15 @@ class RunCallback(BaseCallback):
         return True
 
     def _hold_short_of_a_story(self, infos: list[dict], dones: np.ndarray) -> None:
-        """The story advantage's rollouts end at story boundaries: a slot whose story
-        ends with fewer steps of the rollout left than a story may take waits for the
-        next rollout (``StorytellingVectorEnv.hold``). Its waiting steps are not tokens:
-        they leave the step count, so ``--steps`` and tokens/s count written tokens."""
-        waiting = sum(1 for info in infos if info.get("waiting"))
+        """The story advantage's rollouts end at story boundaries (``hold_short_of_a_story``).
+        Waiting steps are not tokens: they leave the step count, so ``--steps`` and
+        tokens/s count written tokens."""
+        waiting = hold_short_of_a_story(
+            self.training_env, self.model, infos, dones, self.config.max_new_tokens
+        )
         if waiting:
             self.model.num_timesteps -= waiting
             self.num_timesteps = self.model.num_timesteps
-        left = self.model.n_steps - self.model.rollout_buffer.pos - 1  # steps after this one
-        if dones.any() and left < self.config.max_new_tokens:
-            self.training_env.hold(np.flatnonzero(dones))
 
     def grade_rollout(self, buffer: Any = None) -> bool:
         """Grade the deferred stories in one teacher batch, log them, and add each
@@ -167,6 +165,22 @@ class RunCallback(BaseCallback):
             self.bar.total = self.bar.n
             self.bar.refresh()
         self.bar.close()
+
+
+def hold_short_of_a_story(
+    venv: Any, model: Any, infos: list[dict], dones: np.ndarray, max_new_tokens: int
+) -> int:
+    """After a rollout step: a slot whose story ended with fewer steps of the rollout
+    left than a story may take waits for the next rollout (``StorytellingVectorEnv.hold``;
+    the rollout's start releases it), so no story is cut between rollouts.
+
+    Returns:
+        How many slots waited during this step (their steps wrote no token).
+    """
+    left = model.n_steps - model.rollout_buffer.pos - 1  # steps after this one
+    if dones.any() and left < max_new_tokens:
+        venv.hold(np.flatnonzero(dones))
+    return sum(1 for info in infos if info.get("waiting"))
 
 
 def log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step: int) -> None:
