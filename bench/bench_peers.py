@@ -13,9 +13,10 @@ seed ``--seed + round``):
   ``batch_size`` 512, ``n_epochs`` 2 (whole rollouts: the budget rounds up to 1,024);
 * ``ppo_story``: the same PPO with ``advantage="story"`` (no critic: each token gets its
   story's grade standardised over the rollout's stories, less its own KL; GRPO's
-  signal, ``agents.rl.advantages``), ``n_steps`` 90 (one story length) and one
+  signal, ``agents.rl.advantages``), ``n_steps`` 90 (one story length: a slot whose
+  story ends waits for the next rollout, so each rollout is 16 whole stories) and one
   minibatch of the whole rollout: 16 stories per optimisation step, as TRL's 16
-  completions per step;
+  completions per step, gradients clipped at TRL's norm 1.0;
 * ``grpo``: the same ``train`` with our TRL plugin (16 completions per step, groups of 8);
 * ``trl``: TRL's ``GRPOTrainer`` used directly, as a TRL user would: the tiny student
   loaded with transformers from its folder, ``teacher_reward_function("heuristic")`` as
@@ -80,12 +81,14 @@ PHASES = ("rollout", "reference", "teacher", "update", "checkpoint", "other")
 WINDOW = 32  # stories at each end of a run for the gain
 TEACHER, STUDENT, KL_COEF, LR, NUM_ENVS, GROUP, MAX_NEW = "heuristic", "tiny", 0.01, 1e-4, 16, 8, 90
 PPO_KWARGS = {"n_steps": 64, "batch_size": 512, "n_epochs": 2, "learning_rate": LR}
-# one rollout = one story length in every env, one minibatch: GRPO's 16 stories per step
+# one rollout = one story length in every env, one minibatch: GRPO's 16 stories per step;
+# gradients clipped at TRL's norm (1.0; SB3's default is 0.5)
 STORY_KWARGS = {
     "n_steps": MAX_NEW,
     "batch_size": NUM_ENVS * MAX_NEW,
     "n_epochs": 2,
     "learning_rate": LR,
+    "max_grad_norm": 1.0,
 }
 OURS = {  # system -> algorithm, algo_kwargs, TrainConfig.advantage
     "ppo": ("ppo", PPO_KWARGS, "gae"),
