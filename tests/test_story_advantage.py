@@ -220,3 +220,34 @@ def test_story_advantage_refuses_settings_it_cannot_honour(student, algo_kwargs,
     venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=16)
     with pytest.raises(ConfigError, match=message):
         build_algorithm(config, venv)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "extra"),
+    [
+        ("a2c", {}),
+        ("maskable_ppo", {"batch_size": 32}),
+        (
+            "trpo",
+            {"batch_size": 64, "cg_max_steps": 3, "line_search_max_iter": 3, "n_critic_updates": 1},
+        ),
+    ],
+)
+def test_every_sb3_algorithm_trains_with_the_story_advantage(student, tmp_path, algorithm, extra):
+    config = TrainConfig(
+        algorithm=algorithm,
+        student=student,
+        steps=64,
+        num_envs=4,
+        max_new_tokens=16,
+        kl_coef=0.05,
+        advantage="story",
+        top_p=0.95 if algorithm == "maskable_ppo" else None,
+        algo_kwargs={"n_steps": 16, **extra},
+        checkpoint_every=10_000,
+    )
+    summary = train(config, tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    # one whole story per slot and rollout: the tokens counted are the stories' tokens
+    assert summary["steps"] == sum(r["tokens"] for r in rows) >= 64
+    assert len(rows) % 4 == 0
