@@ -10,8 +10,9 @@ minibatches costs its first part's positions again in the second (forward and
 backward), about a fifth of an update's positions at 256-step minibatches of 90-token
 stories.
 
-A step whose ``trainable`` flag is false (``agents.rl.advantages``: a story the rollout
-cut off, under the critic-free story advantage) is left out of every minibatch.
+A step whose ``trainable`` flag is false (``agents.rl.advantages``, the critic-free story
+advantage: a slot waiting for the next rollout, or a story the rollout cut off) is left
+out of every minibatch.
 """
 
 from __future__ import annotations
