@@ -422,15 +422,18 @@ class StoryBatch:
             rewards (n,), terminated (n,), truncated (n,), and the final info of each slot
             that ended, keyed by slot.
         """
-        rows = self._rows if moving is None else np.flatnonzero(moving)
-        self.tokens[rows, self.lengths[rows]] = actions[rows]
-        self.lengths[rows] += 1
-        moved = np.zeros(self.n, dtype=bool)
-        moved[rows] = True
-        terminated = moved & (actions == self.eos)
-        truncated = (
-            moved & ~terminated & (self.lengths - self.prompt_lengths >= self.config.max_new_tokens)
-        )
+        if moving is None:  # the hot path: every slot writes
+            self.tokens[self._rows, self.lengths] = actions
+            self.lengths += 1
+            terminated = actions == self.eos
+        else:
+            rows = np.flatnonzero(moving)
+            self.tokens[rows, self.lengths[rows]] = actions[rows]
+            self.lengths[rows] += 1
+            terminated = moving & (actions == self.eos)
+        truncated = ~terminated & (self.lengths - self.prompt_lengths >= self.config.max_new_tokens)
+        if moving is not None:
+            truncated &= moving
         rewards = np.zeros(self.n, dtype=np.float64)
         ended = np.flatnonzero(terminated | truncated)
         infos: dict[int, dict[str, Any]] = {}
