@@ -19,8 +19,8 @@ import time
 
 from story_env.prompts import PAPER_PROMPT
 from story_env.teacher import StoryRequest
-from teachers import heuristic
-from teachers.heuristic import HeuristicTeacher
+from story_env.teachers import heuristic
+from story_env.teachers.heuristic import HeuristicTeacher
 
 SEED_STORIES: tuple[tuple[str, ...], ...] = (
     (

@@ -8,7 +8,7 @@ strictly higher; ties count as wrong), each set's mean total with a 95% CI, and
 stories/s batched and one at a time. Also grades two sets of student stories taken from
 the committed runs: the tiny student's first stories (results/compare, before PPO
 changed it) and the first stories of the reproduction's smallest and largest
-pretraining budgets (results/reproduce/rl, at the start of RL).
+pretraining budgets (results/reproduction/rl, at the start of RL).
 
     python bench/bench_judges.py                       # every offline teacher
     python bench/bench_judges.py --teachers lm lm:gemma --stories 40
@@ -21,13 +21,13 @@ import json
 import time
 from pathlib import Path
 
-from agents.corpus import load_corpus
+from story_env.agents.corpus import load_corpus
 from story_env.prompts import PAPER_PROMPT
 from story_env.registry import create_teacher
 from story_env.run.judging import JudgeSpec, parse_judge
 from story_env.run.stats import mean_ci
 from story_env.teacher import StoryRequest
-from teachers.contrasts import CORRUPTIONS, contrast_sets
+from story_env.teachers.contrasts import CORRUPTIONS, contrast_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,8 +67,12 @@ def main() -> None:
     sets = contrast_sets(held_out, seed=1)
     requests = {k: [StoryRequest(PAPER_PROMPT, " " + t) for t in v] for k, v in sets.items()}
     requests["tiny, untrained"] = logged_stories("results/compare/ppo-seed*", 32)
-    requests["repro smallest (25k words)"] = logged_stories("results/reproduce/rl/25000-seed*", 32)
-    requests["repro largest (600k words)"] = logged_stories("results/reproduce/rl/600000-seed*", 32)
+    requests["repro smallest (100k words)"] = logged_stories(
+        "results/reproduction/rl/100000-seed*", 32
+    )
+    requests["repro largest (10M words)"] = logged_stories(
+        "results/reproduction/rl/10000000-seed*", 32
+    )
     results = {}
     for text in args.teachers:
         spec: JudgeSpec = parse_judge(text)
@@ -110,7 +114,7 @@ def main() -> None:
         cells += [f"{t[k][0]:.3f}" for k in ("original", *CORRUPTIONS)]
         cells += [
             fmt(t[k])
-            for k in ("tiny, untrained", "repro smallest (25k words)", "repro largest (600k words)")
+            for k in ("tiny, untrained", "repro smallest (100k words)", "repro largest (10M words)")
         ]
         cells += [
             f"{row['stories_per_s_batched']:.1f}",

@@ -13,7 +13,7 @@ seed ``--seed + round``):
   ``batch_size`` 512, ``n_epochs`` 2 (whole rollouts: the budget rounds up to 1,024);
 * ``ppo_story``: the same PPO with ``advantage="story"`` (no critic: each token gets its
   story's grade standardised over the rollout's stories, less its own KL; GRPO's
-  signal, ``agents.rl.advantages``), ``n_steps`` 90 (one story length: a slot whose
+  signal, ``story_env.agents.rl.advantages``), ``n_steps`` 90 (one story length: a slot whose
   story ends waits for the next rollout, so each rollout is 16 whole stories) and one
   minibatch of the whole rollout: 16 stories per optimisation step, as TRL's 16
   completions per step, gradients clipped at TRL's norm 1.0;
@@ -179,7 +179,7 @@ def _trl_targets() -> list[tuple[type, str, Any]]:
 
 
 def _ppo_targets() -> list[tuple[type, str, Any]]:
-    from agents.rl.reference import ReferenceVecEnv
+    from story_env.agents.rl.reference import ReferenceVecEnv
     from story_env.registry import get_algorithm
     from story_env.run.callbacks import RunCallback
 
@@ -261,7 +261,7 @@ def run_trl(tokens: int, seed: int, iterations: int = 1) -> dict[str, Any]:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from agents.students.tiny import build_tiny
+    from story_env.agents.students.tiny import build_tiny
     from story_env.prompts import PAPER_PROMPT
     from story_env.trl import teacher_reward_function
 
@@ -500,7 +500,7 @@ def main() -> None:
         print(TRL_MISSING)
         systems = [s for s in systems if s in ("ppo", "ppo_story")]
     _quiet()
-    from agents.students.tiny import build_tiny
+    from story_env.agents.students.tiny import build_tiny
 
     build_tiny(progress=False)  # a first use builds it, outside every timed run
     load_before = os.getloadavg()

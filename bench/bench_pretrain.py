@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from agents.pretraining.pretrain import ModelConfig, build_model
-from agents.students.tiny import TINY_RECIPE
+from story_env.agents.pretraining.pretrain import ModelConfig, build_model
+from story_env.agents.students.tiny import TINY_RECIPE
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from story_env.registry import create_teacher
 from story_env.teacher import StoryRequest
-from teachers.calibrate import load_calibration
+from story_env.teachers.calibrate import load_calibration
 
 
 def _requests(n: int) -> list[StoryRequest]:
@@ -38,7 +38,7 @@ def _requests(n: int) -> list[StoryRequest]:
 def _api_kwargs(batch: int) -> dict[str, Any]:
     import xllamacpp
 
-    from teachers.hf import SMOLLM2_GGUF, smollm2_folder
+    from story_env.teachers.hf import SMOLLM2_GGUF, smollm2_folder
 
     global _SERVER
     if _SERVER is None:
@@ -50,7 +50,7 @@ def _api_kwargs(batch: int) -> dict[str, Any]:
         params.hostnames = ["127.0.0.1"]
         _SERVER = xllamacpp.Server(params)
     url = f"{_SERVER.listening_address.rstrip('/')}/v1"
-    from teachers.llamacpp import ANSWER_GRAMMAR
+    from story_env.teachers.llamacpp import ANSWER_GRAMMAR
 
     return {
         "base_url": url,
@@ -112,7 +112,7 @@ def main() -> None:
             flush=True,
         )
     if args.calibrate:
-        from teachers.calibrate import calibrate, format_report, load_calibration
+        from story_env.teachers.calibrate import calibrate, format_report, load_calibration
 
         stories = load_calibration()
         for name in args.teachers:

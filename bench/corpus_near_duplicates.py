@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from agents.corpus import load_corpus
+from story_env.agents.corpus import load_corpus
 
 
 def shingles(story: str, n: int = 5) -> set[str]:

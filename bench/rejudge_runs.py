@@ -4,7 +4,7 @@ again by held-out judges, beside the grade the run's own teacher gave them (its 
 A run's gain under its own teacher is only a result if a judge it never saw agrees.
 
     python bench/rejudge_runs.py results/compare/ppo-seed0 results/compare/ppo-seed1
-    python bench/rejudge_runs.py results/reproduce/rl/*-seed0 --judge lm:gemma --judge lm --n 48
+    python bench/rejudge_runs.py results/reproduction/rl/*-seed0 --judge lm:gemma --judge lm --n 48
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ def main() -> None:
     from stable_baselines3 import DQN
     from stable_baselines3.dqn.policies import DQNPolicy
 
-    from agents.rl.kvcache import last_hidden_teacher_forced
-    from agents.rl.policy import LMFeaturesExtractor
+    from story_env.agents.rl.kvcache import last_hidden_teacher_forced
+    from story_env.agents.rl.policy import LMFeaturesExtractor
     from story_env.run.evaluation import evaluate
     from story_env.run.stats import mean_ci
     from story_env.run.training import story_wave

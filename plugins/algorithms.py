@@ -34,9 +34,9 @@ def storytelling_register_algorithms(register: Register) -> None:
         "trpo",
         # TRPO's Hessian-vector products need a double backward, which PyTorch's fused
         # CPU attention lacks: the LM policy runs plain ("eager") attention for it.
-        # LMTRPO asks for all actor gradients in one backward pass (see agents.rl.trpo).
+        # LMTRPO asks for all actor gradients in one backward pass (see story_env.agents.rl.trpo).
         AlgorithmSpec(
-            _class("agents.rl.trpo:LMTRPO"),
+            _class("story_env.agents.rl.trpo:LMTRPO"),
             defaults={**_PAPER, "policy_kwargs": {"attn_implementation": "eager"}},
         ),
         description="TRPO (sb3-contrib)",

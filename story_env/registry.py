@@ -30,7 +30,12 @@ from story_env.errors import (
 
 ENTRY_POINT_GROUP = "storytelling"
 DISABLE_AUTOLOAD_ENV = "STORYTELLING_DISABLE_PLUGIN_AUTOLOAD"
-BUILTIN_PLUGINS = ("plugins.teachers", "plugins.students", "plugins.algorithms", "plugins.commands")
+BUILTIN_PLUGINS = (
+    "story_env.plugins.teachers",
+    "story_env.plugins.students",
+    "story_env.plugins.algorithms",
+    "story_env.plugins.commands",
+)
 Kind = Literal["teacher", "student", "algorithm", "command"]
 
 
@@ -114,7 +119,7 @@ def lazy(path: str, extra: str | None = None) -> Callable[..., Any]:
     """A stand-in for ``"module:callable"`` that imports it at its first call.
 
     Plugins register these as factories and command builders, so that listing the
-    registry imports no backend: ``register("heuristic", lazy("teachers.heuristic:HeuristicTeacher"))``.
+    registry imports no backend: ``register("heuristic", lazy("story_env.teachers.heuristic:HeuristicTeacher"))``.
     """
 
     def call(*args: Any, **kwargs: Any) -> Any:

@@ -28,9 +28,7 @@ import logging
 import math
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -553,46 +551,3 @@ def load_model(algorithm_class: type, path: Path, **kwargs: Any) -> Any:
             f"{str(exc)[:200]}); the file is damaged or from another algorithm: restore it, "
             "or start over with another --out"
         ) from exc
-
-
-GIT_RETRIES = 12
-"""Tries of a git command that finds another git's ``index.lock`` (5 s apart)."""
-
-
-class GitError(StorytellingError, RuntimeError):
-    """A git command of a job that commits its progress (``--commit``) failed."""
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` and return its output, retrying while another git holds the index lock.
-
-    Raises:
-        GitError: git failed for another reason, or the lock stayed.
-    """
-    attempt = 1
-    while True:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return done.stdout
-        if "index.lock" not in done.stderr or attempt == GIT_RETRIES:
-            raise GitError(f"`git {' '.join(args)}` in {cwd} failed: {done.stderr.strip()}")
-        attempt += 1
-        time.sleep(5)
-
-
-def commit_paths(cwd: Path, paths: Sequence[str | Path], message: str) -> bool:
-    """Commit ``paths`` (as ``.gitignore`` allows) and nothing else; ``False`` if unchanged.
-
-    Long jobs commit their progress in parts with this, so a stopped session loses at most
-    the part in progress. Only the given paths are staged and committed
-    (``git commit -- paths``): other staged or changed files are left as they are.
-
-    Raises:
-        GitError: git failed (e.g. ``cwd`` is not in a repository).
-    """
-    names = [str(p) for p in paths]
-    git(cwd, "add", "--", *names)
-    if not git(cwd, "diff", "--cached", "--name-only", "--", *names).strip():
-        return False
-    git(cwd, "commit", "--quiet", "-m", message, "--", *names)
-    return True

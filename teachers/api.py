@@ -41,8 +41,8 @@ from story_env.secrets import (
     url_secrets,
 )
 from story_env.teacher import StoryRequest
-from teachers import rubric
-from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
+from story_env.teachers import rubric
+from story_env.teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from teachers.lm_scoring import split_sentences
-from teachers.rubric import PIECE_WORDS
+from story_env.teachers.lm_scoring import split_sentences
+from story_env.teachers.rubric import PIECE_WORDS
 
 CORRUPTIONS: tuple[str, ...] = ("sentence_shuffle", "splice", "word_shuffle")
 """Names of the corruptions, in order of how much they destroy."""

@@ -41,8 +41,8 @@ The prompt is not judged: it is used only to discount story text copied from it 
 one-by-one calls, and they are deterministic. Only English is supported, and only the
 first 6,000 characters of a story are read.
 
-The word lists and word look-ups live in ``teachers.heuristic_lexicon``, the sentence
-split and the discourse cues in ``teachers.heuristic_text``; the signals, the grade and
+The word lists and word look-ups live in ``story_env.teachers.heuristic_lexicon``, the sentence
+split and the discourse cues in ``story_env.teachers.heuristic_text``; the signals, the grade and
 the teacher are here.
 """
 
@@ -55,8 +55,8 @@ from itertools import pairwise
 
 from story_env.errors import ConfigError
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
-from teachers import rubric
-from teachers.heuristic_lexicon import (
+from story_env.teachers import rubric
+from story_env.teachers.heuristic_lexicon import (
     _BACK_REFERENCES,
     _BAD_OPENERS,
     _COPY_N,
@@ -74,7 +74,7 @@ from teachers.heuristic_lexicon import (
     _word_info,
     _WordInfo,
 )
-from teachers.heuristic_text import _Cues, _find_cues, _parse, _Parsed
+from story_env.teachers.heuristic_text import _Cues, _find_cues, _parse, _Parsed
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
 

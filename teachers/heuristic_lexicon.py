@@ -1,4 +1,4 @@
-"""What the heuristic teacher knows about English words (``teachers.heuristic``).
+"""What the heuristic teacher knows about English words (``story_env.teachers.heuristic``).
 
 Word lists and word classes (function words, grammar classes and the adjacent classes
 English never allows, tense markers, descriptive words), the tokeniser, and the cached

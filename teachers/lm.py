@@ -20,12 +20,13 @@ three measurements of what it predicted become the three dimensions:
   salad.
 
 Each measurement goes through a monotone map onto ``0..3`` fitted on held-out corpus
-stories and their corruptions (``teachers/data/lm_calibration.json``, versioned like the
-rubric, built by ``storytelling calibrate-lm``). Every dimension is multiplied by the
-rubric's length factor (``teachers.rubric.length_factor``, shared with the heuristic: 0
+stories and their corruptions (the shipped ``data/lm_calibration.json``, versioned like
+the rubric; ``storytelling calibrate-lm`` writes a user calibration to the user data folder,
+which is used instead for the models it holds and named in every grade). Every dimension is multiplied by the
+rubric's length factor (``story_env.teachers.rubric.length_factor``, shared with the heuristic: 0
 below 3 words, full from 30), by a repetition gate: loops, a repeated sentence or one word over and over (which language
 models like) score near 0; and by the rubric's grader-talk rule
-(``teachers.rubric.grader_talk``, shared with the heuristic): a story that addresses its
+(``story_env.teachers.rubric.grader_talk``, shared with the heuristic): a story that addresses its
 grader or praises itself loses 70% or 40% per pattern, as the rubric tells LLM judges.
 Grades are batched, forward-only, cached in the shared SQLite cache and go through the
 same failure policy as the other judges.
@@ -54,12 +55,25 @@ import numpy as np
 
 from story_env.errors import ConfigError, DependencyMissingError
 from story_env.teacher import Scores, StoryRequest
-from teachers import rubric
-from teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
-from teachers.lm_scoring import StoryLogProbs, StoryScorer, split_sentences
+from story_env.teachers import rubric
+from story_env.teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
+from story_env.teachers.lm_scoring import StoryLogProbs, StoryScorer, split_sentences
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "lm_calibration.json"
-"""The committed calibration of the shipped models."""
+"""The shipped calibration of the shipped models (read-only package data)."""
+
+
+def user_calibration_file() -> Path:
+    """Where ``storytelling calibrate-lm`` writes by default, in the user data folder.
+
+    ``<user data dir>/storytelling/lm_calibration.json`` (``platformdirs``; on Linux
+    ``$XDG_DATA_HOME`` or ``~/.local/share``). When it holds a model's calibration, that
+    one is used instead of the shipped one.
+    """
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("storytelling")) / "lm_calibration.json"
+
 
 SHIPPED_MODELS: tuple[str, ...] = ("smollm2", "gemma")
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
@@ -239,6 +253,7 @@ class Calibration:
         version: The calibration format/recipe version (part of every cache key).
         model: The model's id.
         fluency, order_gain, variety: Anchors of the three measurements.
+        source: ``"shipped"``, or the path of the user's or a given calibration file.
         digest: A hash of the numbers, so a rebuilt calibration misses the cache.
     """
 
@@ -247,15 +262,15 @@ class Calibration:
     fluency: Anchor
     order_gain: Anchor
     variety: Anchor
+    source: str = "shipped"
 
     @classmethod
-    def from_dict(cls, version: str, model: str, data: Mapping[str, Any]) -> Calibration:
+    def from_dict(
+        cls, version: str, model: str, data: Mapping[str, Any], source: str = "shipped"
+    ) -> Calibration:
         try:
-            return cls(
-                version,
-                model,
-                *(Anchor(float(data[k]["bad"]), float(data[k]["good"])) for k in _MEASURES),
-            )
+            anchors = (Anchor(float(data[k]["bad"]), float(data[k]["good"])) for k in _MEASURES)
+            return cls(version, model, *anchors, source=source)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
                 f"calibration of {model!r} is malformed ({exc!r}); rebuild it with "
@@ -282,8 +297,31 @@ CALIBRATION_VERSION = "lm-calibration-v4"
 
 
 def load_calibration(model_id: str, path: str | os.PathLike[str] | None = None) -> Calibration:
-    """The calibration of ``model_id`` from ``path`` (default: the committed file)."""
+    """The calibration of ``model_id``.
+
+    From ``path`` if given; else from the user calibration (:func:`user_calibration_file`)
+    when it holds ``model_id``; else the shipped one.
+
+    Raises:
+        ConfigError: The file is unreadable, of another version, or lacks the model.
+    """
+    if path is None:
+        user = user_calibration_file()
+        if user.is_file() and model_id in _read_calibration(user).get("models", {}):
+            path = user
     file = Path(path) if path is not None else CALIBRATION_FILE
+    models = _read_calibration(file).get("models", {})
+    if model_id not in models:
+        raise ConfigError(
+            f"no calibration for model {model_id!r} in {str(file)!r} (it has "
+            f"{sorted(models)}); build one with `storytelling calibrate-lm --model {model_id}`"
+        )
+    source = "shipped" if path is None else str(file)
+    return Calibration.from_dict(CALIBRATION_VERSION, model_id, models[model_id], source)
+
+
+def _read_calibration(file: Path) -> dict[str, Any]:
+    """A calibration file's JSON, checked for this code's version."""
     try:
         data = json.loads(file.read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -291,22 +329,16 @@ def load_calibration(model_id: str, path: str | os.PathLike[str] | None = None) 
     if data.get("version") != CALIBRATION_VERSION:
         raise ConfigError(
             f"{str(file)!r} has calibration version {data.get('version')!r}, this code reads "
-            f"{CALIBRATION_VERSION!r}; rebuild it with `storytelling calibrate-lm`"
+            f"{CALIBRATION_VERSION!r}; rebuild it with `storytelling calibrate-lm` (or delete it)"
         )
-    models = data.get("models", {})
-    if model_id not in models:
-        raise ConfigError(
-            f"no calibration for model {model_id!r} in {str(file)!r} (it has "
-            f"{sorted(models)}); build one with `storytelling calibrate-lm --model {model_id}`"
-        )
-    return Calibration.from_dict(CALIBRATION_VERSION, model_id, models[model_id])
+    return data
 
 
 # --- models -------------------------------------------------------------------------------
 def resolve_model(model: str) -> tuple[str, str | None, str]:
     """``(folder, gguf_file or None, model id)`` for a shipped name, a folder or a GGUF file."""
     if model == "smollm2":
-        from teachers.hf import SMOLLM2_GGUF, smollm2_folder
+        from story_env.teachers.hf import SMOLLM2_GGUF, smollm2_folder
 
         return smollm2_folder(), SMOLLM2_GGUF, "smollm2"
     if model == "gemma":
@@ -338,7 +370,7 @@ def _load(folder: str, gguf_file: str | None, dtype: str) -> tuple[Any, Any]:
     """The model in ``dtype`` (a float32 model is shared with the ``hf`` teacher)."""
     import torch
 
-    from teachers.hf import load_model
+    from story_env.teachers.hf import load_model
 
     model, tokenizer = load_model(folder, gguf_file)
     if dtype != "float32":
@@ -351,8 +383,9 @@ class LMTeacher(JudgeTeacher):
 
     Args:
         model: ``"smollm2"`` (default), ``"gemma"``, or a local model folder / GGUF file.
-        calibration: A calibration JSON file (default: the committed one; a local model
-            without an entry there is an error that names the command to build one).
+        calibration: A calibration JSON file (default: the user's calibration when it
+            holds the model, else the shipped one; a local model without an entry is an
+            error that names the command to build one).
         dtype: ``"float32"`` (the calibration's) or ``"bfloat16"`` (faster on CPUs with
             bf16 instructions; log-probs differ by ~0.01 nats per token).
         **options: ``batch_size`` (rows per forward pass, default 16), ``on_failure``
@@ -409,6 +442,7 @@ class LMTeacher(JudgeTeacher):
             "teacher": self.name,
             "model": self.model_id,
             "calibration": f"{self.calibration.version}:{self.calibration.digest}",
+            "calibration_source": self.calibration.source,
             "dtype": self.dtype,
         }
 
@@ -429,7 +463,7 @@ class LMTeacher(JudgeTeacher):
             raw = (
                 f"fluency {m.fluency:.3f} order_gain {m.order_gain:+.3f} variety "
                 f"{m.variety:.3f} repetition gate {m.gate:.2f} grader talk {m.talk:.2f} "
-                f"tokens {m.tokens} words {m.words}"
+                f"tokens {m.tokens} words {m.words} calibration {self.calibration.source}"
             )
             out.append(Scores.from_values(values, self.max_score, raw))
         return out
@@ -450,12 +484,12 @@ def build_calibration(
         The model's entry for ``lm_calibration.json``: anchors plus the medians of every
         measurement on every set, for the record.
     """
-    from teachers.contrasts import contrast_sets
+    from story_env.teachers.contrasts import contrast_sets
 
     if len(stories) < 20:
         raise ConfigError(f"calibration needs at least 20 held-out stories, got {len(stories)}")
     folder, gguf_file, _ = resolve_model(teacher_model)
-    from teachers.hf import load_model
+    from story_env.teachers.hf import load_model
 
     lm, tokenizer = load_model(folder, gguf_file)
     scorer = StoryScorer(lm, tokenizer)

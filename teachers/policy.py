@@ -27,7 +27,7 @@ from typing import Any, Literal
 from story_env.errors import ConfigError
 from story_env.teacher import Scores
 
-logger = logging.getLogger("teachers")
+logger = logging.getLogger("story_env.teachers")
 
 OnFailure = Literal["raise", "skip", "fallback"]
 ON_FAILURE_CHOICES: tuple[str, ...] = ("raise", "skip", "fallback")

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from story_env.registry import plugin_manager
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point the user data folder (platformdirs: ``$XDG_DATA_HOME``) at a fresh folder, so
+    no user calibration of the machine's user changes the tests' grades."""
+    before = os.environ.get("XDG_DATA_HOME")
+    folder = tmp_path_factory.mktemp("user_data")
+    os.environ["XDG_DATA_HOME"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("XDG_DATA_HOME", None)
+        else:
+            os.environ["XDG_DATA_HOME"] = before
 
 
 @pytest.fixture
@@ -29,6 +49,17 @@ def temporary_plugin() -> Iterator[Callable[[Any, str], None]]:
                 pm.unregister(name=name)
 
 
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+"""The repository's maintainer scripts (not part of the package)."""
+
+
+@pytest.fixture
+def tool(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """Import a script of the repository's ``tools/`` folder by its module name."""
+    monkeypatch.syspath_prepend(str(TOOLS))
+    return importlib.import_module
+
+
 @pytest.fixture(scope="session")
 def random_lm_student(tmp_path_factory) -> str:
     """A one-layer GPT with untrained weights and a BPE tokenizer (a second to build).
@@ -36,8 +67,8 @@ def random_lm_student(tmp_path_factory) -> str:
     A real transformers model folder (``save_pretrained``) with a 128-token context, for
     tests that need an LM student and a training run but not a fluent one.
     """
-    from agents.pretraining.pretrain import ModelConfig, build_model, train_tokenizer
-    from agents.students.baselines import seed_stories
+    from story_env.agents.pretraining.pretrain import ModelConfig, build_model, train_tokenizer
+    from story_env.agents.students.baselines import seed_stories
 
     out = tmp_path_factory.mktemp("random_lm")
     tokenizer = train_tokenizer(seed_stories(), 300)
@@ -52,8 +83,13 @@ def random_lm_student(tmp_path_factory) -> str:
 def student(tmp_path_factory) -> str:
     """A small pretrained student folder (2 layers x 64, seconds to build), shared by the
     training and transformers-integration tests."""
-    from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
-    from agents.students.baselines import seed_stories
+    from story_env.agents.pretraining.pretrain import (
+        ModelConfig,
+        PretrainConfig,
+        checkpoint_name,
+        pretrain,
+    )
+    from story_env.agents.students.baselines import seed_stories
 
     out = tmp_path_factory.mktemp("student")
     model = ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=400)

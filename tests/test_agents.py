@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from wordfreq import zipf_frequency
 
-from agents.students.baselines import NGramModel, NGramStudent, RandomStudent
+from story_env.agents.students.baselines import NGramModel, NGramStudent, RandomStudent
 from story_env.env import StorytellingEnv
 from story_env.errors import ConfigError
 

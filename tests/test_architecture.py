@@ -14,20 +14,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("story_env", "agents", "teachers", "plugins")
+FOLDERS = {  # repository folder -> the import name it installs as (pyproject's package-dir)
+    "story_env": "story_env",
+    "agents": "story_env.agents",
+    "teachers": "story_env.teachers",
+    "plugins": "story_env.plugins",
+}
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 100
 
 
 def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
+    folder, *parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts and parts[-1] == "__init__":
         parts.pop()
-    return ".".join(parts)
+    return ".".join([FOLDERS[folder], *parts])
 
 
 def _files() -> dict[str, Path]:
-    return {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+    return {_module_name(p): p for folder in FOLDERS for p in sorted((ROOT / folder).rglob("*.py"))}
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -78,21 +83,27 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _layer(module: str) -> str:
-    if module == "story_env.run" or module.startswith("story_env.run."):
-        return "run"
-    return module.split(".")[0]
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in ("run", "agents", "teachers", "plugins"):
+        return parts[1]
+    return parts[0]
 
 
 def test_the_import_reader_sees_function_level_imports_and_skips_type_checking():
     code = (
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    import agents.rl.policy\n"
-        "def f():\n    from story_env import registry\n    import teachers.lm\n"
+        "if TYPE_CHECKING:\n    import story_env.agents.rl.policy\n"
+        "def f():\n    from story_env import registry\n    import story_env.teachers.lm\n"
     )
-    known = {"agents.rl.policy", "story_env", "story_env.registry", "teachers.lm"}
+    known = {
+        "story_env.agents.rl.policy",
+        "story_env",
+        "story_env.registry",
+        "story_env.teachers.lm",
+    }
     assert _imported(ast.parse(code), "story_env.core", False, known) == {
         "story_env.registry",
-        "teachers.lm",
+        "story_env.teachers.lm",
     }
 
 

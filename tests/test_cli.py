@@ -13,7 +13,7 @@ def test_plugins_lists_every_kind_with_its_distribution(capsys):
     out = capsys.readouterr().out
     assert out.index("teachers:") < out.index("students:") < out.index("algorithms:")
     heuristic = next(line for line in out.splitlines() if line.strip().startswith("heuristic"))
-    assert "[storytelling" in heuristic and "plugin plugins.teachers" in heuristic
+    assert "[storytelling" in heuristic and "plugin story_env.plugins.teachers" in heuristic
     assert "maskable_ppo" in out and "aliases: bigram" in out
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import corpus
-from agents.corpus import (
+from story_env.agents import corpus
+from story_env.agents.corpus import (
     Deduplicator,
     build_prompt,
     chat_request,
@@ -107,7 +107,7 @@ def test_load_corpus_rejects_bad_split() -> None:
 
 def test_load_corpus_missing_file(tmp_path: Path) -> None:
     """A missing file is a FileNotFoundError that says how to build it."""
-    with pytest.raises(FileNotFoundError, match="agents.corpus build"):
+    with pytest.raises(FileNotFoundError, match="story_env.agents.corpus build"):
         load_corpus("train", data_dir=tmp_path)
 
 
@@ -660,10 +660,10 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout
 
 
-def test_grow_seals_and_commits_each_session(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_grow_corpus_script_seals_and_commits_each_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tool, capsys: pytest.CaptureFixture
 ) -> None:
-    """grow seals each session into a part and commits only the work directory's parts
+    """tools/grow_corpus.py: grow seals each session into a part and the script commits only the work directory's parts
     and records (a leftover live file first); other changes stay uncommitted. The
     generation is faked: 5 stories a session."""
     repo = tmp_path / "repo"
@@ -691,7 +691,10 @@ def test_grow_seals_and_commits_each_session(
         }
 
     monkeypatch.setattr(corpus.growth, "build", fake_build)
-    out = corpus.grow(work, 1_000, 1.0, commit=True, max_sessions=3, seed=1, progress=False)
+    flags = ["--target-words", "1000", "--session-minutes", "1", "--max-sessions", "3"]
+    assert tool("grow_corpus").main(["--work-dir", str(work), *flags, "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed[printed.index("\n{") :])
     assert out["parts"] == [f"part-0000{k}.jsonl.gz" for k in (1, 2, 3)]
     assert out["sessions"] == 2 and out["done"]  # 1,100 words after the second session
     assert [c["max_minutes"] for c in calls] == [1.0, 1.0]
@@ -715,7 +718,7 @@ def test_grow_rejects_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture) 
 def test_grow_leaves_no_logging_handler_behind(tmp_path: Path) -> None:
     """The command's log lines go to stdout while it runs; a handler left behind would
     write to a stream closed after it (pytest's capture did: later warnings crashed)."""
-    loggers = (logging.getLogger(), logging.getLogger("agents.corpus"))
+    loggers = (logging.getLogger(), logging.getLogger("story_env.agents.corpus"))
     before = [(list(log.handlers), log.level) for log in loggers]
     assert corpus.main(["grow", "--work-dir", str(tmp_path), "--workers", "0"]) == 2
     assert [(list(log.handlers), log.level) for log in loggers] == before
@@ -725,7 +728,7 @@ def test_grow_leaves_no_logging_handler_behind(tmp_path: Path) -> None:
 # The committed work directory of the packaged corpus
 # --------------------------------------------------------------------------------------
 
-WORK = corpus.CORPUS_WORK_DIR
+WORK = Path(__file__).resolve().parents[1] / "tools" / "corpus_work"
 
 
 @pytest.mark.skipif(not (WORK / corpus.BASE_FILE).exists(), reason="no committed work dir")

@@ -12,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import story_env
-from agents.students.baselines import NGramStudent
+from story_env.agents.students.baselines import NGramStudent
 from story_env.env import StorytellingEnv
 from story_env.errors import (
     ActionError,

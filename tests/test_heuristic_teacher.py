@@ -13,8 +13,8 @@ import wordfreq
 
 from story_env.errors import ConfigError
 from story_env.teacher import Scores, StoryRequest, Teacher
-from teachers import heuristic
-from teachers.heuristic import HeuristicTeacher
+from story_env.teachers import heuristic
+from story_env.teachers.heuristic import HeuristicTeacher
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 

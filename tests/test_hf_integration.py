@@ -74,7 +74,7 @@ def test_kv_cached_rollout_writes_the_tokens_of_full_prefix_forwards(student, sl
 def test_sliding_window_students_are_refused_with_a_clear_error():
     from transformers import AutoModelForCausalLM, Gemma3TextConfig
 
-    from agents.rl.kvcache import IncrementalLM
+    from story_env.agents.rl.kvcache import IncrementalLM
     from story_env.errors import ConfigError
 
     config = Gemma3TextConfig(
@@ -134,7 +134,7 @@ def test_rollout_train_and_eval_use_no_deprecated_transformers_api(student, tmp_
 
 
 def test_loading_bars_show_only_when_asked(student, capfd):
-    from agents.students.lm import load_path_student
+    from story_env.agents.students.lm import load_path_student
     from story_env.loading import loading_bars
 
     load_path_student(student).model  # noqa: B018 (loads the weights)
@@ -191,7 +191,7 @@ def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, 
 def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
     """The demo's student: no deprecated API under warnings-as-errors, and the commands a
     user runs print nothing on stderr (no warnings, no loading bars with --no-progress)."""
-    from agents.students.tiny import build_tiny
+    from story_env.agents.students.tiny import build_tiny
 
     build_tiny(progress=False)  # outside the checked runs
     with warnings.catch_warnings():
@@ -240,7 +240,7 @@ def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
     "its de-quantization bar with tqdm.auto, outside transformers' progress-bar switch",
 )
 def test_tiny_eval_with_the_default_held_out_judge_is_quiet():
-    from agents.students.tiny import build_tiny
+    from story_env.agents.students.tiny import build_tiny
 
     build_tiny(progress=False)
     done = subprocess.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.rl.kvcache import last_hidden_teacher_forced, length_groups, shared_prefix
+from story_env.agents.rl.kvcache import last_hidden_teacher_forced, length_groups, shared_prefix
 
 
 def test_length_groups_cover_every_row_once_longest_first():
@@ -98,7 +98,7 @@ def test_prefill_of_stories_in_flight_matches_a_full_recompute(arch):
     """A rollout after an update starts with stories of every length sharing a prompt:
     the cache built from the shared prompt and length groups gives each row's exact
     hidden state, and so do the single-token steps that follow."""
-    from agents.rl.kvcache import IncrementalLM
+    from story_env.agents.rl.kvcache import IncrementalLM
 
     torch.manual_seed(0)
     model = _model(arch)

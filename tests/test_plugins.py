@@ -26,7 +26,9 @@ def test_builtins_are_registered_with_their_distribution():
         reg.names("algorithm")
     )
     entry = reg.get("teacher", "heuristic")
-    assert entry.plugin == "plugins.teachers" and entry.distribution.startswith("storytelling")
+    assert entry.plugin == "story_env.plugins.teachers" and entry.distribution.startswith(
+        "storytelling"
+    )
     assert reg.get("student", "bigram").name == "ngram"  # alias
 
 
@@ -75,7 +77,7 @@ def test_duplicate_name_names_both_providers(temporary_plugin):
         registry()
     message = str(err.value)
     assert "'heuristic' is registered twice" in message
-    assert "plugins.teachers" in message and "clashing-plugin" in message
+    assert "story_env.plugins.teachers" in message and "clashing-plugin" in message
 
 
 class MisspelledHookPlugin:

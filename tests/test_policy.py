@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.rl.policy import sample_tokens
+from story_env.agents.rl.policy import sample_tokens
 
 
 def test_inverse_cdf_draws_follow_the_softmax():

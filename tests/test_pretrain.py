@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from agents.pretraining.pretrain import (
+from story_env.agents.pretraining.pretrain import (
     ModelConfig,
     PretrainConfig,
     checkpoint_name,
@@ -22,7 +22,7 @@ from agents.pretraining.pretrain import (
     pretrain,
     train_tokenizer,
 )
-from agents.students.baselines import seed_stories
+from story_env.agents.students.baselines import seed_stories
 from story_env.errors import ConfigError
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=400)

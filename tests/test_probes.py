@@ -15,9 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from agents import corpus
-from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
-from agents.probes import (
+from story_env.agents import corpus
+from story_env.agents.pretraining.pretrain import (
+    ModelConfig,
+    PretrainConfig,
+    checkpoint_name,
+    pretrain,
+)
+from story_env.agents.probes import (
     PHENOMENA,
     PROBES,
     continuation_logprobs,
@@ -27,9 +32,9 @@ from agents.probes import (
     run_probes,
     wilson_interval,
 )
-from agents.probes import lexicon as lx
-from agents.students.baselines import seed_stories
-from agents.students.lm import load_path_student
+from story_env.agents.probes import lexicon as lx
+from story_env.agents.students.baselines import seed_stories
+from story_env.agents.students.lm import load_path_student
 from story_env.errors import ConfigError
 from story_env.run.cli import main
 from story_env.run.probing import probe
@@ -265,7 +270,7 @@ def test_generation_is_deterministic_across_processes_and_seeds():
     assert generate_pairs("filler_gap", 50, seed=0) == generate_pairs("filler_gap", 50, seed=0)
     assert generate_pairs("filler_gap", 50, seed=0) != generate_pairs("filler_gap", 50, seed=1)
     assert generate_entity_items(20, seed=0) == generate_entity_items(20, seed=0)
-    code = "from agents.probes import probe_items; print(repr(tuple(probe_items(30, 7))))"
+    code = "from story_env.agents.probes import probe_items; print(repr(tuple(probe_items(30, 7))))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -425,7 +430,7 @@ def test_a_checkpoint_trained_longer_scores_higher(tmp_path):
     Measured 2026-11-30 with 300 pairs per probe: mean accuracy 0.509 (margin +0.04 nats)
     against 0.479 (-0.08 nats); the 50,000-word checkpoint lies between (0.492).
     """
-    from agents.students.tiny import TINY_RECIPE, build_tiny
+    from story_env.agents.students.tiny import TINY_RECIPE, build_tiny
 
     short = dataclasses.replace(TINY_RECIPE, words=10_000)
     train, validation = corpus.load_corpus("train"), corpus.load_corpus("validation")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from story_env.teacher import StoryRequest, Teacher
-from teachers.random_teacher import RandomTeacher
+from story_env.teachers.random_teacher import RandomTeacher
 
 REQUESTS = [StoryRequest(prompt="Once upon a time,", story=f"story {i}") for i in range(50)]
 

@@ -38,8 +38,8 @@ from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import train
 from story_env.run_folder import append_story, flush_log, open_story_log, repair_story_log
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
-from teachers.judge import JudgeTeacher
-from teachers.policy import FallbackScores
+from story_env.teachers.judge import JudgeTeacher
+from story_env.teachers.policy import FallbackScores
 
 
 def one_line_error(capsys, argv: list[str]) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.probes import PROBES
-from agents.students.baselines import seed_stories
+from story_env.agents.probes import PROBES
+from story_env.agents.students.baselines import seed_stories
 from story_env.errors import ConfigError
 from story_env.run.judging import default_judges
 from story_env.run.reproduce import (
@@ -28,7 +28,6 @@ from story_env.run.reproduce import (
 )
 from story_env.run.reproduce_references import reference_stories
 from story_env.run.reproduce_report import halfway, within_length_gain, write_report
-from story_env.run_folder import GitError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
 PROBE_ROWS = {*PROBES, "formal mean", "mean"}
@@ -126,8 +125,10 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout
 
 
-def test_commit_records_each_stage_and_the_report_but_no_weights(smoke, tmp_path):
-    """With ``commit``, each stage and the report so far are committed from the out folder
+def test_the_committing_script_records_each_stage_and_the_report_but_no_weights(
+    smoke, tmp_path, tool
+):
+    """With tools/reproduce_committed.py's callback, each stage and the report so far are committed from the out folder
     (what its .gitignore allows); other changes in the repository stay uncommitted."""
     config, out, result, _, _ = smoke
     repo = tmp_path / "repo"
@@ -142,7 +143,11 @@ def test_commit_records_each_stage_and_the_report_but_no_weights(smoke, tmp_path
     del results["control/10000-seed1"]  # one stage left to run
     shutil.rmtree(exp / "control" / "10000-seed1")
     (exp / "results.json").write_text(json.dumps(results))
-    again = run(config, exp, progress=False, log=lambda *_: None, commit=True)
+    script = tool("reproduce_committed")
+    again = run(
+        config, exp, progress=False, log=lambda *_: None, on_stage=script.stage_committer(exp)
+    )
+    assert not script.commit_report(exp)  # each stage's commit held the report so far
     assert set(again["results"]) == set(result["results"])
     log = _git(repo, "log", "--format=%s").splitlines()
     # the run again, then its audit (the old one was of the run it replaced); each
@@ -155,6 +160,13 @@ def test_commit_records_each_stage_and_the_report_but_no_weights(smoke, tmp_path
     assert "exp/results.json" in tracked and "exp/results.md" in tracked
     assert not [f for f in tracked if f.endswith((".pt", ".safetensors", ".zip"))]
     assert _git(repo, "status", "--porcelain").splitlines() == ["?? .gitignore", "?? other.txt"]
+
+
+def test_the_committing_script_outside_a_repository_fails_before_any_stage(tmp_path, tool, capsys):
+    out = tmp_path / "exp"
+    assert tool("reproduce_committed").main(["--smoke", "--out", str(out)]) == 2
+    assert "rev-parse" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_a_checkout_without_the_pretraining_weights_builds_them_again(smoke, tmp_path):
@@ -213,13 +225,6 @@ def test_no_audit_stages_when_audit_is_off(smoke):
     config = smoke[0]
     stages = plan(dataclasses.replace(config, audit=False))
     assert stages == [s for s in plan(config) if not s.startswith("audit/")]
-
-
-def test_commit_outside_a_repository_fails_before_any_stage(smoke, tmp_path):
-    config = smoke[0]
-    with pytest.raises(GitError, match="rev-parse"):
-        run(config, tmp_path / "exp", progress=False, log=lambda *_: None, commit=True)
-    assert not (tmp_path / "exp" / "pretrain").exists()
 
 
 def test_controls_are_reported_per_budget_under_teacher_and_judges(smoke):

@@ -11,8 +11,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents.rl.advantages import story_advantages, story_returns
-from agents.rl.buffers import EpisodeRolloutBuffer
+from story_env.agents.rl.advantages import story_advantages, story_returns
+from story_env.agents.rl.buffers import EpisodeRolloutBuffer
 from story_env.errors import ConfigError
 from story_env.run.algorithms import build_algorithm
 from story_env.run.config import TrainConfig
@@ -120,7 +120,7 @@ def test_deferred_reference_scores_held_slots_as_the_per_step_one_does(student):
     the slot's segment and still give every other step its exact log p_ref."""
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    from agents.rl.reference import ReferenceVecEnv
+    from story_env.agents.rl.reference import ReferenceVecEnv
 
     n_envs, n_steps = 3, 6
     got = {}

@@ -10,8 +10,13 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import story_env  # noqa: F401
-from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
-from agents.students.baselines import seed_stories
+from story_env.agents.pretraining.pretrain import (
+    ModelConfig,
+    PretrainConfig,
+    checkpoint_name,
+    pretrain,
+)
+from story_env.agents.students.baselines import seed_stories
 from story_env.errors import ConfigError, UnknownPluginError
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=256, vocab_size=400)
@@ -90,8 +95,8 @@ def test_smollm2_student_passes_the_env_checkers():
 
 
 def test_the_trainable_contract_holds_for_lm_students_only(random_lm_student):
-    from agents.students.baselines import NGramStudent, RandomStudent
-    from agents.students.lm import load_path_student
+    from story_env.agents.students.baselines import NGramStudent, RandomStudent
+    from story_env.agents.students.lm import load_path_student
     from story_env.registry import registry
     from story_env.student import is_trainable
 
@@ -107,7 +112,7 @@ def small_recipe(tmp_path, monkeypatch):
     """The tiny machinery on a 2,000-word recipe, shipping into a temporary folder."""
     import dataclasses
 
-    from agents.students import tiny
+    from story_env.agents.students import tiny
 
     recipe = dataclasses.replace(tiny.TINY_RECIPE, words=2_000, model=SMALL, block_size=32)
     monkeypatch.setattr(tiny, "TINY_RECIPE", recipe)
@@ -145,11 +150,11 @@ def test_shipping_a_checkpoint_short_of_the_recipe_is_refused(small_recipe):
 
 def test_the_shipped_default_matches_the_recipe_and_corpus():
     """Weights in the package come from TINY_RECIPE on the committed corpus (not stale)."""
-    from agents.students import tiny
+    from story_env.agents.students import tiny
 
     assert tiny.shipped_key() == tiny.recipe_key(tiny.TINY_RECIPE), (
         "agents/data/students/tiny was built from another recipe or corpus; rebuild it with "
-        "`storytelling build-student tiny --rebuild` and ship it with agents.students.tiny.ship_tiny"
+        "`storytelling build-student tiny --rebuild` and ship it with story_env.agents.students.tiny.ship_tiny"
     )
     assert (tiny.SHIPPED_DIR / "MODEL_CARD.md").is_file()
     size = sum(f.stat().st_size for f in tiny.SHIPPED_DIR.iterdir())
@@ -164,8 +169,8 @@ def test_the_shipped_tiny_is_the_model_a_rebuild_makes():
     from transformers import AutoConfig
     from transformers.activations import ACT2FN
 
-    from agents.pretraining.pretrain import build_model
-    from agents.students.tiny import SHIPPED_DIR, TINY_RECIPE
+    from story_env.agents.pretraining.pretrain import build_model
+    from story_env.agents.students.tiny import SHIPPED_DIR, TINY_RECIPE
 
     shipped = AutoConfig.from_pretrained(SHIPPED_DIR)
     built = build_model(TINY_RECIPE.model, shipped.eos_token_id, seed=0).config

@@ -26,8 +26,8 @@ import story_env  # noqa: F401  (registers Storytelling-v0)
 from story_env.errors import ConfigError, TeacherError
 from story_env.registry import create_teacher
 from story_env.teacher import StoryRequest
-from teachers.api import APITeacher, retry_after_seconds
-from teachers.policy import FallbackScores
+from story_env.teachers.api import APITeacher, retry_after_seconds
+from story_env.teachers.policy import FallbackScores
 
 KEY_ENV = "STORYTELLING_TEST_API_KEY"
 KEY = "sk-test-Zq81-never-write-me-7c4e"

@@ -12,8 +12,8 @@ import pytest
 
 from story_env.errors import ConfigError
 from story_env.teacher import Scores, StoryRequest
-from teachers.cache import GradeCache, config_hash, grade_key, open_cache
-from teachers.judge import JudgeTeacher
+from story_env.teachers.cache import GradeCache, config_hash, grade_key, open_cache
+from story_env.teachers.judge import JudgeTeacher
 
 PROMPT = "Once upon a time,"
 
@@ -99,7 +99,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     from story_env.teacher import StoryRequest
-    from teachers.judge import JudgeTeacher
+    from story_env.teachers.judge import JudgeTeacher
 
     class Worker(JudgeTeacher):
         name = "counting"

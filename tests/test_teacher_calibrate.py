@@ -8,7 +8,7 @@ import pytest
 
 from story_env.errors import ConfigError
 from story_env.run.cli import main
-from teachers.calibrate import load_calibration, spearman
+from story_env.teachers.calibrate import load_calibration, spearman
 
 
 def test_calibration_set_covers_every_kind_with_valid_labels():

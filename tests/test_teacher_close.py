@@ -15,7 +15,7 @@ import pytest
 
 from story_env.registry import create_teacher
 from story_env.teacher import StoryRequest, Teacher, close_teacher
-from teachers.judge import JudgeTeacher
+from story_env.teachers.judge import JudgeTeacher
 
 PROMPT = "Once upon a time,"
 

@@ -8,8 +8,8 @@ import pytest
 
 from story_env.registry import create_teacher
 from story_env.teacher import StoryRequest
-from teachers.calibrate import load_calibration
-from teachers.judge import SHORT_STORY_RAW
+from story_env.teachers.calibrate import load_calibration
+from story_env.teachers.judge import SHORT_STORY_RAW
 
 pytestmark = [
     pytest.mark.slow,

@@ -10,7 +10,7 @@ import pytest
 
 from story_env.registry import create_teacher
 from story_env.teacher import StoryRequest
-from teachers.calibrate import load_calibration
+from story_env.teachers.calibrate import load_calibration
 
 pytestmark = [
     pytest.mark.slow,

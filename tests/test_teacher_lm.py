@@ -13,15 +13,15 @@ import pytest
 
 from story_env.errors import ConfigError
 from story_env.teacher import StoryRequest
-from teachers.calibrate import load_calibration as load_labelled
-from teachers.contrasts import (
+from story_env.teachers.calibrate import load_calibration as load_labelled
+from story_env.teachers.contrasts import (
     contrast_sets,
     sentence_shuffle,
     splice,
     truncate_words,
     word_shuffle,
 )
-from teachers.lm import (
+from story_env.teachers.lm import (
     CALIBRATION_FILE,
     CALIBRATION_VERSION,
     Anchor,
@@ -31,7 +31,7 @@ from teachers.lm import (
     rotate_sentences,
     variety,
 )
-from teachers.lm_scoring import split_sentences
+from story_env.teachers.lm_scoring import split_sentences
 
 STORY = (
     " there lived a girl named Mia who found a small blue key in the garden. She asked her "
@@ -169,7 +169,7 @@ PPO_FOUND = (
 
 
 def test_one_or_two_short_sentences_score_far_below_real_stories(teacher):
-    from agents.corpus import load_corpus
+    from story_env.agents.corpus import load_corpus
     from story_env.prompts import PAPER_PROMPT
 
     val = load_corpus("validation")
@@ -214,8 +214,37 @@ def test_a_changed_model_or_calibration_misses_the_cache(tmp_path):
     assert other_model != first.grade_config()
 
 
+def test_a_user_calibration_is_used_instead_and_named_in_every_grade(tmp_path, monkeypatch):
+    """calibrate-lm writes to the user data folder, never into the package: a model found
+    there is graded with it (named in each grade), the others with the shipped one."""
+    from story_env.registry import create_teacher
+    from story_env.teachers.lm import user_calibration_file
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    user = user_calibration_file()
+    assert user == tmp_path / "storytelling" / "lm_calibration.json"
+    data = json.loads(CALIBRATION_FILE.read_text())
+    del data["models"]["gemma"]
+    data["models"]["smollm2"]["fluency"]["good"] += 0.5
+    user.parent.mkdir(parents=True)
+    user.write_text(json.dumps(data))
+    assert load_calibration("smollm2").source == str(user)
+    assert load_calibration("gemma").source == "shipped"
+    assert (
+        load_calibration("smollm2").digest != load_calibration("smollm2", CALIBRATION_FILE).digest
+    )
+    teacher = create_teacher("lm", cache=str(tmp_path / "grades.sqlite"))
+    (grade,) = teacher.score([StoryRequest("Once upon a time,", STORY)])
+    assert grade.ok and grade.raw.endswith(f"calibration {user}")
+    assert teacher.grade_config()["calibration_source"] == str(user)
+    data["version"] = "lm-calibration-v0"
+    user.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"lm_calibration.json.*lm-calibration-v0.*or delete it"):
+        load_calibration("smollm2")
+
+
 def test_length_factor_is_zero_below_one_sentence_and_full_from_30_words():
-    from teachers.rubric import length_factor
+    from story_env.teachers.rubric import length_factor
 
     assert length_factor(0) == length_factor(3) == 0.0
     assert length_factor(16) == pytest.approx(13 / 27)

@@ -19,9 +19,9 @@ from story_env.errors import (
     TeacherError,
 )
 from story_env.teacher import StoryRequest
-from teachers import rubric
-from teachers.judge import SHORT_STORY_RAW, JudgeOptions, JudgeTeacher
-from teachers.policy import FailurePolicy, FallbackScores
+from story_env.teachers import rubric
+from story_env.teachers.judge import SHORT_STORY_RAW, JudgeOptions, JudgeTeacher
+from story_env.teachers.policy import FailurePolicy, FallbackScores
 
 PROMPT = "Once upon a time, in a faraway land,"
 STORY = " a little fox found a silver key under the old oak tree and went looking for its door."
@@ -131,7 +131,7 @@ def test_retry_then_success_counts_the_failure():
 
 def test_skip_returns_a_failed_grade_never_a_number(caplog):
     judge = ScriptedJudge(["5 5 5", "9 9 9"], retries=1, on_failure="skip")
-    with caplog.at_level(logging.WARNING, logger="teachers"):
+    with caplog.at_level(logging.WARNING, logger="story_env.teachers"):
         (grade,) = judge.score([StoryRequest(PROMPT, STORY)])
     assert not grade.ok and grade.total is None and grade.values == {}
     assert grade.error.startswith("range:") and grade.raw == "9 9 9"
@@ -201,11 +201,11 @@ def test_batches_are_chunked_by_batch_size():
 @pytest.mark.parametrize(
     ("cls", "defaults"),
     [
-        ("teachers.judge:JudgeTeacher", (8, "skip", 1)),
-        ("teachers.api:APITeacher", (32, "skip", 1)),
-        ("teachers.hf:HFTeacher", (8, "skip", 0)),
-        ("teachers.llamacpp:LlamaCppTeacher", (8, "skip", 1)),
-        ("teachers.lm:LMTeacher", (16, "raise", 0)),
+        ("story_env.teachers.judge:JudgeTeacher", (8, "skip", 1)),
+        ("story_env.teachers.api:APITeacher", (32, "skip", 1)),
+        ("story_env.teachers.hf:HFTeacher", (8, "skip", 0)),
+        ("story_env.teachers.llamacpp:LlamaCppTeacher", (8, "skip", 1)),
+        ("story_env.teachers.lm:LMTeacher", (16, "raise", 0)),
     ],
 )
 def test_every_judge_declares_its_defaults_as_judge_options(cls, defaults):
@@ -261,7 +261,7 @@ def test_grading_errors_are_storytelling_errors_with_their_builtin_base(error, b
 
 
 def test_grading_errors_are_importable_from_their_teachers():
-    from teachers import api, llamacpp
+    from story_env.teachers import api, llamacpp
 
     assert rubric.AnswerError is AnswerError and api.BackendError is BackendError
     assert llamacpp.LlamaCppError is LlamaCppError and LlamaCppError("x").kind == "backend"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
-from agents.rl.reference import ReferenceVecEnv, reference_masks
+from story_env.agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
+from story_env.agents.rl.reference import ReferenceVecEnv, reference_masks
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import build_algorithm, policy_class_for
@@ -35,7 +35,7 @@ def _full_hidden(model, ids, lengths):
 
 @pytest.mark.parametrize("slack", [32, 0])  # 0: compacts the cache at almost every step
 def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slack):
-    from agents.students.lm import load_path_student
+    from story_env.agents.students.lm import load_path_student
 
     model = load_path_student(student).model.eval()
     pad, n, width = 400, 3, 50
@@ -91,7 +91,7 @@ def test_incremental_cache_matches_full_recompute_as_slots_restart(student, slac
 
 
 def test_untrained_policy_is_the_student(student):
-    from agents.students.lm import load_path_student
+    from story_env.agents.students.lm import load_path_student
 
     venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=10)
     model = build_algorithm(TrainConfig(student=student, num_envs=2), venv)
@@ -141,7 +141,7 @@ def test_each_algorithm_trains_a_few_hundred_steps(student, tmp_path, algorithm,
 
 
 def test_kl_shaping_adds_coef_times_reference_logprob(student):
-    from agents.students.lm import load_path_student
+    from story_env.agents.students.lm import load_path_student
 
     coef = 0.25
     plain = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=6)
@@ -369,7 +369,7 @@ def test_resume_refuses_a_different_config(student, tmp_path):
 
 
 def test_episode_order_keeps_episodes_whole():
-    from agents.rl.buffers import episode_order
+    from story_env.agents.rl.buffers import episode_order
 
     starts = np.zeros((6, 2))
     starts[[0, 3], 0] = 1  # env 0: steps 0-2, 3-5
@@ -388,7 +388,7 @@ def test_episode_order_keeps_episodes_whole():
 
 
 def test_minibatch_cuts_move_to_story_boundaries_when_one_is_near():
-    from agents.rl.buffers import minibatch_cuts
+    from story_env.agents.rl.buffers import minibatch_cuts
 
     # stories of 60, 70, 50, 80 (ends 60, 130, 180, 260) and 40 steps (300), minibatch 128:
     # SB3 cuts at 128 and 256; both move to the nearest story end within 32
@@ -438,7 +438,7 @@ def test_ppo_minibatches_end_where_stories_end(student):
     assert len(batches) == -(-4 * 48 // 32)  # SB3's count of minibatches
     # replay the order the buffer used: each story lies in one minibatch only
     np.random.seed(0)
-    from agents.rl.buffers import episode_segments, minibatch_cuts
+    from story_env.agents.rl.buffers import episode_segments, minibatch_cuts
 
     segments = episode_segments(starts)
     order = np.concatenate(segments)
@@ -493,7 +493,7 @@ def test_adam_is_fused_unless_the_user_chose(student):
 
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_teacher_forced_pass_matches_per_row_forwards_in_any_order(student, shuffled):
-    from agents.students.lm import load_path_student
+    from story_env.agents.students.lm import load_path_student
 
     model = load_path_student(student).model.eval()
     torch.manual_seed(0)

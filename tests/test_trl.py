@@ -19,8 +19,8 @@ from story_env.rewards import RewardConfig
 from story_env.run.config import TrainConfig
 from story_env.run.training import train
 from story_env.teacher import Scores, StoryRequest
+from story_env.teachers.heuristic import HeuristicTeacher
 from story_env.trl import TeacherReward, teacher_reward_function
-from teachers.heuristic import HeuristicTeacher
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 STORIES = [
@@ -261,7 +261,7 @@ def random_student(tmp_path_factory) -> str:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from agents.students.baselines import seed_stories
+    from story_env.agents.students.baselines import seed_stories
 
     words = sorted({w for s in [PROMPT, *STORIES, *seed_stories()] for w in s.split()})
     vocab = {"<eos>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(words)}}

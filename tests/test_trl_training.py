@@ -48,7 +48,7 @@ def _train_cmd(out, *extra):
 
 def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
     pytest.importorskip("trl")
-    from agents.students.tiny import build_tiny
+    from story_env.agents.students.tiny import build_tiny
 
     build_tiny(progress=False)  # outside the timed run
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -22,7 +22,7 @@ class BatchSpy:
     calls: list[int] = []
 
     def __init__(self):
-        from teachers.heuristic import HeuristicTeacher
+        from story_env.teachers.heuristic import HeuristicTeacher
 
         self.inner = HeuristicTeacher()
 

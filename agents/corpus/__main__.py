@@ -1,8 +1,8 @@
-"""``python -m agents.corpus``: runs :func:`agents.corpus.cli.main`."""
+"""``python -m story_env.agents.corpus``: runs :func:`story_env.agents.corpus.cli.main`."""
 
 import sys
 
-from agents.corpus.cli import main
+from story_env.agents.corpus.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The command line, ``python -m agents.corpus build|grow|finalize|stats|freeze-base``."""
+"""The command line, ``python -m story_env.agents.corpus build|grow|finalize|stats|freeze-base``."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.corpus.dataset import finalize
-from agents.corpus.generate import _Tally, build, corpus_command
-from agents.corpus.growth import grow
-from agents.corpus.load import DATA_DIR
-from agents.corpus.prompts import PROMPT_SETS, PROMPT_VERSION, REQUEST_SETTINGS, GenerationSettings
-from agents.corpus.workdir import freeze_base, part_paths, read_base, read_records
+from story_env.agents.corpus.dataset import finalize
+from story_env.agents.corpus.generate import _Tally, build, corpus_command
+from story_env.agents.corpus.growth import OnPart, grow
+from story_env.agents.corpus.load import DATA_DIR
+from story_env.agents.corpus.prompts import (
+    PROMPT_SETS,
+    PROMPT_VERSION,
+    REQUEST_SETTINGS,
+    GenerationSettings,
+)
+from story_env.agents.corpus.workdir import freeze_base, part_paths, read_base, read_records
 from story_env.errors import StorytellingError
 
 DESCRIPTION = (
     "An offline children's-story corpus, written by SmolLM2-135M-Instruct through llama.cpp."
 )
-"""The parser's description: the first line of the ``agents.corpus`` docstring."""
+"""The parser's description: the first line of the ``story_env.agents.corpus`` docstring."""
 
 
 def _generation_args(b: argparse.ArgumentParser) -> None:
@@ -46,7 +51,7 @@ def _generation_args(b: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agents.corpus", description=DESCRIPTION)
+    p = argparse.ArgumentParser(prog="python -m story_env.agents.corpus", description=DESCRIPTION)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="generate stories (resumable)")
     b.add_argument("--out-dir", type=Path, required=True, help="work directory")
@@ -60,15 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     _generation_args(g)
     g.add_argument("--session-minutes", type=float, default=20.0, help="length of one session")
     g.add_argument("--max-sessions", type=int, default=None, help="stop after this many")
-    g.add_argument("--commit", action="store_true", help="git-commit each sealed part")
     f = sub.add_parser("finalize", help="filter, deduplicate, split and write the corpus")
     f.add_argument("--out-dir", type=Path, required=True, help="work directory of `build`")
-    f.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where to write the corpus")
+    f.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="where to write the corpus (a folder of yours: never the installed package)",
+    )
     s = sub.add_parser("stats", help="print the counts of a work directory")
     s.add_argument("--out-dir", type=Path, required=True)
     z = sub.add_parser("freeze-base", help="freeze a finished corpus as a work directory's base")
     z.add_argument("--out-dir", type=Path, required=True, help="work directory")
-    z.add_argument("--data-dir", type=Path, default=DATA_DIR, help="the corpus to freeze")
+    z.add_argument(
+        "--data-dir", type=Path, default=DATA_DIR, help="the corpus to freeze (read only)"
+    )
     z.add_argument("--name", default="v1", help="short name of the base (file prefix)")
     z.add_argument("--prompt-version", type=int, default=1, choices=sorted(PROMPT_SETS))
     return p
@@ -102,28 +113,28 @@ def _build(args: argparse.Namespace, command: str) -> dict[str, Any]:
     )
 
 
-def _grow(args: argparse.Namespace, command: str) -> dict[str, Any]:
+def _grow(args: argparse.Namespace, command: str, on_part: OnPart | None) -> dict[str, Any]:
     # one line per session on stdout, for this command only: a handler left on the root
     # logger would outlive the command (and the stream it writes to, under pytest)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    log = logging.getLogger("agents.corpus")
+    log = logging.getLogger("story_env.agents.corpus")
     level = log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        return _grow_run(args, command)
+        return _grow_run(args, command, on_part)
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
 
 
-def _grow_run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+def _grow_run(args: argparse.Namespace, command: str, on_part: OnPart | None) -> dict[str, Any]:
     return grow(
         args.work_dir,
         args.target_words,
         args.session_minutes,
-        commit=args.commit,
+        on_part=on_part,
         max_sessions=args.max_sessions,
         **_generation(args, command),
     )
@@ -146,29 +157,30 @@ def _stats(out_dir: Path) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, on_part: OnPart | None = None) -> int:
     """Run the corpus command line.
 
     Args:
         argv: Arguments (default: ``sys.argv[1:]``).
+        on_part: For ``grow``: called after each sealed part (see :func:`grow`).
 
     Returns:
         The exit status.
     """
     args = _parser().parse_args(argv)
     try:
-        _run(args, corpus_command(argv))
+        _run(args, corpus_command(argv), on_part)
     except StorytellingError as exc:  # a bad value or a refused resume: the message says why
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _run(args: argparse.Namespace, command: str) -> None:
+def _run(args: argparse.Namespace, command: str, on_part: OnPart | None) -> None:
     if args.cmd == "build":
         print(json.dumps(_build(args, command), indent=2))
     elif args.cmd == "grow":
-        print(json.dumps(_grow(args, command), indent=2))
+        print(json.dumps(_grow(args, command, on_part), indent=2))
     elif args.cmd == "freeze-base":
         base = freeze_base(args.out_dir, args.data_dir, args.name, args.prompt_version, command)
         print(json.dumps(base, indent=2))

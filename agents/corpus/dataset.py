@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.corpus.clean import Deduplicator, clean_story, count_words, split_of
-from agents.corpus.datasheet import render_datasheet
-from agents.corpus.generate import corpus_command
-from agents.corpus.load import DATA_DIR, SPLIT_FILES, SPLITS
-from agents.corpus.workdir import (
+from story_env.agents.corpus.clean import Deduplicator, clean_story, count_words, split_of
+from story_env.agents.corpus.datasheet import render_datasheet
+from story_env.agents.corpus.generate import corpus_command
+from story_env.agents.corpus.load import SPLIT_FILES, SPLITS
+from story_env.agents.corpus.workdir import (
     BUILD_FILE,
     SESSIONS_FILE,
     read_base,
@@ -34,9 +34,7 @@ SOURCES: tuple[str, ...] = ("base", "build")
 DUPLICATES: tuple[str, ...] = ("duplicate_exact", "duplicate_near")
 
 
-def finalize(
-    out_dir: Path, data_dir: Path = DATA_DIR, command: str | None = None
-) -> dict[str, Any]:
+def finalize(out_dir: Path, data_dir: Path, command: str | None = None) -> dict[str, Any]:
     """Filter, deduplicate and split a work directory's stories, and write the corpus.
 
     The frozen base's stories come first (cleaned and deduplicated again the same way;
@@ -63,7 +61,7 @@ def finalize(
     if not records and not base:
         raise MissingFileError(
             f"no stories in {str(out_dir)!r} (no work file, sealed part or base); run "
-            f"`python -m agents.corpus build --out-dir {out_dir}` first, or give the "
+            f"`python -m story_env.agents.corpus build --out-dir {out_dir}` first, or give the "
             "--out-dir of a build"
         )
     kept = _sort_stories(base, records)

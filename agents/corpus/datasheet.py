@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import agents.corpus.clean as clean
-import agents.corpus.prompts as prompts
-from agents.corpus.generate import MODEL_FILE
-from agents.corpus.load import SPLIT_FILES
+import story_env.agents.corpus.clean as clean
+import story_env.agents.corpus.prompts as prompts
+from story_env.agents.corpus.generate import MODEL_FILE
+from story_env.agents.corpus.load import SPLIT_FILES
 
 _INTRO = [
     "# Datasheet: SmolLM2 children's stories",
@@ -16,7 +16,7 @@ _INTRO = [
     "A small synthetic corpus of children's stories for pretraining and evaluating the",
     "student models of Storytelling-v0 offline (no TinyStories or BabyLM can be",
     "downloaded here). Made by `agents/corpus/`; read it with",
-    '`agents.corpus.load_corpus("train")` or `load_corpus("validation")`.',
+    '`story_env.agents.corpus.load_corpus("train")` or `load_corpus("validation")`.',
     "",
 ]
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from agents.corpus.clean import Deduplicator, clean_story, count_words
-from agents.corpus.prompts import (
+from story_env.agents.corpus.clean import Deduplicator, clean_story, count_words
+from story_env.agents.corpus.prompts import (
     PROMPT_VERSION,
     SYSTEM_PROMPT,
     GenerationSettings,
@@ -25,7 +25,7 @@ from agents.corpus.prompts import (
     chat_request,
     prompt_set,
 )
-from agents.corpus.workdir import (
+from story_env.agents.corpus.workdir import (
     BUILD_FILE,
     SESSIONS_FILE,
     WORK_FILE,
@@ -50,9 +50,9 @@ MAX_ERRORS = 50
 
 
 def corpus_command(argv: Sequence[str] | None = None) -> str:
-    """The command line ``python -m agents.corpus ...`` of ``argv`` (default ``sys.argv``)."""
+    """The command line ``python -m story_env.agents.corpus ...`` of ``argv`` (default ``sys.argv``)."""
     args = sys.argv[1:] if argv is None else argv
-    return " ".join(shlex.quote(a) for a in ["python", "-m", "agents.corpus", *args])
+    return " ".join(shlex.quote(a) for a in ["python", "-m", "story_env.agents.corpus", *args])
 
 
 # --------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def build(
     """Generate stories until the clean (filtered, deduplicated) word count reaches a target.
 
     Resumable: records already in the work directory (its sealed parts and the live
-    ``raw.jsonl``, :mod:`~agents.corpus.workdir`) count toward the target and their
+    ``raw.jsonl``, :mod:`~story_env.agents.corpus.workdir`) count toward the target and their
     indices are not asked again; a frozen base's stories count first. Each run appends
     one line of timing to ``out_dir/sessions.jsonl`` and keeps the build settings in
     ``out_dir/build.json``. The directory's lock is held throughout.
@@ -248,7 +248,7 @@ def build(
         max_minutes: Stop this session after this many minutes (None: no limit).
         progress: Show a tqdm progress bar.
         command: The command line to record (defaults to ``sys.argv``).
-        prompt_version: The prompt set (:data:`~agents.corpus.prompts.PROMPT_SETS`).
+        prompt_version: The prompt set (:data:`~story_env.agents.corpus.prompts.PROMPT_SETS`).
 
     Returns:
         A summary dict of this session and of the work directory (``interrupted`` is

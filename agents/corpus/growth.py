@@ -1,63 +1,33 @@
-"""Growing a corpus over many sessions: build, seal a part, commit it, repeat to a target.
+"""Growing a corpus over many sessions: build, seal a part, repeat to a target.
 
 :func:`grow` runs ``build`` in sessions of ``session_minutes``; after each it seals the
-session's stories into an immutable part (:func:`~agents.corpus.workdir.seal`) and, with
-``commit``, commits that part, ``build.json`` and ``sessions.jsonl`` to git, so a stopped
-machine loses at most the session in progress. It stops at the target (clean,
-deduplicated words, the frozen base included), after ``max_sessions``, or on Ctrl-C
-(after sealing and committing what the session wrote). Started again with the same
-command, it first seals and commits what a killed run left in the live work file.
+session's stories into an immutable part (:func:`~story_env.agents.corpus.workdir.seal`)
+and calls ``on_part`` with it (the maintainer script ``tools/grow_corpus.py`` commits each
+part to git there), so a stopped machine loses at most the session in progress. It stops
+at the target (clean, deduplicated words, the frozen base included), after
+``max_sessions``, or on Ctrl-C (after sealing what the session wrote). Started again with
+the same command, it first seals what a killed run left in the live work file.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.corpus.generate import build, corpus_command
-from agents.corpus.prompts import PROMPT_VERSION, GenerationSettings, prompt_set
-from agents.corpus.workdir import (
-    BASE_FILE,
-    BUILD_FILE,
-    PARTS_DIR,
-    SESSIONS_FILE,
+from story_env.agents.corpus.generate import build, corpus_command
+from story_env.agents.corpus.prompts import PROMPT_VERSION, GenerationSettings, prompt_set
+from story_env.agents.corpus.workdir import (
     seal,
     work_lock,
 )
 from story_env.errors import ConfigError, GenerationError
-from story_env.run_folder import GitError, commit_paths, git, read_config
 
 logger = logging.getLogger(__name__)
 
-GITIGNORE = (
-    "# The live work file, the lock and half-written files of `python -m agents.corpus grow`;\n"
-    "# the sealed parts, build.json, sessions.jsonl and a frozen base are committed.\n"
-    "raw.jsonl\n.lock\n*.tmp\n"
-)
-"""The ``.gitignore`` ``grow --commit`` puts in a work directory that has none."""
-
-
-def commit_progress(work_dir: Path, message: str) -> None:
-    """Commit the work directory's sealed parts and records (nothing else) to git.
-
-    Stages ``parts/`` and the build's records (``build.json``, ``sessions.jsonl``, a
-    frozen base's files, and a ``.gitignore`` for the live work file and the lock, written
-    if missing) and commits only those paths (``git commit -- paths``), so other
-    staged or changed files are left as they are.
-
-    Raises:
-        GitError: git failed.
-    """
-    if not (work_dir / ".gitignore").exists():
-        (work_dir / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
-    names = [".gitignore", PARTS_DIR, BUILD_FILE, SESSIONS_FILE]
-    base = read_config(work_dir, BASE_FILE) if (work_dir / BASE_FILE).exists() else None
-    if base:
-        names += [BASE_FILE, str(base["file"])] + ([base["datasheet"]] if base["datasheet"] else [])
-    names = [n for n in names if (work_dir / n).exists()]
-    if not commit_paths(work_dir, names, message):
-        logger.info("[corpus] nothing new to commit")
+OnPart = Callable[[Path, str], None]
+"""Called after each sealed part with its path and a one-line note of where the corpus stands."""
 
 
 def _check(name: str, value: float | None, low: float, fix: str) -> None:
@@ -70,7 +40,7 @@ def grow(
     target_words: int,
     session_minutes: float = 20.0,
     *,
-    commit: bool = False,
+    on_part: OnPart | None = None,
     max_sessions: int | None = None,
     workers: int = 8,
     seed: int = 0,
@@ -84,12 +54,14 @@ def grow(
     """Build in sessions until the corpus reaches ``target_words``, sealing each session.
 
     Args:
-        work_dir: The work directory (inside a git repository when ``commit``).
+        work_dir: The work directory.
         target_words: Clean, deduplicated words to reach (the frozen base included).
         session_minutes: Length of one session; each ends with a sealed part.
-        commit: Commit each new part (and the build's records) to git.
+        on_part: Called after each sealed part (the leftover of a stopped session first)
+            with the part's path and a note; an exception it raises is logged, and the
+            part stays on disk.
         max_sessions: Stop after this many sessions (None: at the target).
-        workers: Concurrent requests (see :func:`~agents.corpus.generate.build`).
+        workers: Concurrent requests (see :func:`~story_env.agents.corpus.generate.build`).
         seed: Run seed (a resume must keep it).
         settings: Sampling settings (a resume must keep them).
         prompt_version: Prompt set (a resume must keep it).
@@ -103,8 +75,6 @@ def grow(
 
     Raises:
         ConfigError: A bad value, a resume with other settings, or a running build there.
-        GitError: ``commit`` and the work directory is not in a git repository (a failed
-            commit later is logged; the next commit takes every uncommitted part).
         GenerationError: A session wrote no story (every request failed).
     """
     _check("--target-words", target_words, 1, "give the clean words to reach, e.g. 2500000")
@@ -116,12 +86,10 @@ def grow(
     if servers > workers:
         raise ConfigError(f"--servers ({servers}) must not exceed --workers ({workers})")
     prompt_set(prompt_version)
-    if commit:
-        git(work_dir if work_dir.exists() else Path.cwd(), "rev-parse", "--show-toplevel")
     command = command or corpus_command()
     parts: list[str] = []
     with work_lock(work_dir):
-        _seal_and_commit(work_dir, commit, parts, "leftover of a stopped session")
+        _seal(work_dir, on_part, parts, "leftover of a stopped session")
         sessions, summary = 0, None
         while max_sessions is None or sessions < max_sessions:
             summary = build(
@@ -141,7 +109,7 @@ def grow(
             if new["new_stories"]:
                 sessions += 1
             note = _progress_note(summary, target_words)
-            _seal_and_commit(work_dir, commit, parts, note)
+            _seal(work_dir, on_part, parts, note)
             logger.info("[corpus] session %d: %s", sessions, note)
             if summary["clean_words"] >= target_words or summary["interrupted"]:
                 break
@@ -171,19 +139,15 @@ def _progress_note(summary: dict[str, Any], target_words: int) -> str:
     )
 
 
-def _seal_and_commit(work_dir: Path, commit: bool, parts: list[str], note: str) -> None:
-    """Seal the live work file into a part and, with ``commit``, commit it."""
+def _seal(work_dir: Path, on_part: OnPart | None, parts: list[str], note: str) -> None:
+    """Seal the live work file into a part and hand it to ``on_part``."""
     part = seal(work_dir)
     if part is None:
         return
     parts.append(part.name)
     logger.info("[corpus] sealed %s", part)
-    if commit:
-        name = part.name.split(".")[0]
+    if on_part is not None:
         try:
-            commit_progress(
-                work_dir,
-                f"Corpus growth, committed in parts so a stop loses nothing: {name}, {note}",
-            )
-        except GitError as exc:  # the part stays on disk; the next commit takes all of parts/
-            logger.error("[corpus] could not commit %s: %s", part, exc)
+            on_part(part, note)
+        except Exception as exc:  # the part stays on disk; a later call can take it
+            logger.error("[corpus] after sealing %s: %s", part, exc)

@@ -60,7 +60,7 @@ def iter_corpus(split: str, data_dir: Path | None = None) -> Iterator[str]:
     if not path.is_file():
         raise MissingFileError(
             f"corpus split {split!r} file {str(path)!r} is missing; build it with "
-            "`python -m agents.corpus build` and `finalize`, or reinstall the package"
+            "`python -m story_env.agents.corpus build` and `finalize`, or reinstall the package"
         )
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:

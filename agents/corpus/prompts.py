@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.corpus import wordlists as w
+from story_env.agents.corpus import wordlists as w
 from story_env.errors import ConfigError
 
 TARGET_LENGTHS: tuple[int, ...] = (80, 100, 120, 150, 180)

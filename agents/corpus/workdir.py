@@ -33,8 +33,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from agents.corpus.clean import count_words
-from agents.corpus.load import DATA_DIR, SPLITS, load_corpus
+from story_env.agents.corpus.clean import count_words
+from story_env.agents.corpus.load import DATA_DIR, SPLITS, load_corpus
 from story_env.errors import ConfigError, RunFolderError
 from story_env.run_folder import read_config, write_atomic, write_atomic_with
 
@@ -50,10 +50,6 @@ LOCK_FILE = ".lock"
 
 SEALED_DROPPED = ("seed", "system", "settings", "model", "fields")
 """Record fields a part leaves out (constant for a build, or a function of its index)."""
-
-CORPUS_WORK_DIR = DATA_DIR / "work"
-"""The committed work directory of the packaged corpus's build (in the repository, not
-in the wheel): the frozen v1 base and the sealed parts of the build that grows it."""
 
 
 def write_gz_lines(path: Path, lines: Iterable[str], what: str = "corpus split") -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from agents.corpus.load import read_stories
+from story_env.agents.corpus.load import read_stories
 from story_env.arguments import count, count_list, pick
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from agents.pretraining.pretrain import ModelConfig, PretrainConfig, pretrain
+    from story_env.agents.pretraining.pretrain import ModelConfig, PretrainConfig, pretrain
 
     model = pick(args, "vocab_size", n_layer="layers", n_embd="embd", n_head="heads")
     config = PretrainConfig(
@@ -31,7 +31,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_build_student(args: argparse.Namespace) -> int:
-    from agents.students.tiny import build_tiny
+    from story_env.agents.students.tiny import build_tiny
 
     if args.name != "tiny":
         from story_env.errors import ConfigError
@@ -42,7 +42,7 @@ def cmd_build_student(args: argparse.Namespace) -> int:
     if args.rebuild and args.words is None:  # only the recipe's own budget is comparable
         import json
 
-        from agents.students.tiny import SHIPPED_DIR
+        from story_env.agents.students.tiny import SHIPPED_DIR
 
         rebuilt = json.loads((folder / "pretraining.json").read_text())["val_perplexity"]
         shipped_file = SHIPPED_DIR / "pretraining.json"

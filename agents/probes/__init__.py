@@ -3,8 +3,8 @@ templates over a children's-story lexicon, and an entity-tracking probe, all sco
 likelihood. ``storytelling probe`` runs them on a student or a checkpoint.
 """
 
-from agents.probes.entity import generate_entity_items
-from agents.probes.scoring import (
+from story_env.agents.probes.entity import generate_entity_items
+from story_env.agents.probes.scoring import (
     PROBES,
     ProbeReport,
     ProbeScore,
@@ -13,7 +13,7 @@ from agents.probes.scoring import (
     run_probes,
     wilson_interval,
 )
-from agents.probes.templates import PHENOMENA, MinimalPair, generate_pairs
+from story_env.agents.probes.templates import PHENOMENA, MinimalPair, generate_pairs
 
 __all__ = [
     "PHENOMENA",

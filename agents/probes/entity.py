@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import random
 
-from agents.probes import lexicon as lx
-from agents.probes.templates import MinimalPair
+from story_env.agents.probes import lexicon as lx
+from story_env.agents.probes.templates import MinimalPair
 from story_env.errors import ConfigError
 
 PHENOMENON = "entity_tracking"

@@ -1,7 +1,7 @@
 """The probes' vocabulary: words of children's stories with their grammatical features.
 
 Every word here is common in the packaged story corpus (``agents/data``), so a student
-pretrained on it has seen them; the templates in ``agents.probes.templates`` draw only
+pretrained on it has seen them; the templates in ``story_env.agents.probes.templates`` draw only
 from these lists, which makes the probe grammar closed and checkable.
 """
 

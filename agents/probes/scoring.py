@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.probes.entity import PHENOMENON as ENTITY_TRACKING
-from agents.probes.entity import generate_entity_items
-from agents.probes.templates import PHENOMENA, MinimalPair, generate_pairs
+from story_env.agents.probes.entity import PHENOMENON as ENTITY_TRACKING
+from story_env.agents.probes.entity import generate_entity_items
+from story_env.agents.probes.templates import PHENOMENA, MinimalPair, generate_pairs
 from story_env.errors import ConfigError
 from story_env.student import StoryTokenizer
 

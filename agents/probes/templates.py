@@ -1,7 +1,7 @@
 """BLiMP-style minimal pairs from grammar templates, in the words of children's stories.
 
 BLiMP (Warstadt et al. 2020) generated its pairs from templates over a lexicon; these
-templates do the same with the lexicon of ``agents.probes.lexicon``. Each pair is a
+templates do the same with the lexicon of ``story_env.agents.probes.lexicon``. Each pair is a
 grammatical sentence and an ungrammatical one that differs from it in one word (a
 substitution or an insertion) or in one moved word. Generation is deterministic: the
 same seed gives the same pairs on every machine and Python version.
@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.probes import lexicon as lx
+from story_env.agents.probes import lexicon as lx
 from story_env.errors import ConfigError
 
 

@@ -72,7 +72,7 @@ def story_advantages(
     """Write the story advantage into an SB3 rollout buffer (returns, advantages, trainable).
 
     Args:
-        buffer: The rollout buffer (``agents.rl.buffers.EpisodeRolloutBuffer``), its
+        buffer: The rollout buffer (``story_env.agents.rl.buffers.EpisodeRolloutBuffer``), its
             rewards final (graded, no KL in them).
         last_dones: The envs' done flags at the rollout's last step.
         ref_logps: (n_steps, n_envs) ``log p_ref`` of each action (None: no KL term).

@@ -10,7 +10,7 @@ minibatches costs its first part's positions again in the second (forward and
 backward), about a fifth of an update's positions at 256-step minibatches of 90-token
 stories.
 
-A step whose ``trainable`` flag is false (``agents.rl.advantages``, the critic-free story
+A step whose ``trainable`` flag is false (``story_env.agents.rl.advantages``, the critic-free story
 advantage: a slot waiting for the next rollout, or a story the rollout cut off) is left
 out of every minibatch.
 """

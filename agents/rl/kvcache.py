@@ -286,7 +286,7 @@ def last_hidden_teacher_forced(
 
     Rows that are prefixes of a longer row in the batch (earlier steps of the same
     story) share that row's single forward pass. Episode-grouped minibatches
-    (``agents.rl.buffers``) list a story's steps in order, which the first, vectorised
+    (``story_env.agents.rl.buffers``) list a story's steps in order, which the first, vectorised
     pass catches; a second pass merges what is left. The remaining rows run in groups of
     similar length (``length_groups``), one forward pass each, instead of all padded to
     the longest: the same numbers up to float rounding (a row's matrix products see a

@@ -23,7 +23,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
+from story_env.agents.rl.kvcache import IncrementalLM, last_hidden_teacher_forced
 from story_env.errors import ConfigError
 from story_env.registry import resolve_student
 

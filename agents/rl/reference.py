@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.rl.kvcache import IncrementalLM, continue_rows
+from story_env.agents.rl.kvcache import IncrementalLM, continue_rows
 from story_env.errors import ConfigError
 from story_env.registry import resolve_student
 
@@ -57,7 +57,7 @@ class ReferenceVecEnv(VecEnvWrapper):
             the reference at every step.
         in_reward: Put the penalty in the rewards (True), or leave the rewards as the
             env gave them and only keep each action's ``log p_ref`` in ``rollout_ref``
-            for the story advantage (``agents.rl.advantages``), which charges each
+            for the story advantage (``story_env.agents.rl.advantages``), which charges each
             token its own KL.
     """
 

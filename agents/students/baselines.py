@@ -101,7 +101,7 @@ class NGramAgent(TokenAgent):
 
 def seed_stories() -> list[str]:
     """A few short stories written for this project, used when no corpus is given."""
-    text = resources.files("agents").joinpath("data/seed_stories.txt").read_text("utf-8")
+    text = resources.files("story_env.agents").joinpath("data/seed_stories.txt").read_text("utf-8")
     return [s.strip() for s in text.split("\n\n") if s.strip()]
 
 

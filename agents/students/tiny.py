@@ -22,9 +22,14 @@ import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from agents.corpus.load import DATA_DIR, SPLIT_FILES, SPLITS, load_corpus
-from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
-from agents.students.lm import LMStudent, load_path_student
+from story_env.agents.corpus.load import DATA_DIR, SPLIT_FILES, SPLITS, load_corpus
+from story_env.agents.pretraining.pretrain import (
+    ModelConfig,
+    PretrainConfig,
+    checkpoint_name,
+    pretrain,
+)
+from story_env.agents.students.lm import LMStudent, load_path_student
 from story_env.errors import ConfigError
 from story_env.run_folder import write_atomic
 

@@ -62,7 +62,7 @@ def check_trainable(name: str, kwargs: Mapping[str, Any]) -> None:
 
 def policy_class_for(name: str, spec: AlgorithmSpec, config: TrainConfig) -> type:
     """The causal-LM policy class that fits the algorithm, or a clear error."""
-    from agents.rl.policy import CausalLMPolicy, MaskableCausalLMPolicy
+    from story_env.agents.rl.policy import CausalLMPolicy, MaskableCausalLMPolicy
 
     compatible = sorted(
         e.name for e in registry().entries("algorithm") if refusal_reason(e.obj) is None
@@ -105,7 +105,7 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
         or config.top_p is not None
         or config.top_k is not None
     ):
-        from agents.rl.reference import ReferenceVecEnv
+        from story_env.agents.rl.reference import ReferenceVecEnv
 
         venv = ReferenceVecEnv(
             venv,
@@ -138,7 +138,7 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         **kwargs.pop("policy_kwargs", {}),
     }
     if "rollout_buffer_class" not in kwargs and accepts_kwarg(spec, "rollout_buffer_class"):
-        from agents.rl.buffers import EpisodeRolloutBuffer, MaskableEpisodeRolloutBuffer
+        from story_env.agents.rl.buffers import EpisodeRolloutBuffer, MaskableEpisodeRolloutBuffer
 
         kwargs["rollout_buffer_class"] = (
             MaskableEpisodeRolloutBuffer if spec.needs_action_masks else EpisodeRolloutBuffer
@@ -187,7 +187,7 @@ def check_story_advantage(config: TrainConfig, model: Any) -> None:
     Every env then finishes a story in each rollout (a story takes at most
     ``max_new_tokens`` steps), so each update has stories with grades to learn from.
     """
-    from agents.rl.buffers import _EpisodeBatches
+    from story_env.agents.rl.buffers import _EpisodeBatches
 
     if not isinstance(model.rollout_buffer, _EpisodeBatches):
         raise ConfigError(

@@ -18,8 +18,8 @@ from typing import IO, Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.rl.advantages import story_advantages
-from agents.rl.reference import ReferenceVecEnv
+from story_env.agents.rl.advantages import story_advantages
+from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.run.config import TrainConfig
 from story_env.run_folder import append_story, flush_log, save_checkpoint
 

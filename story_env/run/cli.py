@@ -1,7 +1,7 @@
 """The ``storytelling`` command line: one subcommand per registered command.
 
 Commands come from plugins through the ``storytelling_register_commands`` hook, the
-built-in ones included (``plugins.commands``), so a plugin package adds a subcommand the
+built-in ones included (``story_env.plugins.commands``), so a plugin package adds a subcommand the
 same way it adds a teacher. ``main`` turns the project's errors into one line.
 """
 

@@ -2,13 +2,14 @@
 ``reproduce``.
 
 Each ``add_<name>(parser)`` adds a command's arguments and its ``cmd_<name>`` runner;
-``plugins.commands`` registers them through the ``storytelling_register_commands`` hook.
+``story_env.plugins.commands`` registers them through the ``storytelling_register_commands`` hook.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -379,11 +380,12 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_compare)
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
+def cmd_reproduce(args: argparse.Namespace, on_stage: Callable[[str], None] | None = None) -> int:
+    """Run ``reproduce``; ``on_stage`` is called after each stage (see ``reproduce.run``)."""
     from story_env.run.reproduce import ReproConfig, run, smoke_config
 
     if args.smoke:
-        from agents.students.baselines import seed_stories
+        from story_env.agents.students.baselines import seed_stories
 
         path = f"{args.out}/seed_stories.txt"
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -394,7 +396,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         config = ReproConfig()
     rates = (args.pretrain_rate, args.rl_rate, args.eval_rate, args.probe_rate)
-    result = run(config, args.out, progress=not args.no_progress, rates=rates, commit=args.commit)
+    result = run(config, args.out, progress=not args.no_progress, rates=rates, on_stage=on_stage)
     print(result["table"])
     print(f"wrote {args.out}/results.md, ladder.md, results.json, curves.png")
     return 0
@@ -417,21 +419,20 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
         help="evaluation stories/s (written, graded by the teacher and every judge) for the estimate",
     )
     p.add_argument("--probe-rate", type=float, default=30.0, help="probe items/s for the estimate")
-    p.add_argument(
-        "--commit",
-        action="store_true",
-        help="commit --out to git after each stage (results and tables, not weights), so a "
-        "stopped session loses at most the stage in progress",
-    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
 
 def cmd_calibrate_lm(args: argparse.Namespace) -> int:
-    from agents.corpus import load_corpus
+    from story_env.agents.corpus import load_corpus
     from story_env.prompts import PAPER_PROMPT
     from story_env.run_folder import write_atomic
-    from teachers.lm import CALIBRATION_FILE, CALIBRATION_VERSION, build_calibration, resolve_model
+    from story_env.teachers.lm import (
+        CALIBRATION_VERSION,
+        build_calibration,
+        resolve_model,
+        user_calibration_file,
+    )
 
     stories = load_corpus("validation")
     stories = stories[: len(stories) // 2]  # the first half calibrates; the rest only measures
@@ -440,7 +441,7 @@ def cmd_calibrate_lm(args: argparse.Namespace) -> int:
     _, _, model_id = resolve_model(args.model)
     print(f"calibrating lm on {model_id}: {len(stories)} held-out stories and 3 corruptions each")
     entry = build_calibration(args.model, stories, PAPER_PROMPT, seed=args.seed)
-    out = Path(args.out) if args.out else CALIBRATION_FILE
+    out = Path(args.out) if args.out else user_calibration_file()
     data = {"version": CALIBRATION_VERSION, "models": {}}
     if out.is_file():
         old = json.loads(out.read_text("utf-8"))
@@ -456,7 +457,11 @@ def cmd_calibrate_lm(args: argparse.Namespace) -> int:
 
 def add_calibrate_lm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="smollm2, gemma, or a local model path")
-    p.add_argument("--out", help="calibration file (default: the committed one)")
+    p.add_argument(
+        "--out",
+        help="calibration file to write or extend (default: the user calibration in the user "
+        "data folder, used instead of the shipped one for the models it holds)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions")
     p.add_argument(
         "--stories",

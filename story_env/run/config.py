@@ -58,7 +58,7 @@ class TrainConfig:
             ``"story"``: no critic; each token gets its story's grade standardised over
             the rollout's finished stories, less its own KL penalty (GRPO's signal); a
             slot whose story ends too near the rollout's end for another waits, so
-            stories are whole (``agents.rl.advantages``). Needs ``n_steps >=
+            stories are whole (``story_env.agents.rl.advantages``). Needs ``n_steps >=
             max_new_tokens``; ``steps`` then counts written tokens, not waiting steps.
         top_p: MaskablePPO: mask tokens outside the reference's nucleus.
         top_k: MaskablePPO: mask tokens outside the reference's top k.

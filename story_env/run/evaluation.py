@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.reference import ReferenceVecEnv
+from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import accepts_kwarg, build_algorithm, policy_class_for

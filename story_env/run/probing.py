@@ -2,7 +2,7 @@
 
 Resolves what to probe (a registered student, a model folder such as a ``storytelling
 pretrain`` checkpoint, or a ``storytelling train`` run folder whose policy's LM is the
-trained student) to a causal LM and its tokenizer, then runs ``agents.probes``.
+trained student) to a causal LM and its tokenizer, then runs ``story_env.agents.probes``.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def probe(
     seed: int = 0,
     probes: Sequence[str] | None = None,
 ) -> Any:
-    """Run the probes on a student or checkpoint; returns an ``agents.probes.ProbeReport``."""
-    from agents.probes import run_probes
+    """Run the probes on a student or checkpoint; returns an ``story_env.agents.probes.ProbeReport``."""
+    from story_env.agents.probes import run_probes
 
     model, tokenizer, _ = load_probe_target(
         student=student, checkpoint=checkpoint, student_kwargs=student_kwargs
@@ -114,7 +114,7 @@ def probe(
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from agents.probes import run_probes
+    from story_env.agents.probes import run_probes
 
     if args.pairs < 1:
         raise ConfigError(f"--pairs must be >= 1, got {args.pairs}")

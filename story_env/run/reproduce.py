@@ -33,9 +33,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from agents.corpus.load import read_stories
-from agents.pretraining.pretrain import ModelConfig, PretrainConfig, checkpoint_name, pretrain
-from agents.probes import PROBES
+from story_env.agents.corpus.load import read_stories
+from story_env.agents.pretraining.pretrain import (
+    ModelConfig,
+    PretrainConfig,
+    checkpoint_name,
+    pretrain,
+)
+from story_env.agents.probes import PROBES
 from story_env.errors import ConfigError
 from story_env.run.config import TrainConfig
 from story_env.run.evaluation import evaluate
@@ -50,8 +55,6 @@ from story_env.run_folder import (
     CHECKPOINT_META,
     CONFIG,
     check_resume,
-    commit_paths,
-    git,
     public_config,
     read_config,
     write_atomic,
@@ -303,7 +306,7 @@ def run(
     progress: bool = True,
     log: Callable[[str], None] = print,
     rates: Sequence[float] | None = None,
-    commit: bool = False,
+    on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment and write its results.
 
@@ -314,19 +317,16 @@ def run(
         log: Where stage messages go.
         rates: The rates of ``estimate`` (2 to 4 of them, in its order): if given, the
             plan of the stages still to run and their estimated time is logged first.
-        commit: After each stage, write the report so far and commit the folder to git
-            (what its ``.gitignore`` allows: results, logs and tables, not weights), so a
-            stopped session loses at most the stage in progress.
+        on_stage: Called after each finished stage, once the report so far is written,
+            with a one-line note (``"stage S done in M min (k of n stages)"``); the
+            repository's ``tools/reproduce_committed.py`` commits the folder there.
 
     Raises:
         ConfigError: The folder was started with other settings, or by the earlier
             single-control version of this experiment.
-        GitError: ``commit`` and git failed (e.g. the folder is not in a repository).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if commit:  # not in a repository: say so now, not after the first stage's hours
-        git(out, "rev-parse", "--show-toplevel")
     # the run folder's guard: an experiment resumes only with the settings it began with
     settings = public_config(asdict(config))
     if (out / CONFIG).exists():
@@ -351,19 +351,15 @@ def run(
         _run_stage(config, stage, out, progress, log)
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
         _save(out / "timings.json", timings)
-        if commit:
+        if on_stage is not None:
             write_report(config, _load(out / "results.json", {}), timings, out)
             done = sum(_done(config, out, s) for s in plan(config))
-            commit_paths(
-                out,
-                ["."],
-                f"reproduce {out.name}: stage {stage} done in {timings[stage] / 60:.1f} min "
-                f"({done} of {len(plan(config))} stages), committed as it goes",
+            on_stage(
+                f"stage {stage} done in {timings[stage] / 60:.1f} min "
+                f"({done} of {len(plan(config))} stages)"
             )
     results = _load(out / "results.json", {})
     table = write_report(config, results, timings, out)
-    if commit:
-        commit_paths(out, ["."], f"reproduce {out.name}: report of the finished experiment")
     return {"results": results, "timings": timings, "table": table}
 
 

@@ -23,8 +23,8 @@ def audit(
     every held-out judge under the grading code of now (``versions`` names it). The
     stories are the graded ones when generation is deterministic: given the ``recorded``
     samples, ``same_stories`` says whether the first ones match."""
-    from teachers.lm import CALIBRATION_VERSION as LM_CALIBRATION
-    from teachers.rubric import RUBRIC_VERSION
+    from story_env.teachers.lm import CALIBRATION_VERSION as LM_CALIBRATION
+    from story_env.teachers.rubric import RUBRIC_VERSION
 
     kwargs = {**eval_kwargs, "teacher": AUDIT_JUDGE, "teacher_kwargs": {}}
     result = evaluate(checkpoint=checkpoint, **kwargs)

@@ -7,12 +7,12 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from agents.corpus.load import read_stories
+from story_env.agents.corpus.load import read_stories
 from story_env.errors import ConfigError
 from story_env.prompts import PAPER_PROMPT
 from story_env.run.judging import JudgeSpec, judge_stories, judge_totals
 from story_env.teacher import StoryRequest
-from teachers.contrasts import truncate_words, word_shuffle
+from story_env.teachers.contrasts import truncate_words, word_shuffle
 
 #: Seed of the word shuffle of the reference stories.
 SHUFFLE_SEED = 0

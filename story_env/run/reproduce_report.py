@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.pretraining.pretrain import checkpoint_name
-from agents.probes.entity import PHENOMENON as ENTITY_TRACKING
+from story_env.agents.pretraining.pretrain import checkpoint_name
+from story_env.agents.probes.entity import PHENOMENON as ENTITY_TRACKING
 from story_env.run.plots import figure
 from story_env.run.reproduce_audit import AUDIT_JUDGE
 from story_env.run_folder import STORIES

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.reference import ReferenceVecEnv
+from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import build_algorithm, check_trainable, make_env
 from story_env.run.callbacks import RunCallback, has_tensorboard, log_story, rollout_tokens
