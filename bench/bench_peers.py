@@ -1,4 +1,4 @@
-"""Our PPO and our ``grpo`` against plain TRL ``GRPOTrainer`` on the same work (issue 15).
+"""Our PPO and our ``grpo`` against plain TRL ``GRPOTrainer`` on the same work.
 
     OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
         [--systems ppo,ppo_story,grpo,trl,trl2] [--judge lm] [--json FILE]
@@ -11,9 +11,9 @@ seed ``--seed + round``):
 
 * ``ppo``: ``story_env.run.training.train`` with PPO, 16 envs, ``n_steps`` 64,
   ``batch_size`` 512, ``n_epochs`` 2 (whole rollouts: the budget rounds up to 1,024);
-* ``ppo_story``: the same PPO with ``advantage="story"`` (no critic: each token gets its
+* ``ppo_story``: ``StoryPPO``, the default algorithm (no critic: each token gets its
   story's grade standardised over the rollout's stories, less its own KL; GRPO's
-  signal, ``story_env.agents.rl.advantages``), ``n_steps`` 90 (one story length: a slot whose
+  signal, ``story_env.agents.rl.story_ppo``), ``n_steps`` 90 (one story length: a slot whose
   story ends waits for the next rollout, so each rollout is 16 whole stories) and one
   minibatch of the whole rollout: 16 stories per optimisation step, as TRL's 16
   completions per step, gradients clipped at TRL's norm 1.0;
@@ -25,8 +25,8 @@ seed ``--seed + round``):
   (``bf16=False``), constant learning rate, no activation checkpointing (TRL's default
   trades compute for memory, which a 4M-parameter model does not need), no checkpoints;
 * ``trl2``: the same with ``num_iterations`` 2: each batch of completions serves two
-  optimisation steps, as each rollout serves our PPO's two epochs (issue 15's comparison
-  "at an equal number of optimisation passes per token").
+  optimisation steps, as each rollout serves our PPO's two epochs (the comparison "at
+  an equal number of optimisation passes per token").
 
 Printed per system (mean over repeats): tokens/s (training wall time, model building
 excluded, as ``train`` reports it) with its range; where the time went, timed by
@@ -90,10 +90,10 @@ STORY_KWARGS = {
     "learning_rate": LR,
     "max_grad_norm": 1.0,
 }
-OURS = {  # system -> algorithm, algo_kwargs, TrainConfig.advantage
-    "ppo": ("ppo", PPO_KWARGS, "gae"),
-    "ppo_story": ("ppo", STORY_KWARGS, "story"),
-    "grpo": ("grpo", {"learning_rate": LR, "num_generations": GROUP}, "gae"),
+OURS = {  # system -> algorithm, algo_kwargs
+    "ppo": ("ppo", PPO_KWARGS),
+    "ppo_story": ("ppo_story", STORY_KWARGS),
+    "grpo": ("grpo", {"learning_rate": LR, "num_generations": GROUP}),
 }
 TRL_MISSING = (
     "TRL is not installed: the grpo and TRL GRPOTrainer rows are skipped "
@@ -178,17 +178,17 @@ def _trl_targets() -> list[tuple[type, str, Any]]:
     ]
 
 
-def _ppo_targets() -> list[tuple[type, str, Any]]:
-    from story_env.agents.rl.reference import ReferenceVecEnv
+def _ppo_targets(name: str) -> list[tuple[type, str, Any]]:
+    from story_env.agents.rl.reference import ReferenceVecEnv, RolloutReference
     from story_env.registry import get_algorithm
     from story_env.run.callbacks import RunCallback
 
-    algorithm = get_algorithm("ppo").load()
+    algorithm = get_algorithm(name).load()
     return [
         (algorithm, "collect_rollouts", "rollout"),
         (algorithm, "train", "update"),
         (ReferenceVecEnv, "_reference_logp", "reference"),
-        (ReferenceVecEnv, "rollout_logps", "reference"),
+        (RolloutReference, "rollout_logps", "reference"),
         (RunCallback, "save", "checkpoint"),
         (_teacher_class(), "score", "teacher"),
     ]
@@ -209,14 +209,14 @@ def run_ours(
     """One run of our ``train`` (``ppo``, ``ppo_story`` or ``grpo``) on the shared task.
 
     ``changes``: ``algo_kwargs`` merged over the system's, ``kl_coef`` in place of
-    ``KL_COEF``, ``num_envs`` in place of ``NUM_ENVS`` and ``advantage`` (the
-    ``TrainConfig`` field; bench_ppo_settings.py); none for the comparison itself.
+    ``KL_COEF``, ``num_envs`` in place of ``NUM_ENVS`` and ``algorithm`` in place of the
+    system's (bench_ppo_settings.py); none for the comparison itself.
     """
     changes = dict(changes or {})
     kl_coef = changes.pop("kl_coef", KL_COEF)
     num_envs = changes.pop("num_envs", NUM_ENVS)
-    algorithm, algo_kwargs, advantage = OURS[system]
-    advantage = changes.pop("advantage", advantage)
+    algorithm, algo_kwargs = OURS[system]
+    algorithm = changes.pop("algorithm", algorithm)
     from story_env.prompts import PAPER_PROMPT
     from story_env.run.config import TrainConfig
     from story_env.run.training import train
@@ -230,13 +230,12 @@ def run_ours(
         max_new_tokens=MAX_NEW,
         num_envs=num_envs,
         kl_coef=kl_coef,
-        advantage=advantage,
         steps=tokens,
         seed=seed,
         algo_kwargs=algo_kwargs,
     )
     timer = PhaseTimer()
-    targets = _ppo_targets() if algorithm == "ppo" else _trl_targets()
+    targets = _ppo_targets(algorithm) if algorithm.startswith("ppo") else _trl_targets()
     with tempfile.TemporaryDirectory(prefix=f"bench_peers_{algorithm}_") as out:
         with _timed(timer, targets):
             summary = train(config, out, progress=False)

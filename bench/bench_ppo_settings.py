@@ -1,12 +1,12 @@
 """Our PPO's learning on bench_peers' task with some settings changed (issue 15).
 
     python bench/bench_ppo_settings.py [--algo-kwargs JSON] [--kl-coef K] [--num-envs N]
-        [--advantage story] [--seeds 1 2 3] [--tokens 20000] [--judge lm]
+        [--algorithm ppo_story] [--seeds 1 2 3] [--tokens 20000] [--judge lm]
 
 Each seed runs ``bench_peers``' PPO (student ``tiny``, teacher ``heuristic``, the paper's
 prompt, 16 envs, ``n_steps`` 64, ``batch_size`` 512, 2 epochs, learning rate 1e-4, KL
 coefficient 0.01) with ``--algo-kwargs`` merged over its PPO settings, ``--kl-coef`` in
-place of 0.01, ``--num-envs`` in place of 16 and ``--advantage`` in place of ``gae``,
+place of 0.01, ``--num-envs`` in place of 16 and ``--algorithm`` in place of ``ppo``,
 one thread. Printed per seed and as a
 mean: the teacher's gain per 100 stories (first and last 32 stories of the run, as
 bench_peers reports it) and, with ``--judge``, the held-out judge's gain on the same
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--kl-coef", type=float, default=None, help="default: bench_peers' 0.01")
     parser.add_argument("--num-envs", type=int, default=None, help="default: bench_peers' 16")
     parser.add_argument(
-        "--advantage", choices=("gae", "story"), default=None, help="TrainConfig.advantage"
+        "--algorithm", choices=("ppo", "ppo_story"), default=None, help="default: ppo"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--tokens", type=int, default=20_000)
@@ -49,14 +49,14 @@ def main() -> None:
         changes["kl_coef"] = args.kl_coef
     if args.num_envs is not None:
         changes["num_envs"] = args.num_envs
-    if args.advantage is not None:
-        changes["advantage"] = args.advantage
+    if args.algorithm is not None:
+        changes["algorithm"] = args.algorithm
     kl = changes.get("kl_coef", peers.KL_COEF)
     envs = changes.get("num_envs", peers.NUM_ENVS)
     shown = {**peers.PPO_KWARGS, **args.algo_kwargs}
-    advantage = changes.get("advantage", "gae")
+    algorithm = changes.get("algorithm", "ppo")
     print(
-        f"PPO settings: {shown}, kl_coef {kl}, num_envs {envs}, advantage {advantage}, "
+        f"PPO settings: {shown}, kl_coef {kl}, num_envs {envs}, algorithm {algorithm}, "
         f"seeds {args.seeds}"
     )
     runs = [peers.run_system("ppo", args.tokens, seed, changes) for seed in args.seeds]

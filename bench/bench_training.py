@@ -5,11 +5,11 @@ Usage: python bench/bench_training.py [--student tiny] [--num-envs 16] [--length
 Prints, on the same model, batch and story length:
 - rollout efficiency: tokens/s of env + policy (KV-cached, random teacher) divided by
   tokens/s of ``model.generate`` with its KV cache (goal >= 0.8);
-- the rollout as training runs it (issue 15's goal, >= 0.85 of ``generate``): SB3's
+- the rollout as training runs it (the goal: >= 0.85 of ``generate``): SB3's
   ``collect_rollouts`` of ``--n-steps`` steps over stories that end naturally and
   continue across rollouts, the KL reference (scored at the rollout's end, as training
   without masks does), the heuristic teacher (graded at the end), and the cache rebuilt
-  at each rollout's start as after an update; with ``--advantage story`` (and
+  at each rollout's start as after an update; with ``--algorithm ppo_story`` (and
   ``--n-steps 90``) slots wait at story ends as that training does, and tokens/s counts
   written tokens only;
 - training efficiency: PPO update seconds per trained token divided by one plain
@@ -38,11 +38,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed rollouts, best kept")
     parser.add_argument("--n-steps", type=int, default=64, help="steps per training rollout")
     parser.add_argument(
-        "--advantage",
-        choices=("gae", "story"),
-        default="gae",
-        help="the training rollout's TrainConfig.advantage (story: slots wait at story ends; "
-        "use --n-steps 90)",
+        "--algorithm",
+        choices=("ppo", "ppo_story"),
+        default="ppo",
+        help="the training rollout's algorithm (ppo_story: slots wait at story ends; use "
+        "--n-steps 90)",
     )
     args = parser.parse_args()
     from stable_baselines3.common.utils import obs_as_tensor
@@ -131,7 +131,7 @@ def main() -> None:
     )
     print(
         f"rollout as training runs it (natural endings, KL reference, heuristic teacher, "
-        f"{args.n_steps}-step rollouts, advantage {args.advantage}): {train_tps:,.0f} tokens/s "
+        f"{args.n_steps}-step rollouts, {args.algorithm}): {train_tps:,.0f} tokens/s "
         f"({train_tps / gen_tps:.2f} of generate; goal >= 0.85)"
     )
     # each phase's seconds per token, as a share of generate's seconds per token
@@ -201,7 +201,6 @@ def training_rollout(
     reference scores every step in one pass, as ``RunCallback._on_rollout_end`` does.
     """
     from story_env.run.algorithms import build_algorithm, make_env
-    from story_env.run.callbacks import hold_short_of_a_story
     from story_env.run.config import TrainConfig
 
     config = TrainConfig(
@@ -210,7 +209,7 @@ def training_rollout(
         num_envs=args.num_envs,
         max_new_tokens=length,
         kl_coef=0.01,
-        advantage=args.advantage,
+        algorithm=args.algorithm,
         algo_kwargs={"n_steps": args.n_steps, "batch_size": args.batch_size, "n_epochs": 1},
     )
     venv = make_env(config)
@@ -233,40 +232,34 @@ def training_rollout(
 
     cache = algo.policy.features_extractor.incremental
     cache._prefill = timed("cache rebuild", cache._prefill)
-    grade, end = timed("teacher", venv.grade_pending), timed("reference", venv.end_rollout)
+    if getattr(algo, "whole_stories", False):  # StoryPPO grades and scores its own rollouts
+        venv.vec_env.grade_pending = timed("teacher", venv.vec_env.grade_pending)
+        if algo.reference is not None:
+            ref = algo.reference
+            ref.rollout_logps = timed("reference", ref.rollout_logps)  # type: ignore[method-assign]
+        callback: _NullCallback = _NullCallback()
+    else:
+        grade, end = timed("teacher", venv.grade_pending), timed("reference", venv.end_rollout)
 
-    waited = [0]  # steps slots spent waiting (the story advantage), not tokens
+        class EndOfRollout(_NullCallback):
+            def on_rollout_end(self) -> None:
+                grade()
+                end(buffer, None, lambda *_: None)
 
-    class EndOfRollout(_NullCallback):
-        def on_rollout_start(self) -> None:
-            if config.advantage == "story":
-                venv.release()
-
-        def update_locals(self, locals_: dict) -> None:
-            self.locals = locals_
-
-        def on_step(self) -> bool:
-            if config.advantage == "story":
-                infos, dones = self.locals["infos"], self.locals["dones"]
-                waited[0] += hold_short_of_a_story(venv, algo, infos, dones, length)
-            return True
-
-        def on_rollout_end(self) -> None:
-            grade()
-            end(buffer, None, lambda *_: None)
+        callback = EndOfRollout()
 
     def one() -> None:
         algo.policy.set_training_mode(True)  # an update drops the cache
-        algo.collect_rollouts(venv, EndOfRollout(), buffer, n_rollout_steps=args.n_steps)
+        algo.collect_rollouts(venv, callback, buffer, n_rollout_steps=args.n_steps)
 
     one()  # warm-up: stories in flight from here on
     spent.update(dict.fromkeys(spent, 0.0))
-    waited[0] = 0
+    before = algo.num_timesteps  # written tokens (StoryPPO leaves waiting steps out)
     start = time.perf_counter()
     for _ in range(rollouts):
         one()
     total = time.perf_counter() - start
-    tokens = rollouts * args.n_steps * args.num_envs - waited[0]
+    tokens = algo.num_timesteps - before
     phases = {"policy steps and env": (total - sum(spent.values())) / tokens}
     phases.update({k: v / tokens for k, v in spent.items()})
     return tokens / total, phases

@@ -16,14 +16,25 @@ def _class(path: str, extra: str | None = None) -> Callable[[], type]:
 
 # The paper's PPO settings: the grade arrives only at the story's end, so no discounting.
 _PAPER = {"gamma": 1.0, "gae_lambda": 0.95}
+# PPO's rollouts and updates as measured on the tiny student (docs/training.md): short
+# rollouts (a run's --steps then trains about that many tokens), 2 epochs, lr 1e-4
+_PPO = {**_PAPER, "n_steps": 64, "batch_size": 512, "n_epochs": 2, "learning_rate": 1e-4}
 
 
 @hookimpl
 def storytelling_register_algorithms(register: Register) -> None:
     register(
+        "ppo_story",
+        # GRPO's signal in SB3's PPO (story_env.agents.rl.story_ppo): no critic, each story's
+        # grade standardised over its rollout, the KL per token, whole stories; its own
+        # defaults (n_steps 90, one minibatch, 2 epochs, lr 1e-4, clipping 1.0) are TRL's.
+        AlgorithmSpec(_class("story_env.agents.rl.story_ppo:StoryPPO")),
+        description="PPO on the story advantage: GRPO's signal, no critic (the default)",
+    )
+    register(
         "ppo",
-        AlgorithmSpec(_class("stable_baselines3:PPO"), defaults=_PAPER),
-        description="PPO (stable-baselines3)",
+        AlgorithmSpec(_class("stable_baselines3:PPO"), defaults=_PPO),
+        description="PPO with a critic and GAE, the paper's algorithm (stable-baselines3)",
     )
     register(
         "a2c",
@@ -43,7 +54,7 @@ def storytelling_register_algorithms(register: Register) -> None:
     )
     register(
         "maskable_ppo",
-        AlgorithmSpec(_class("sb3_contrib:MaskablePPO"), needs_action_masks=True, defaults=_PAPER),
+        AlgorithmSpec(_class("sb3_contrib:MaskablePPO"), needs_action_masks=True, defaults=_PPO),
         description="PPO with invalid-action masks (sb3-contrib)",
     )
     register(

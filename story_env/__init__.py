@@ -22,18 +22,58 @@ its run layer ``story_env.run`` (plugins are loaded by name, through the registr
   story log), :mod:`~story_env.loading`, :mod:`~story_env.secrets`,
   :mod:`~story_env.arguments` (command-line value types).
 
-:mod:`story_env.run` (train, evaluate, compare, reproduce, the CLI) sits on top of it all.
+:mod:`story_env.run` (train, evaluate, compare, reproduce, the CLI) sits on top of it all,
+beside :mod:`story_env.agents` (students, the RL policy, ``StoryPPO``),
+:mod:`story_env.teachers` and :mod:`story_env.plugins`.
+
+For scripts, this package also exports what an RL script needs, each imported on first
+use (so ``import story_env`` stays light and the bottom layer imports nothing above it)::
+
+    from story_env import CausalLMPolicy, StoryPPO, evaluate, make_sb3_vec_env
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
 from story_env.hookspecs import hookimpl
 from story_env.teacher import Scores, StoryRequest, Teacher
 
-__all__ = ["ENV_ID", "Scores", "StoryRequest", "Teacher", "hookimpl"]
+_LAZY = {
+    "StorytellingEnv": "story_env.env",
+    "StorytellingVectorEnv": "story_env.vector",
+    "EnvConfig": "story_env.core",
+    "SB3VecEnv": "story_env.sb3",
+    "make_sb3_vec_env": "story_env.sb3",
+    "create_teacher": "story_env.registry",
+    "CausalLMPolicy": "story_env.agents.rl.policy",
+    "MaskableCausalLMPolicy": "story_env.agents.rl.policy",
+    "StoryPPO": "story_env.agents.rl.story_ppo",
+    "TrainConfig": "story_env.run.config",
+    "train": "story_env.run.training",
+    "evaluate": "story_env.run.evaluation",
+    "compare": "story_env.run.evaluation",
+}
+"""Public names imported on first use: name -> the module that defines it."""
+
+__all__ = ["ENV_ID", "Scores", "StoryRequest", "Teacher", "hookimpl", *_LAZY]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
+    raise AttributeError(f"module 'story_env' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 ENV_ID = "Storytelling-v0"
 

@@ -87,7 +87,7 @@ def test_ppo_settings_changes_reach_the_run(bench):
 
 def test_ppo_story_runs_ppo_with_the_story_advantage(bench):
     # one rollout of one story length per env
-    assert bench.OURS["ppo_story"][2] == "story"
+    assert bench.OURS["ppo_story"][0] == "ppo_story"
     run = bench.run_ours("ppo_story", 2 * 90, 0, {"num_envs": 2, "batch_size": 180})
     # each 90-step rollout writes exactly one whole story per env (a slot whose story
     # ends early waits), and the tokens counted are the stories' tokens, waits excluded

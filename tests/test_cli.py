@@ -24,7 +24,7 @@ def test_play_prints_stories_scores_and_a_summary(capsys):
                 "play",
                 "--teacher",
                 "heuristic",
-                "--agent",
+                "--student",
                 "ngram",
                 "--episodes",
                 "3",
@@ -43,7 +43,7 @@ def test_play_prints_stories_scores_and_a_summary(capsys):
 
 
 def test_play_is_reproducible(capsys):
-    args = ["play", "--agent", "ngram", "--episodes", "2", "--seed", "7", "--max-new-tokens", "30"]
+    args = ["play", "--student", "ngram", "--episodes", "2", "--seed", "7", "--max-new-tokens", "30"]
     main(args)
     first = capsys.readouterr().out
     main(args)

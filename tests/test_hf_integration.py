@@ -180,7 +180,7 @@ def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, 
     )
     assert len(lines) == 4 and "Loading weights" not in captured.err
 
-    assert main([*args, "--out", str(tmp_path / "json"), "--json"]) == 0
+    assert main([*args, "--out", str(tmp_path / "json"), "--json", "-"]) == 0
     summary = json.loads(capsys.readouterr().out)  # only JSON on stdout
     assert summary["steps"] == 64 and summary["stories"] == len(
         (tmp_path / "json" / "stories.jsonl").read_text().splitlines()

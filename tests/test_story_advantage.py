@@ -1,4 +1,4 @@
-"""The critic-free story advantage (``TrainConfig.advantage="story"``): GRPO's signal
+"""The critic-free story advantage (``StoryPPO``, algorithm ``ppo_story``): GRPO's signal
 inside the SB3 algorithms, with stories a rollout cut off left out of the update."""
 
 from __future__ import annotations
@@ -162,12 +162,12 @@ def test_deferred_reference_scores_held_slots_as_the_per_step_one_does(student):
 
 def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
     config = TrainConfig(
+        algorithm="ppo_story",
         student=student,
         steps=128,
         num_envs=4,
         max_new_tokens=16,
         kl_coef=0.05,
-        advantage="story",
         algo_kwargs={"n_steps": 32, "batch_size": 64, "n_epochs": 1, "learning_rate": 1e-3},
         checkpoint_every=10_000,
     )
@@ -180,10 +180,11 @@ def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
     # slots wait rather than start a story the rollout would cut, and waiting steps are
     # not counted: the steps are exactly the logged stories' tokens, none left in flight
     assert summary["steps"] == sum(r["tokens"] for r in rows) >= 128
-    from stable_baselines3 import PPO
+    from story_env.agents.rl.story_ppo import StoryPPO
 
-    model = PPO.load(tmp_path / "checkpoint.zip", device="cpu")
+    model = StoryPPO.load(tmp_path / "checkpoint.zip", device="cpu")
     assert model.vf_coef == 0.0 and model.normalize_advantage is False
+    assert (model.kl_coef, model.story_tokens) == (0.05, 16)
     end = model.policy.state_dict()
     unchanged = [k for k in start if torch.equal(start[k], end[k])]
     assert any(k.startswith("value_net") for k in unchanged)
@@ -194,60 +195,35 @@ def test_a_story_advantage_run_learns_without_its_critic(student, tmp_path):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"advantage": "grpo"}, r"advantage must be one of 'gae', 'story', got 'grpo'"),
-        (
-            {"advantage": "story", "kl_coef": 0.01, "kl_per_story": True},
-            r"advantage 'story' charges each token its own KL.*Drop kl_per_story",
-        ),
+        ({"kl_per_story": True}, r"'ppo_story' charges each token its own KL.*kl_per_story"),
+        ({"top_p": 0.9}, r"masks need an algorithm that uses action masks; .ppo_story. does not"),
     ],
 )
-def test_story_advantage_config_errors_name_the_fix(settings, message):
-    with pytest.raises(ConfigError, match=message):
-        TrainConfig(**settings)
-
-
-@pytest.mark.parametrize(
-    ("algo_kwargs", "message"),
-    [
-        ({"n_steps": 8, "batch_size": 16}, r"n_steps is 8, max_new_tokens 16.*\"n_steps\": 16"),
-        ({"n_steps": 16, "normalize_advantage": True}, r"Drop normalize_advantage"),
-    ],
-)
-def test_story_advantage_refuses_settings_it_cannot_honour(student, algo_kwargs, message):
-    config = TrainConfig(
-        student=student, num_envs=2, max_new_tokens=16, advantage="story", algo_kwargs=algo_kwargs
-    )
+def test_story_ppo_refuses_the_env_side_kl_settings(student, settings, message):
+    config = TrainConfig(student=student, num_envs=2, max_new_tokens=16, **settings)
     venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=16)
     with pytest.raises(ConfigError, match=message):
         build_algorithm(config, venv)
 
 
+def test_the_removed_advantage_setting_is_refused_by_name():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'advantage'"):
+        TrainConfig(advantage="story")
+
+
 @pytest.mark.parametrize(
-    ("algorithm", "extra"),
+    ("algo_kwargs", "message"),
     [
-        ("a2c", {}),
-        ("maskable_ppo", {"batch_size": 32}),
         (
-            "trpo",
-            {"batch_size": 64, "cg_max_steps": 3, "line_search_max_iter": 3, "n_critic_updates": 1},
+            {"n_steps": 8, "batch_size": 16},
+            r"n_steps is 8, a story takes up to 16 steps.*n_steps=16",
         ),
+        ({"n_steps": 16, "normalize_advantage": True}, r"normalize_advantage would rescale"),
+        ({"rollout_buffer_class": "x"}, r"needs its episode buffer"),
     ],
 )
-def test_every_sb3_algorithm_trains_with_the_story_advantage(student, tmp_path, algorithm, extra):
-    config = TrainConfig(
-        algorithm=algorithm,
-        student=student,
-        steps=64,
-        num_envs=4,
-        max_new_tokens=16,
-        kl_coef=0.05,
-        advantage="story",
-        top_p=0.95 if algorithm == "maskable_ppo" else None,
-        algo_kwargs={"n_steps": 16, **extra},
-        checkpoint_every=10_000,
-    )
-    summary = train(config, tmp_path, progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
-    # one whole story per slot and rollout: the tokens counted are the stories' tokens
-    assert summary["steps"] == sum(r["tokens"] for r in rows) >= 64
-    assert len(rows) % 4 == 0
+def test_story_advantage_refuses_settings_it_cannot_honour(student, algo_kwargs, message):
+    config = TrainConfig(student=student, num_envs=2, max_new_tokens=16, algo_kwargs=algo_kwargs)
+    venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=16)
+    with pytest.raises(ConfigError, match=message):
+        build_algorithm(config, venv)

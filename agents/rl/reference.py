@@ -55,10 +55,6 @@ class ReferenceVecEnv(VecEnvWrapper):
         deferred: Score the whole rollout at ``end_rollout`` instead of at every step
             (the env's own rewards come through unshaped); not with masks, which need
             the reference at every step.
-        in_reward: Put the penalty in the rewards (True), or leave the rewards as the
-            env gave them and only keep each action's ``log p_ref`` in ``rollout_ref``
-            for the story advantage (``story_env.agents.rl.advantages``), which charges each
-            token its own KL.
     """
 
     def __init__(
@@ -71,7 +67,6 @@ class ReferenceVecEnv(VecEnvWrapper):
         top_p: float | None = None,
         top_k: int | None = None,
         deferred: bool = False,
-        in_reward: bool = True,
     ) -> None:
         if kl_coef < 0:
             raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
@@ -86,13 +81,8 @@ class ReferenceVecEnv(VecEnvWrapper):
                 f"action masks (top_p={top_p}, top_k={top_k}) need the reference at every "
                 "step; use deferred=False with masks"
             )
-        if not in_reward and story_tokens is not None:
-            raise ConfigError(
-                f"story_tokens={story_tokens} reshapes the KL in the rewards; with "
-                "in_reward=False the KL is charged per token outside them: drop story_tokens"
-            )
         super().__init__(venv)
-        self.deferred, self.in_reward = deferred, in_reward
+        self.deferred = deferred
         self.rollout_ref: np.ndarray | None = None  # (n_steps, n_envs) of the last rollout
         model = resolve_student(student, dict(student_kwargs or {})).model
         self.model = model.eval().requires_grad_(False)
@@ -105,10 +95,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         self._logp: torch.Tensor | None = None  # (N, V) log p_ref at the current observations
         self._actions: np.ndarray | None = None
         self.ref_logps: list[float] = []  # log p_ref of every action since the last pop
-        # deferred mode: keys/values of each env's story in flight at the last rollout's
-        # end (its tokens, per layer (keys, values)), and of prompts seen (by tokens)
-        self._carry: dict[int, tuple[torch.Tensor, Any]] = {}
-        self._prompts: dict[tuple[int, ...], Any] = {}
+        self.rollout = RolloutReference(self.model, self.pad_id)  # deferred mode's pass
 
     def pop_ref_logps(self) -> np.ndarray:
         """The reference log-probabilities of the actions taken since the last call."""
@@ -123,8 +110,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         dones: np.ndarray | None = None,
     ) -> bool:
         """Close one rollout's KL penalty; True if it changed ``buffer.rewards``
-        (never with ``in_reward=False``; ``rollout_ref`` keeps the rollout's
-        ``log p_ref`` either way).
+        (``rollout_ref`` keeps the rollout's ``log p_ref``).
 
         Each step added ``kl_coef * log p_ref(a)``; subtracting ``kl_coef * log pi(a)``
         here (the buffer holds the policy's log-probabilities) makes it the per-token
@@ -136,7 +122,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         With ``story_tokens``, each story that ends in this rollout (``dones``: the
         envs' done flags at its last step) also pays its unwritten tokens' share.
         """
-        changed = bool(self.kl_coef) and hasattr(buffer, "log_probs") and self.in_reward
+        changed = bool(self.kl_coef) and hasattr(buffer, "log_probs")
         if self.deferred:
             ref = self.rollout_logps(buffer)
             if changed:
@@ -157,7 +143,7 @@ class ReferenceVecEnv(VecEnvWrapper):
         kl = float(np.mean(buffer.log_probs) - np.mean(ref)) if len(ref) else 0.0
         record("train/kl", kl)
         if kl_target is not None:
-            self.kl_coef *= float(1.0 + np.clip(kl / kl_target - 1.0, -0.2, 0.2) * 0.1)
+            self.kl_coef = adapt_kl_coef(self.kl_coef, kl, kl_target)
             record("train/kl_coef", self.kl_coef)
         return changed
 
@@ -181,6 +167,88 @@ class ReferenceVecEnv(VecEnvWrapper):
                     total, count = 0.0, 0
             self._story_kl[env] = (total, count)
         return extra
+
+    def rollout_logps(self, buffer: Any) -> np.ndarray:
+        """(n_steps, n_envs) ``log p_ref`` of every action in the rollout buffer
+        (``RolloutReference.rollout_logps``)."""
+        return self.rollout.rollout_logps(buffer)
+
+    @torch.no_grad()
+    def _reference_logp(self, obs: np.ndarray) -> torch.Tensor:
+        ids = torch.as_tensor(obs, dtype=torch.long)
+        hidden = self.incremental(ids, (ids != self.pad_id).sum(dim=1))  # (N, H)
+        logits = self.model.get_output_embeddings()(hidden)  # (N, V)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        if not self.deferred:
+            self._logp = self._reference_logp(obs)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if self.deferred:
+            return obs, rewards, dones, infos
+        assert self._logp is not None and self._actions is not None
+        ref_logp = self._logp[
+            torch.arange(len(self._actions)), torch.as_tensor(self._actions)
+        ].numpy()
+        shaped = rewards + self.kl_coef * ref_logp.astype(np.float32)
+        self.ref_logps.extend(ref_logp.tolist())
+        self._logp = self._reference_logp(obs)
+        return obs, shaped.astype(np.float32), dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(N, V) booleans: the reference's top-p / top-k tokens at the current prefixes."""
+        if self._logp is None:
+            raise ConfigError("action_masks() called before reset()")
+        return reference_masks(self._logp, self.top_p, self.top_k)
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        if method_name == "action_masks":
+            masks = self.action_masks()
+            rows = range(self.num_envs) if indices is None else np.atleast_1d(indices)
+            return [masks[i] for i in rows]
+        return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
+
+    def has_attr(self, attr_name: str) -> bool:
+        if attr_name == "action_masks":
+            return self.top_p is not None or self.top_k is not None
+        return self.venv.has_attr(attr_name)
+
+
+def adapt_kl_coef(coef: float, kl: float, target: float) -> float:
+    """The adaptive KL coefficient after a rollout whose KL (nats/token) was ``kl``:
+    toward ``target`` by at most 2% (Ziegler et al. 2019)."""
+    return coef * float(1.0 + np.clip(kl / target - 1.0, -0.2, 0.2) * 0.1)
+
+
+class RolloutReference:
+    """``log p_ref`` of a whole rollout's actions in one teacher-forced pass at its end.
+
+    The per-step path (``ReferenceVecEnv`` without ``deferred``) runs the reference once
+    per step because action masks need it then; without masks this pass gives the same
+    numbers (up to float rounding) for a fraction of the cost. Used by
+    ``ReferenceVecEnv(deferred=True)`` and by ``StoryPPO``.
+
+    Args:
+        model: The frozen reference causal LM.
+        pad_id: The observations' padding id (the env's ``vocab_size``).
+    """
+
+    def __init__(self, model: Any, pad_id: int) -> None:
+        self.model, self.pad_id = model, pad_id
+        # keys/values of each env's story in flight at the last rollout's end (its
+        # tokens, per layer (keys, values)), and of prompts seen (by tokens)
+        self._carry: dict[int, tuple[torch.Tensor, Any]] = {}
+        self._prompts: dict[tuple[int, ...], Any] = {}
 
     @torch.no_grad()
     def rollout_logps(self, buffer: Any) -> np.ndarray:
@@ -252,57 +320,6 @@ class ReferenceVecEnv(VecEnvWrapper):
         if prompt is not None:
             return prompt, first - 1
         return None, 0
-
-    @torch.no_grad()
-    def _reference_logp(self, obs: np.ndarray) -> torch.Tensor:
-        ids = torch.as_tensor(obs, dtype=torch.long)
-        hidden = self.incremental(ids, (ids != self.pad_id).sum(dim=1))  # (N, H)
-        logits = self.model.get_output_embeddings()(hidden)  # (N, V)
-        return torch.log_softmax(logits.float(), dim=-1)
-
-    def reset(self) -> np.ndarray:
-        obs = self.venv.reset()
-        if not self.deferred:
-            self._logp = self._reference_logp(obs)
-        return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
-        self.venv.step_async(actions)
-
-    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        if self.deferred:
-            return obs, rewards, dones, infos
-        assert self._logp is not None and self._actions is not None
-        ref_logp = self._logp[
-            torch.arange(len(self._actions)), torch.as_tensor(self._actions)
-        ].numpy()
-        coef = self.kl_coef if self.in_reward else 0.0
-        shaped = rewards + coef * ref_logp.astype(np.float32)
-        self.ref_logps.extend(ref_logp.tolist())
-        self._logp = self._reference_logp(obs)
-        return obs, shaped.astype(np.float32), dones, infos
-
-    def action_masks(self) -> np.ndarray:
-        """(N, V) booleans: the reference's top-p / top-k tokens at the current prefixes."""
-        if self._logp is None:
-            raise ConfigError("action_masks() called before reset()")
-        return reference_masks(self._logp, self.top_p, self.top_k)
-
-    def env_method(
-        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
-    ) -> list[Any]:
-        if method_name == "action_masks":
-            masks = self.action_masks()
-            rows = range(self.num_envs) if indices is None else np.atleast_1d(indices)
-            return [masks[i] for i in rows]
-        return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
-
-    def has_attr(self, attr_name: str) -> bool:
-        if attr_name == "action_masks":
-            return self.top_p is not None or self.top_k is not None
-        return self.venv.has_attr(attr_name)
 
 
 def reference_masks(logp: torch.Tensor, top_p: float | None, top_k: int | None) -> np.ndarray:

@@ -99,6 +99,8 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
 
     venv = make_sb3_vec_env(num_envs=config.num_envs, **config.env_kwargs())
     venv.seed(config.seed + seed_offset)
+    if _owns_kl(get_algorithm(config.algorithm)):
+        return venv  # the algorithm keeps its own reference (StoryPPO)
     if (
         config.kl_coef
         or config.kl_target is not None
@@ -117,9 +119,13 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
             top_k=config.top_k,
             # without masks the reference scores each rollout in one pass at its end
             deferred=config.top_p is None and config.top_k is None,
-            in_reward=config.advantage == "gae",
         )
     return venv
+
+
+def _owns_kl(spec: AlgorithmSpec) -> bool:
+    """The algorithm takes the KL settings itself (``kl_coef`` in its constructor)."""
+    return spec.framework == "sb3" and accepts_kwarg(spec, "kl_coef")
 
 
 def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None = None) -> Any:
@@ -127,11 +133,17 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
     spec = get_algorithm(config.algorithm)
     policy = policy_class_for(config.algorithm, spec, config)
     check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)
-    kwargs: dict[str, Any] = {
-        **spec.defaults,
-        **_story_defaults(config, spec),
-        **dict(config.algo_kwargs),
-    }
+    kwargs: dict[str, Any] = {**spec.defaults, **dict(config.algo_kwargs)}
+    if _owns_kl(spec):
+        if config.top_p is not None or config.top_k is not None or config.kl_per_story:
+            raise ConfigError(
+                f"{config.algorithm!r} charges each token its own KL and samples from the whole "
+                "vocabulary: drop top_p, top_k and kl_per_story (they shape the env-side KL "
+                "of ppo, a2c, trpo and maskable_ppo)"
+            )
+        kwargs.update(
+            kl_coef=config.kl_coef, kl_target=config.kl_target, story_tokens=config.max_new_tokens
+        )
     policy_kwargs = {
         "student": config.student,
         "student_kwargs": dict(config.student_kwargs),
@@ -158,56 +170,15 @@ def build_algorithm(config: TrainConfig, venv: Any, tensorboard_log: str | None 
         raise ConfigError(
             f"bad algo_kwargs {sorted(kwargs)} for {config.algorithm!r}: {exc}"
         ) from exc
-    if config.advantage == "story":
-        check_story_advantage(config, model)
     return model
-
-
-def _story_defaults(config: TrainConfig, spec: AlgorithmSpec) -> dict[str, Any]:
-    """With the story advantage the critic is unused (no value loss) and the advantages
-    arrive standardised: SB3's per-minibatch normalisation would rescale the KL term."""
-    if config.advantage != "story":
-        return {}
-    if config.algo_kwargs.get("normalize_advantage"):
-        raise ConfigError(
-            "advantage 'story' standardises each rollout's grades itself and adds the KL per "
-            "token; normalize_advantage would rescale that KL term. Drop normalize_advantage "
-            "from algo_kwargs"
-        )
-    return {
-        name: value
-        for name, value in (("vf_coef", 0.0), ("normalize_advantage", False))
-        if accepts_kwarg(spec, name)
-    }
-
-
-def check_story_advantage(config: TrainConfig, model: Any) -> None:
-    """The story advantage needs episode buffers and rollouts of at least one story length.
-
-    Every env then finishes a story in each rollout (a story takes at most
-    ``max_new_tokens`` steps), so each update has stories with grades to learn from.
-    """
-    from story_env.agents.rl.buffers import _EpisodeBatches
-
-    if not isinstance(model.rollout_buffer, _EpisodeBatches):
-        raise ConfigError(
-            f"advantage 'story' leaves cut-off stories out of the update, which needs the "
-            f"run's episode buffer; drop rollout_buffer_class "
-            f"({type(model.rollout_buffer).__name__}) from algo_kwargs"
-        )
-    n_steps = int(getattr(model, "n_steps", 0) or 0)
-    if n_steps < config.max_new_tokens:
-        raise ConfigError(
-            f"advantage 'story' needs rollouts of at least max_new_tokens steps per env so "
-            f"that every env finishes a story in each: n_steps is {n_steps}, max_new_tokens "
-            f'{config.max_new_tokens}. Pass --algo-kwargs \'{{"n_steps": '
-            f"{config.max_new_tokens}}}' or more"
-        )
 
 
 # Set by the run itself: passing them in algo_kwargs is a mistake, not a setting.
 _RUN_OWNED = {
     "policy": "the student's causal-LM policy",
+    "kl_coef": "--kl-coef",
+    "kl_target": "--kl-target",
+    "story_tokens": "--max-new-tokens",
     "env": "the run's vector env",
     "seed": "--seed",
     "device": "the CPU",

@@ -4,8 +4,9 @@ Every finished story is appended to the run's log (flushed at once, fsynced befo
 checkpoint), counted toward the interactive word budget, and its reward reaches
 TensorBoard; checkpoints are atomic; stories whose grade was deferred are graded at the
 rollout's end in one teacher batch and their rewards written into the rollout buffer
-before returns are computed; the KL reference closes the rollout's penalty; with the
-story advantage (``TrainConfig.advantage``) the advantages are the stories' grades.
+before returns are computed; the KL reference closes the rollout's penalty. An
+algorithm with ``whole_stories`` (``StoryPPO``) grades its rollouts and computes its
+advantages itself: the callback only logs the stories it graded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import IO, Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from story_env.agents.rl.advantages import story_advantages
 from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.run.config import TrainConfig
 from story_env.run_folder import append_story, flush_log, save_checkpoint
@@ -63,8 +63,8 @@ class RunCallback(BaseCallback):
 
         rollout = rollout_tokens(self.model)
         # the bar's total is where the run ends: --steps rounded up to whole rollouts; with
-        # the story advantage a rollout's tokens are not known ahead (slots wait), so --steps
-        story = self.config.advantage == "story"
+        # whole stories a rollout's tokens are not known ahead (slots wait), so --steps
+        story = self.whole_stories
         end = planned_end(self.num_timesteps, self.config.steps, rollout)
         self.bar = tqdm(
             total=max(self.config.steps, self.num_timesteps) if story else end,
@@ -75,16 +75,17 @@ class RunCallback(BaseCallback):
             f"in rollouts of {'up to ' if story else ''}{rollout:,})",
         )
 
-    def _on_rollout_start(self) -> None:
-        if self.config.advantage == "story":
-            self.training_env.release()  # the slots held at the last rollout's end
+    @property
+    def whole_stories(self) -> bool:
+        """The algorithm grades its own rollouts (``StoryPPO``): log what it graded."""
+        return bool(getattr(self.model, "whole_stories", False))
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
-        if self.config.advantage == "story":
-            self._hold_short_of_a_story(infos, dones)
         for i in np.flatnonzero(dones):
             if "pending_grade" in infos[i]:
+                if self.whole_stories:
+                    continue  # graded by the algorithm at the rollout's end
                 # SB3 stores this step's reward at rollout_buffer.pos after this call
                 self.pending.append((self.model.rollout_buffer.pos, int(i), self.num_timesteps))
             elif "story" in infos[i]:
@@ -104,17 +105,6 @@ class RunCallback(BaseCallback):
             return False
         return True
 
-    def _hold_short_of_a_story(self, infos: list[dict], dones: np.ndarray) -> None:
-        """The story advantage's rollouts end at story boundaries (``hold_short_of_a_story``).
-        Waiting steps are not tokens: they leave the step count, so ``--steps`` and
-        tokens/s count written tokens."""
-        waiting = hold_short_of_a_story(
-            self.training_env, self.model, infos, dones, self.config.max_new_tokens
-        )
-        if waiting:
-            self.model.num_timesteps -= waiting
-            self.num_timesteps = self.model.num_timesteps
-
     def grade_rollout(self, buffer: Any = None) -> bool:
         """Grade the deferred stories in one teacher batch, log them, and add each
         reward to its step's row of ``buffer`` (if given). True if any were graded."""
@@ -132,20 +122,28 @@ class RunCallback(BaseCallback):
         self.recent.clear()
         return True
 
+    def _log_graded(self) -> None:
+        """Log the stories the algorithm graded at its rollout's end (``whole_stories``)."""
+        graded = self.locals.pop("graded", [])
+        for i, step, info in graded:
+            log_story(self.log_file, self.state, i, info, step)
+            self.recent.append(float(info["reward"]))
+        if graded:
+            flush_log(self.log_file, Path(self.log_file.name))
+            self.logger.record("story/reward_mean", float(np.mean(self.recent)))
+            self.recent.clear()
+
     def _on_rollout_end(self) -> None:
+        if self.whole_stories:
+            self._log_graded()
+            return
         env, buffer = self.training_env, self.model.rollout_buffer
         changed = self.grade_rollout(buffer)
         if isinstance(env, ReferenceVecEnv):
             changed |= env.end_rollout(
                 buffer, self.config.kl_target, self.logger.record, self.locals["dones"]
             )
-        if self.config.advantage == "story":
-            ref = env.rollout_ref if isinstance(env, ReferenceVecEnv) else None
-            coef = env.kl_coef if isinstance(env, ReferenceVecEnv) else 0.0
-            signal = story_advantages(buffer, self.locals["dones"], ref, coef)
-            for key, value in signal.items():
-                self.logger.record(f"story_advantage/{key}", value)
-        elif changed:
+        if changed:
             buffer.compute_returns_and_advantage(
                 last_values=self.locals["values"], dones=self.locals["dones"]
             )
@@ -159,28 +157,13 @@ class RunCallback(BaseCallback):
         save_checkpoint(self.model, self.out, self.state)
 
     def _on_training_end(self) -> None:
-        self.grade_rollout()  # a run stopped mid-rollout still logs its last stories
+        # a run stopped mid-rollout still logs its last stories
+        self._log_graded() if self.whole_stories else self.grade_rollout()
         self.save()
-        if self.bar.n > self.bar.total:  # the story advantage's last rollout ran past --steps
+        if self.bar.n > self.bar.total:  # a whole-story rollout ran past --steps
             self.bar.total = self.bar.n
             self.bar.refresh()
         self.bar.close()
-
-
-def hold_short_of_a_story(
-    venv: Any, model: Any, infos: list[dict], dones: np.ndarray, max_new_tokens: int
-) -> int:
-    """After a rollout step: a slot whose story ended with fewer steps of the rollout
-    left than a story may take waits for the next rollout (``StorytellingVectorEnv.hold``;
-    the rollout's start releases it), so no story is cut between rollouts.
-
-    Returns:
-        How many slots waited during this step (their steps wrote no token).
-    """
-    left = model.n_steps - model.rollout_buffer.pos - 1  # steps after this one
-    if dones.any() and left < max_new_tokens:
-        venv.hold(np.flatnonzero(dones))
-    return sum(1 for info in infos if info.get("waiting"))
 
 
 def log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step: int) -> None:

@@ -16,9 +16,15 @@ from story_env.errors import StorytellingError
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with a subcommand for each registered command, in registration order."""
+    from story_env import __version__
     from story_env.registry import registry
 
-    parser = argparse.ArgumentParser(prog="storytelling", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="storytelling",
+        description="Storytelling-v0: train and compare small language models that learn to "
+        "tell stories from a teacher's grades.",
+    )
+    parser.add_argument("--version", action="version", version=f"storytelling {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for entry in registry().entries("command"):
         # argparse formats help with %: a literal percent sign in a description is doubled

@@ -31,7 +31,6 @@ _FIELDS = {
     "kl_coef": "kl_coef",
     "kl_target": "kl_target",
     "kl_per_story": "kl_per_story",
-    "advantage": "advantage",
     "top_p": "top_p",
     "top_k": "top_k",
     "seed": "seed",
@@ -42,6 +41,22 @@ _FIELDS = {
     "student_kwargs": "student_kwargs",
     "teacher_kwargs": "teacher_kwargs",
 }
+
+
+_JSON_HELP = "also write the result as JSON to FILE; with '-', print the JSON instead of the text"
+
+
+def _json_out(args: argparse.Namespace, result: Any) -> bool:
+    """Write ``result`` where ``--json`` says; True if it replaced the text output."""
+    target = getattr(args, "json", None)
+    if not target:
+        return False
+    text = json.dumps(result, indent=2, default=str)
+    if target == "-":
+        print(text)
+        return True
+    Path(target).write_text(text + "\n", encoding="utf-8")
+    return False
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -74,7 +89,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     env = StorytellingVectorEnv(
         num_envs=min(args.num_envs, args.episodes),
         **pick(args, "teacher", "teacher_kwargs", "max_new_tokens", "length_bonus"),
-        **pick(args, student="agent", student_kwargs="agent_kwargs"),
+        **pick(args, "student", "student_kwargs"),
     )
     agent = env.student.make_agent(seed=args.seed)
     obs, _ = env.reset(seed=args.seed)
@@ -91,7 +106,8 @@ def cmd_play(args: argparse.Namespace) -> int:
                 _print_story(len(finished), info)
     rewards = np.array([f["reward"] for f in finished])
     print(
-        f"\n== {len(finished)} stories | teacher {args.teacher} | agent {args.agent} | seed {args.seed}"
+        f"\n== {len(finished)} stories | teacher {args.teacher} | student {args.student} | "
+        f"seed {args.seed}"
     )
     print(
         f"reward: mean {rewards.mean():.3f}  std {rewards.std():.3f}  min {rewards.min():.3f}  max {rewards.max():.3f}"
@@ -114,7 +130,9 @@ def add_plugins(p: argparse.ArgumentParser) -> None:
 
 def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", default="heuristic", help="teacher name (default: heuristic)")
-    p.add_argument("--agent", default="ngram", help="student agent name (default: ngram)")
+    p.add_argument(
+        "--student", default="ngram", help="student name or model folder (default: ngram)"
+    )
     p.add_argument("--episodes", type=int, default=5, help="stories to write (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--num-envs", type=int, default=8, help="stories written at once (default: 8)")
@@ -125,7 +143,9 @@ def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--teacher-kwargs", type=json_object, default={}, help="JSON object for the teacher"
     )
-    p.add_argument("--agent-kwargs", type=json_object, default={}, help="JSON object for the agent")
+    p.add_argument(
+        "--student-kwargs", type=json_object, default={}, help="JSON object for the student"
+    )
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_play)
 
@@ -143,9 +163,10 @@ def _config(args: argparse.Namespace) -> Any:
     return TrainConfig(**given)
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
+def _add_run_flags(p: argparse.ArgumentParser, *, algorithm: bool = True) -> None:
     p.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
-    p.add_argument("--algorithm", help="registered algorithm (default: ppo)")
+    if algorithm:
+        p.add_argument("--algorithm", help="registered algorithm (default: ppo_story)")
     p.add_argument("--student", help="student name or model folder (default: tiny)")
     p.add_argument("--teacher", help="teacher name (default: heuristic)")
     p.add_argument(
@@ -155,10 +176,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "rollout that reaches it, less than one rollout (n_steps x num_envs) past it",
     )
     p.add_argument("--word-budget", type=count, help="stop at this many interactive words")
-    p.add_argument("--num-envs", type=int, help="stories written at once (default: 8)")
+    p.add_argument("--num-envs", type=int, help="stories written at once (default: 16)")
     p.add_argument("--max-new-tokens", type=int, help="story length limit (default: 90)")
     p.add_argument("--length-bonus", type=float, help="the paper's b (default: 0)")
-    p.add_argument("--kl-coef", type=float, help="KL shaping coefficient (default: 0)")
+    p.add_argument(
+        "--kl-coef", type=float, help="weight of the KL to the starting student (default: 0.01)"
+    )
     p.add_argument("--kl-target", type=float, help="adapt kl_coef toward this KL per token")
     p.add_argument(
         "--kl-per-story",
@@ -167,19 +190,18 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         help="charge each story's KL at its mean rate for max_new_tokens tokens, so the "
         "penalty does not favour short stories (default: per token)",
     )
-    p.add_argument(
-        "--advantage",
-        choices=("gae", "story"),
-        help="gae: critic and GAE, KL in the rewards (default); story: no critic, each "
-        "token gets its story's standardised grade less its own KL (GRPO's signal)",
-    )
     p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
     p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")
     p.add_argument("--seed", type=int, help="seed (default: 0)")
     p.add_argument("--checkpoint-every", type=count, help="env steps between checkpoints")
-    p.add_argument("--algo-kwargs", type=json_object, help="e.g. '{\"learning_rate\": 1e-5}'")
-    p.add_argument("--student-kwargs", type=json_object)
-    p.add_argument("--teacher-kwargs", type=json_object)
+    p.add_argument(
+        "--algo-kwargs",
+        type=json_object,
+        help="JSON object of the algorithm's constructor arguments, e.g. "
+        "'{\"learning_rate\": 1e-5}'",
+    )
+    p.add_argument("--student-kwargs", type=json_object, help="JSON object for the student")
+    p.add_argument("--teacher-kwargs", type=json_object, help="JSON object for the teacher")
     p.add_argument(
         "--teacher-fallback",
         type=float,
@@ -191,7 +213,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         help="seconds a teacher batch may take before its stories count as failed grades",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -201,11 +223,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _config(args)
     with loading_bars(not args.no_progress):
         summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    if args.json == "-":
-        print(json.dumps(summary, indent=2))
+    if _json_out(args, summary):
         return 0
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(train_summary(summary, config, Path(args.out)))
     return 0
 
@@ -268,13 +287,17 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from story_env.loading import loading_bars
     from story_env.run.evaluation import evaluate
 
-    result = evaluate(
-        **pick(args, "student", "checkpoint", "teacher", "teacher_kwargs", "stories", "seed"),
-        **pick(args, "num_envs", "max_new_tokens", "top_p", "top_k"),
-        judges=[] if args.no_judge else args.judge,
-    )
+    with loading_bars(not args.no_progress):
+        result = evaluate(
+            **pick(args, "student", "student_kwargs", "checkpoint", "teacher", "teacher_kwargs"),
+            **pick(args, "stories", "seed", "num_envs", "max_new_tokens", "top_p", "top_k"),
+            judges=[] if args.no_judge else args.judge,
+        )
+    if _json_out(args, result):
+        return 0
     what = args.checkpoint or f"student {args.student} (untrained policy)"
     print(f"{what}: {result['stories']} stories, seed {args.seed}")
     words = result["words"]
@@ -293,9 +316,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  (CI: {result['ci_method']})")
     for i, story in enumerate(result["samples"], 1):
         print(f"  sample {i}: {story.strip()[:300]}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
     return 0
 
 
@@ -323,6 +343,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         judges=[] if args.no_judge else args.judge,
     )
+    if _json_out(args, {"table": table}):
+        return 0
     print(table)
     print(f"wrote {args.out}/results.md and {args.out}/curves.png")
     return 0
@@ -336,11 +358,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
         "--json",
-        nargs="?",
-        const="-",
         metavar="FILE",
-        help="print the run's summary as JSON instead of the human summary; "
-        "with FILE, write the JSON there and print the human summary",
+        help=_JSON_HELP,
     )
     p.set_defaults(func=cmd_train)
 
@@ -349,34 +368,48 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", help="a `storytelling train` run folder (default: the untrained student)"
     )
-    p.add_argument("--student", default="tiny")
+    p.add_argument("--student", default="tiny", help="student name or model folder (default: tiny)")
+    p.add_argument("--student-kwargs", type=json_object, help="JSON object for the student")
     p.add_argument(
         "--teacher", help="teacher name (default: the run's own teacher, else heuristic)"
     )
-    p.add_argument("--teacher-kwargs", type=json_object)
+    p.add_argument("--teacher-kwargs", type=json_object, help="JSON object for the teacher")
     _add_judge_flags(p)
-    p.add_argument("--stories", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-envs", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=90)
+    p.add_argument("--stories", type=int, default=64, help="stories to write (default: 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stories (default: 0)")
+    p.add_argument("--num-envs", type=int, default=16, help="stories written at once (default: 16)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=90, help="story length limit (default: 90)"
+    )
     p.add_argument(
         "--top-p",
         type=float,
         help="untrained student: sample inside its own nucleus (as MaskablePPO)",
     )
     p.add_argument("--top-k", type=int, help="untrained student: sample inside its own top k")
-    p.add_argument("--json", help="also write the result to this file")
+    p.add_argument("--json", metavar="FILE", help=_JSON_HELP)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
 
 def add_compare(p: argparse.ArgumentParser) -> None:
-    _add_run_flags(p)
-    p.add_argument("--algorithms", default="ppo,a2c,trpo,maskable_ppo")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--eval-stories", type=int, default=64)
+    _add_run_flags(p, algorithm=False)
+    p.add_argument(
+        "--algorithms",
+        default="ppo_story,ppo",
+        help="comma-separated registered algorithms (default: ppo_story,ppo)",
+    )
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default: 0,1)")
+    p.add_argument(
+        "--eval-stories",
+        type=int,
+        default=64,
+        help="stories each trained run writes for its evaluation (default: 64)",
+    )
     _add_judge_flags(p)
-    p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--out", required=True, help="folder of the comparison: one run per row")
+    p.add_argument("--resume", action="store_true", help="continue the runs in --out")
+    p.add_argument("--json", metavar="FILE", help=_JSON_HELP)
     p.set_defaults(func=cmd_compare)
 
 
@@ -442,6 +475,7 @@ def cmd_calibrate_lm(args: argparse.Namespace) -> int:
     print(f"calibrating lm on {model_id}: {len(stories)} held-out stories and 3 corruptions each")
     entry = build_calibration(args.model, stories, PAPER_PROMPT, seed=args.seed)
     out = Path(args.out) if args.out else user_calibration_file()
+    out.parent.mkdir(parents=True, exist_ok=True)  # the user data folder may not exist yet
     data = {"version": CALIBRATION_VERSION, "models": {}}
     if out.is_file():
         old = json.loads(out.read_text("utf-8"))

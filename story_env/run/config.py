@@ -24,7 +24,6 @@ from story_env.core import MAX_CONTEXT_TOKENS, EnvConfig
 from story_env.errors import ConfigError, did_you_mean
 from story_env.rewards import finite_number
 
-ADVANTAGES = ("gae", "story")  # TrainConfig.advantage
 ENV_FIELDS = tuple(f.name for f in dataclasses.fields(EnvConfig))
 # A run trains the embedded default student; a bare env writes with the random one.
 _RUN_ENV = EnvConfig(student="tiny")
@@ -46,20 +45,15 @@ class TrainConfig:
         steps: Env steps (tokens) to train for, across all envs.
         word_budget: Stop once prompt words + teacher words of finished stories reach this.
         num_envs: Stories written at once.
-        kl_coef: Per-token KL penalty ``kl_coef * (log p_ref(token) - log pi(token))``.
+        kl_coef: Weight of the KL to the starting student: ``ppo_story`` charges each
+            token GRPO's k3 term; the other SB3 algorithms a per-token reward
+            ``kl_coef * (log p_ref(token) - log pi(token))``.
         kl_target: If set, adapt ``kl_coef`` after each rollout toward this KL (nats/token).
         kl_per_story: Charge each story's KL as if it ran ``max_new_tokens`` tokens at
             its own mean rate: per token as usual, plus at its end the tokens it did not
             write times its mean. A story's KL cost then does not grow with its length,
             so the penalty stops pulling toward short stories (the per-token penalty
             does, once the policy has moved: ending early is the cheapest way to pay less).
-        advantage: How the SB3 algorithms turn grades into advantages. ``"gae"``: the
-            critic and GAE, with the KL penalty in the rewards (the paper's PPO).
-            ``"story"``: no critic; each token gets its story's grade standardised over
-            the rollout's finished stories, less its own KL penalty (GRPO's signal); a
-            slot whose story ends too near the rollout's end for another waits, so
-            stories are whole (``story_env.agents.rl.advantages``). Needs ``n_steps >=
-            max_new_tokens``; ``steps`` then counts written tokens, not waiting steps.
         top_p: MaskablePPO: mask tokens outside the reference's nucleus.
         top_k: MaskablePPO: mask tokens outside the reference's top k.
         seed: Seeds the env, the policy's sampling and the algorithm.
@@ -67,15 +61,14 @@ class TrainConfig:
         algo_kwargs: Extra constructor arguments of the algorithm (learning_rate, n_steps...).
     """
 
-    algorithm: str = "ppo"
+    algorithm: str = "ppo_story"
     env: EnvConfig = _RUN_ENV
     steps: int = 20_000
     word_budget: int | None = None
-    num_envs: int = 8
-    kl_coef: float = 0.0
+    num_envs: int = 16
+    kl_coef: float = 0.01
     kl_target: float | None = None
     kl_per_story: bool = False
-    advantage: str = "gae"
     top_p: float | None = None
     top_k: int | None = None
     seed: int = 0
@@ -213,17 +206,6 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
         raise ConfigError(
             "kl_per_story shapes the KL penalty, which is off (kl_coef 0); set kl_coef > 0 "
             "(e.g. 0.01) or drop kl_per_story"
-        )
-    if setting("advantage") not in ADVANTAGES:
-        raise ConfigError(
-            f"advantage must be one of {', '.join(map(repr, ADVANTAGES))}, "
-            f"got {setting('advantage')!r}"
-        )
-    if setting("advantage") == "story" and setting("kl_per_story"):
-        raise ConfigError(
-            "kl_per_story reshapes the KL penalty in the rewards; advantage 'story' charges "
-            "each token its own KL outside them, which does not favour short stories. Drop "
-            "kl_per_story"
         )
     for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
         if not isinstance(setting(name), Mapping):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, train, uses_masks
 from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model
 from story_env.teacher import StoryRequest
+
+logger = logging.getLogger(__name__)
 
 
 def _run_config(run: Path) -> dict[str, Any]:
@@ -51,6 +54,7 @@ def evaluate(
     *,
     student: str = "tiny",
     checkpoint: str | Path | None = None,
+    model: Any = None,
     teacher: str | None = None,
     stories: int = 64,
     seed: int = 0,
@@ -65,9 +69,11 @@ def evaluate(
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
     With ``checkpoint`` (a training run folder or its ``checkpoint.zip``) the trained
-    policy writes, under the top-p / top-k masks it was trained with, if any; without
-    it the untrained policy, i.e. the pretrained student, sampling inside its own top-p
-    / top-k set when ``top_p`` / ``top_k`` are given.
+    policy writes, under the top-p / top-k masks it was trained with, if any; with
+    ``model`` (a trained stable-baselines3 model in memory, e.g. ``StoryPPO`` from a
+    plain SB3 script) that model writes; without either the untrained policy, i.e. the
+    pretrained student, sampling inside its own top-p / top-k set when ``top_p`` /
+    ``top_k`` are given.
 
     The stories are graded by ``teacher`` (default: the run's own teacher for a
     checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
@@ -97,7 +103,17 @@ def evaluate(
         student_kwargs=dict(student_kwargs or {}),
         teacher_kwargs=dict(teacher_kwargs or {}),
     )
-    model, venv, masked = _policy_and_env(config, checkpoint, top_p, top_k)
+    if model is not None:
+        if checkpoint is not None or top_p is not None or top_k is not None:
+            raise ConfigError(
+                "evaluate writes with one policy: give model, or checkpoint (and top_p/top_k "
+                "for the untrained student), not both"
+            )
+        from story_env.sb3 import make_sb3_vec_env
+
+        venv, masked = make_sb3_vec_env(num_envs=num_envs, **config.env_kwargs()), False
+    else:
+        model, venv, masked = _policy_and_env(config, checkpoint, top_p, top_k)
     torch.manual_seed(seed)
     venv.seed(seed)
     wave = story_wave(model, venv, per_slot=-(-stories // num_envs), masked=masked)
@@ -291,6 +307,11 @@ def _config_for(base: TrainConfig, name: str) -> TrainConfig:
     if not spec.needs_action_masks:
         return dataclasses.replace(config, top_p=None, top_k=None)
     if base.top_p is None and base.top_k is None:
+        logger.warning(
+            "%s needs action masks: it runs with top_p 0.95 (the reference's nucleus); pass "
+            "--top-p or --top-k to choose",
+            name,
+        )
         return dataclasses.replace(config, top_p=0.95)
     return config
 

@@ -138,7 +138,7 @@ def train(
         return wall0 + time.perf_counter() - started
 
     with open_story_log(out / STORIES) as log_file:
-        if not resuming and config.advantage == "gae":  # the story advantage has no critic
+        if not resuming and getattr(model, "uses_critic", True):
             masked = uses_masks(config.algorithm, venv)
             state["critic_start"] = _warm_start_critic(model, venv, log_file, state, masked)
         venv.defer_grading(True)  # each rollout's stories are graded in one teacher batch

@@ -197,12 +197,6 @@ def _check_task(config: TrainConfig) -> None:
             "puts the KL in its loss, averaged over each completion's tokens, which does not "
             "favour short completions. Drop kl_per_story"
         )
-    if config.advantage != "gae":
-        raise ConfigError(
-            f"advantage {config.advantage!r} chooses the SB3 algorithms' advantage; "
-            f"{config.algorithm!r} computes its own from each prompt's group of completions. "
-            "Drop advantage"
-        )
     reserved = sorted(set(config.algo_kwargs) & set(_RESERVED))
     if reserved:
         hints = ", ".join(f"{k} -> {_RESERVED[k]}" for k in reserved)
