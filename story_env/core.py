@@ -55,17 +55,38 @@ class EnvConfig:
             batch's stories count as failed grades (``None``: wait for ever).
     """
 
-    teacher: str = "heuristic"
-    student: str = "random"
-    max_new_tokens: int = 90
-    prompts: Sequence[str] | None = None
-    prompt_file: str | None = None
-    weights: Sequence[float] | Mapping[str, float] | None = None
-    length_bonus: float = 0.0
-    teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    student_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    teacher_fallback: float | None = None
-    teacher_timeout_s: float | None = None
+    # each field's "help" is its command-line help (story_env.run.config.add_config_flags)
+    teacher: str = field(default="heuristic", metadata={"help": "teacher name"})
+    student: str = field(default="random", metadata={"help": "student name or model folder"})
+    max_new_tokens: int = field(default=90, metadata={"help": "story length limit in tokens"})
+    prompts: Sequence[str] | None = field(default=None, metadata={"cli": False})
+    prompt_file: str | None = field(
+        default=None, metadata={"help": "a file of prompts, one per line (default: the paper's)"}
+    )
+    weights: Sequence[float] | Mapping[str, float] | None = field(
+        default=None, metadata={"cli": False}
+    )
+    length_bonus: float = field(default=0.0, metadata={"help": "the paper's length bonus b"})
+    teacher_kwargs: Mapping[str, Any] = field(
+        default_factory=dict, metadata={"help": "JSON object for the teacher"}
+    )
+    student_kwargs: Mapping[str, Any] = field(
+        default_factory=dict, metadata={"help": "JSON object for the student"}
+    )
+    teacher_fallback: float | None = field(
+        default=None,
+        metadata={
+            "help": "reward in [0, 1] for a story the teacher fails to grade, flagged in the "
+            "log (default: a failed grade stops the run)"
+        },
+    )
+    teacher_timeout_s: float | None = field(
+        default=None,
+        metadata={
+            "flag": "--teacher-timeout",
+            "help": "seconds a teacher batch may take before its stories count as failed grades",
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("teacher", "student"):

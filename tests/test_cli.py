@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from story_env.run.cli import main
 
 
@@ -38,12 +40,22 @@ def test_play_prints_stories_scores_and_a_summary(capsys):
     )
     out = capsys.readouterr().out
     assert out.count("--- story") == 3
-    assert "== 3 stories | teacher heuristic | agent ngram | seed 1" in out
+    assert "== 3 stories | teacher heuristic | student ngram | seed 1" in out
     assert "reward: mean" in out and "coherence: mean" in out
 
 
 def test_play_is_reproducible(capsys):
-    args = ["play", "--student", "ngram", "--episodes", "2", "--seed", "7", "--max-new-tokens", "30"]
+    args = [
+        "play",
+        "--student",
+        "ngram",
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--max-new-tokens",
+        "30",
+    ]
     main(args)
     first = capsys.readouterr().out
     main(args)
@@ -97,3 +109,31 @@ def test_every_command_comes_from_the_registry():
     (sub,) = [a for a in parser._actions if a.dest == "command"]
     assert list(sub.choices) == registered
     assert {"train", "eval", "compare", "reproduce", "pretrain", "probe"} <= set(registered)
+
+
+def test_a_new_config_field_becomes_a_flag_with_its_help_in_train_and_compare(monkeypatch, capsys):
+    """Each setting is declared once, as a TrainConfig field: its flag, type, default and
+    help come from there (no flag map written by hand)."""
+    import dataclasses
+    import inspect
+
+    from story_env.run import commands
+    from story_env.run import config as config_module
+    from story_env.run.cli import build_parser
+
+    @dataclasses.dataclass(frozen=True, init=False)
+    class Extended(config_module.TrainConfig):
+        warmup_stories: int = dataclasses.field(
+            default=7, metadata={"help": "stories before the first update"}
+        )
+
+    monkeypatch.setattr(config_module, "TrainConfig", Extended)
+    parser = build_parser()
+    for command in ("train", "compare"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--warmup-stories WARMUP_STORIES stories before the first update (default: 7)" in out
+    args = parser.parse_args(["train", "--out", "run", "--warmup-stories", "3", "--steps", "2e4"])
+    assert commands._config(args).warmup_stories == 3 and args.steps == 20_000
+    assert "_FIELDS" not in inspect.getsource(commands)

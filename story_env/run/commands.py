@@ -18,31 +18,6 @@ import numpy as np
 from story_env.arguments import count, json_object, pick
 from story_env.errors import StorytellingError
 
-# flag name -> TrainConfig field; only flags the user gave override the config file
-_FIELDS = {
-    "algorithm": "algorithm",
-    "student": "student",
-    "teacher": "teacher",
-    "steps": "steps",
-    "word_budget": "word_budget",
-    "num_envs": "num_envs",
-    "max_new_tokens": "max_new_tokens",
-    "length_bonus": "length_bonus",
-    "kl_coef": "kl_coef",
-    "kl_target": "kl_target",
-    "kl_per_story": "kl_per_story",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "seed": "seed",
-    "checkpoint_every": "checkpoint_every",
-    "teacher_fallback": "teacher_fallback",
-    "teacher_timeout": "teacher_timeout_s",
-    "algo_kwargs": "algo_kwargs",
-    "student_kwargs": "student_kwargs",
-    "teacher_kwargs": "teacher_kwargs",
-}
-
-
 _JSON_HELP = "also write the result as JSON to FILE; with '-', print the JSON instead of the text"
 
 
@@ -151,12 +126,13 @@ def add_play(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from story_env.run.config import TrainConfig
+    """The run's ``TrainConfig``: the config file (if any) with the flags given over it."""
+    from story_env.run.config import TrainConfig, settings
 
     given = {
-        field: getattr(args, flag)
-        for flag, field in _FIELDS.items()
-        if getattr(args, flag, None) is not None
+        f.name: getattr(args, f.name)
+        for f, _, _ in settings()
+        if getattr(args, f.name, None) is not None
     }
     if args.config:
         return TrainConfig.from_file(args.config, **given)
@@ -164,55 +140,11 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _add_run_flags(p: argparse.ArgumentParser, *, algorithm: bool = True) -> None:
+    """``--config`` and a flag per ``TrainConfig`` setting (``add_config_flags``)."""
+    from story_env.run.config import add_config_flags
+
     p.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
-    if algorithm:
-        p.add_argument("--algorithm", help="registered algorithm (default: ppo_story)")
-    p.add_argument("--student", help="student name or model folder (default: tiny)")
-    p.add_argument("--teacher", help="teacher name (default: heuristic)")
-    p.add_argument(
-        "--steps",
-        type=count,
-        help="env steps (tokens) to train (default: 20000); the run stops at the end of the "
-        "rollout that reaches it, less than one rollout (n_steps x num_envs) past it",
-    )
-    p.add_argument("--word-budget", type=count, help="stop at this many interactive words")
-    p.add_argument("--num-envs", type=int, help="stories written at once (default: 16)")
-    p.add_argument("--max-new-tokens", type=int, help="story length limit (default: 90)")
-    p.add_argument("--length-bonus", type=float, help="the paper's b (default: 0)")
-    p.add_argument(
-        "--kl-coef", type=float, help="weight of the KL to the starting student (default: 0.01)"
-    )
-    p.add_argument("--kl-target", type=float, help="adapt kl_coef toward this KL per token")
-    p.add_argument(
-        "--kl-per-story",
-        action="store_true",
-        default=None,
-        help="charge each story's KL at its mean rate for max_new_tokens tokens, so the "
-        "penalty does not favour short stories (default: per token)",
-    )
-    p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
-    p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")
-    p.add_argument("--seed", type=int, help="seed (default: 0)")
-    p.add_argument("--checkpoint-every", type=count, help="env steps between checkpoints")
-    p.add_argument(
-        "--algo-kwargs",
-        type=json_object,
-        help="JSON object of the algorithm's constructor arguments, e.g. "
-        "'{\"learning_rate\": 1e-5}'",
-    )
-    p.add_argument("--student-kwargs", type=json_object, help="JSON object for the student")
-    p.add_argument("--teacher-kwargs", type=json_object, help="JSON object for the teacher")
-    p.add_argument(
-        "--teacher-fallback",
-        type=float,
-        help="reward in [0, 1] for a story the teacher fails to grade, flagged in the log "
-        "(default: a failed grade stops the run)",
-    )
-    p.add_argument(
-        "--teacher-timeout",
-        type=float,
-        help="seconds a teacher batch may take before its stories count as failed grades",
-    )
+    add_config_flags(p, exclude=() if algorithm else ("algorithm",))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -291,15 +223,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from story_env.run.evaluation import evaluate
 
     with loading_bars(not args.no_progress):
+        shared = ("student", "student_kwargs", "teacher_kwargs", "seed", "num_envs")
+        given = {k: getattr(args, k) for k in (*shared, "max_new_tokens")}
         result = evaluate(
-            **pick(args, "student", "student_kwargs", "checkpoint", "teacher", "teacher_kwargs"),
-            **pick(args, "stories", "seed", "num_envs", "max_new_tokens", "top_p", "top_k"),
+            **{k: v for k, v in given.items() if v is not None},
+            **pick(args, "checkpoint", "teacher", "stories", "top_p", "top_k"),
             judges=[] if args.no_judge else args.judge,
         )
     if _json_out(args, result):
         return 0
-    what = args.checkpoint or f"student {args.student} (untrained policy)"
-    print(f"{what}: {result['stories']} stories, seed {args.seed}")
+    what = args.checkpoint or f"student {args.student or 'tiny'} (untrained policy)"
+    print(f"{what}: {result['stories']} stories, seed {result['seed']}")
     words = result["words"]
     print(f"  words per story {words[0]:.1f}  95% CI [{words[1]:.1f}, {words[2]:.1f}]")
     print(f"  teacher {result['teacher']} (the reward):")
@@ -368,19 +302,17 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", help="a `storytelling train` run folder (default: the untrained student)"
     )
-    p.add_argument("--student", default="tiny", help="student name or model folder (default: tiny)")
-    p.add_argument("--student-kwargs", type=json_object, help="JSON object for the student")
+    from story_env.run.config import add_config_flags
+
+    add_config_flags(  # the settings eval shares with a run, declared once in TrainConfig
+        p,
+        only=("student", "student_kwargs", "teacher_kwargs", "seed", "num_envs", "max_new_tokens"),
+    )
     p.add_argument(
         "--teacher", help="teacher name (default: the run's own teacher, else heuristic)"
     )
-    p.add_argument("--teacher-kwargs", type=json_object, help="JSON object for the teacher")
     _add_judge_flags(p)
     p.add_argument("--stories", type=int, default=64, help="stories to write (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the stories (default: 0)")
-    p.add_argument("--num-envs", type=int, default=16, help="stories written at once (default: 16)")
-    p.add_argument(
-        "--max-new-tokens", type=int, default=90, help="story length limit (default: 90)"
-    )
     p.add_argument(
         "--top-p",
         type=float,

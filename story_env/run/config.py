@@ -13,9 +13,12 @@ the constructor takes the env's fields by name, so a config is written flat::
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,22 +64,51 @@ class TrainConfig:
         algo_kwargs: Extra constructor arguments of the algorithm (learning_rate, n_steps...).
     """
 
-    algorithm: str = "ppo_story"
-    env: EnvConfig = _RUN_ENV
-    steps: int = 20_000
-    word_budget: int | None = None
-    num_envs: int = 16
-    kl_coef: float = 0.01
-    kl_target: float | None = None
-    kl_per_story: bool = False
-    top_p: float | None = None
-    top_k: int | None = None
-    seed: int = 0
-    checkpoint_every: int = 2_000
-    algo_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # each field's "help" is its command-line help (add_config_flags)
+    algorithm: str = field(default="ppo_story", metadata={"help": "registered algorithm"})
+    env: EnvConfig = field(default=_RUN_ENV, metadata={"cli": False})
+    steps: int = field(
+        default=20_000,
+        metadata={
+            "help": "tokens to train; the run stops at the end of the rollout that reaches it"
+        },
+    )
+    word_budget: int | None = field(
+        default=None, metadata={"help": "stop at this many interactive words"}
+    )
+    num_envs: int = field(default=16, metadata={"help": "stories written at once"})
+    kl_coef: float = field(
+        default=0.01, metadata={"help": "weight of the KL to the starting student"}
+    )
+    kl_target: float | None = field(
+        default=None, metadata={"help": "adapt kl_coef toward this KL per token"}
+    )
+    kl_per_story: bool = field(
+        default=False,
+        metadata={
+            "help": "charge each story's KL at its mean rate for max_new_tokens tokens, so "
+            "the penalty does not favour short stories (ppo, a2c, trpo, maskable_ppo)"
+        },
+    )
+    top_p: float | None = field(
+        default=None, metadata={"help": "MaskablePPO: mask outside the reference's nucleus"}
+    )
+    top_k: int | None = field(
+        default=None, metadata={"help": "MaskablePPO: mask outside the reference's top k"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the env, sampling and algorithm"})
+    checkpoint_every: int = field(default=2_000, metadata={"help": "tokens between checkpoints"})
+    algo_kwargs: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "JSON object of the algorithm's constructor arguments, e.g. "
+            "'{\"learning_rate\": 1e-5}'"
+        },
+    )
 
     def __init__(self, *, env: EnvConfig | None = None, **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(_RUN_FIELDS) - set(ENV_FIELDS))
+        run_fields = [f.name for f in dataclasses.fields(self) if f.name != "env"]
+        unknown = sorted(set(settings) - set(run_fields) - set(ENV_FIELDS))
         if unknown:
             raise TypeError(f"TrainConfig got unexpected keyword argument {unknown[0]!r}")
         for f in dataclasses.fields(self):
@@ -102,7 +134,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The flat settings (the env's fields beside the run's), as in ``config.json``."""
-        run = {name: getattr(self, name) for name in _RUN_FIELDS}
+        run = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "env"}
         return {"algorithm": run.pop("algorithm"), **self.env_kwargs(), **run}
 
     @classmethod
@@ -141,6 +173,72 @@ class TrainConfig:
 
 
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "env")
+
+
+def settings(config_class: type | None = None) -> Iterator[tuple[dataclasses.Field, Any, Any]]:
+    """Every command-line setting of a run: ``(field, type, default)``, the run's own fields
+    and then its env's (``EnvConfig``), each declared once with its help in ``metadata``.
+
+    Args:
+        config_class: ``TrainConfig`` (the default) or a subclass of it.
+    """
+    config_class = config_class or TrainConfig
+    defaults = config_class()
+    for cls, fields in ((config_class, dataclasses.fields(config_class)), (EnvConfig, None)):
+        hints = typing.get_type_hints(cls)
+        for f in fields or dataclasses.fields(EnvConfig):
+            if f.metadata.get("cli", True):
+                yield f, hints[f.name], getattr(defaults, f.name)
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    config_class: type | None = None,
+    *,
+    only: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+) -> list[str]:
+    """Add a ``--flag`` per setting of ``config_class`` (see :func:`settings`): its type,
+    its help and its default come from the field. Every flag defaults to ``None`` (not
+    given), so a config file's value stands unless the flag is given.
+
+    Returns:
+        The settings added (each flag's ``dest`` is the setting's name).
+    """
+    from story_env.arguments import count, json_object
+
+    added = []
+    for f, hint, default in settings(config_class):
+        if (only is not None and f.name not in only) or f.name in exclude:
+            continue
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kinds = {a for a in typing.get_args(hint) if a is not type(None)} if union else {hint}
+        origin = {typing.get_origin(k) or k for k in kinds}
+        help_text = f.metadata.get("help", "")
+        if default is not None and default is not False and default != {}:
+            help_text += (
+                f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
+            )
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        if origin == {bool}:
+            parser.add_argument(
+                flag, dest=f.name, action="store_true", default=None, help=help_text
+            )
+            added.append(f.name)
+            continue
+        if origin <= {int}:
+            kind: Any = count
+        elif origin <= {int, float} or origin == {float}:
+            kind = float
+        elif origin == {str}:
+            kind = str
+        elif origin & {Mapping, dict}:
+            kind = json_object
+        else:
+            raise TypeError(f"setting {f.name!r} of type {hint} has no command-line form")
+        parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+        added.append(f.name)
+    return added
 
 
 def _env_property(name: str) -> property:
