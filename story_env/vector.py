@@ -28,7 +28,7 @@ class StorytellingVectorEnv(VectorEnv):
     ``hold(slots)`` makes slots wait: until ``release()``, a held slot ignores its
     actions and keeps its observation (the prompt of its next story), with reward 0 and
     no end. Training holds a slot whose story ended when too few steps of the rollout
-    are left for another, so no story is cut between rollouts (``TrainConfig.advantage``).
+    are left for another, so no story is cut between rollouts (``StoryPPO``).
 
     Takes the same keyword arguments as ``StorytellingEnv`` plus ``num_envs``.
     """

@@ -1,7 +1,6 @@
 """The story advantage: GRPO's learning signal inside an SB3 rollout buffer.
 
-With ``advantage="story"`` (``TrainConfig.advantage``) a run does not use the critic.
-Every token of a story gets the story's grade, standardised over the stories the
+``StoryPPO`` (algorithm ``ppo_story``) computes it and does not use the critic. Every token of a story gets the story's grade, standardised over the stories the
 rollout finished (their mean is the baseline, as the group mean is GRPO's), and the KL
 penalty acts on each token alone, as GRPO's loss term does: the token's advantage gains
 ``kl_coef * (p_ref / pi - 1)``, the gradient of GRPO's estimator ``k3 = p_ref / pi -
@@ -12,10 +11,10 @@ share.
 A story still being written when the rollout ends would have no grade yet, and without
 a critic nothing can stand in for one. So training does not start a story the rollout
 could cut: a slot whose story ends with fewer steps left than a story may take waits
-for the next rollout (``RunCallback``, ``StorytellingVectorEnv.hold``), and every
+for the next rollout (``StoryPPO``, ``StorytellingVectorEnv.hold``), and every
 rollout's stories are whole, as a batch of ``generate`` calls gives GRPO. Steps with no
 grade after them (a waiting slot's, or a story cut all the same) are left out of the
-update (``trainable`` false). Issue 15 measured why this matters: the same signal
+update (``trainable`` false). Measured on the tiny student: the same signal
 with cut stories' first parts trained on an untrained value's bootstrap gained about
 half as much per story, and with those parts left out (about a quarter to a third of
 the steps once slots drift apart) about two thirds.

@@ -155,7 +155,8 @@ class StoryPPO(PPO):
         A step's stories may be graded at the rollout's end in one teacher batch (the
         env's ``defer_grading``): their rewards are added to their rows here, and the
         graded infos reach callbacks as ``graded`` (``(env, timestep, info)`` each) in
-        ``locals`` at ``on_rollout_end``.
+        ``locals`` at ``on_rollout_end`` (or, when a callback stops the rollout, before
+        ``on_training_end``).
         """
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
@@ -179,7 +180,10 @@ class StoryPPO(PPO):
                 if "pending_grade" in infos[i]
             ]
             callback.update_locals(locals())
-            if not callback.on_step():
+            if not callback.on_step():  # stopped mid-rollout: its graded stories still count
+                callback.update_locals(
+                    {"graded": self._grade_pending(env, rollout_buffer, pending)}
+                )
                 return False
             self._update_info_buffer(infos, dones)
             rollout_buffer.add(
