@@ -1,10 +1,11 @@
-# Quickstart: `make demo` (install + a short run of the main job), `make test` (install + tests).
+# Quickstart: `make demo` (install + a short run of the main job), `make test` (install + tests),
+# `make docs` (the documentation site).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench lint
+.PHONY: install demo test test-slow bench lint docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The documentation site into site/, strict: a warning (a broken link or anchor, an
+# unresolved reference, a name of story_env.__all__ missing from the API page) fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -1,28 +1,52 @@
-"""README code that must keep working: each block is taken from README.md and run."""
+"""The README's own code does what it says: its teacher plugin matches words as words."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import gymnasium as gym
+import pytest
+from doc_snippets import README, python_blocks
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import story_env
+from story_env import StoryRequest
 
 
-def _python_block(containing: str) -> str:
-    """The one fenced python block of the README that contains ``containing``."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    found = [b for b in blocks if containing in b]
+def _readme_block(containing: str) -> str:
+    found = [b for b in python_blocks(README) if containing in b.code]
     assert len(found) == 1, f"{len(found)} README python blocks contain {containing!r}"
-    return found[0]
+    return found[0].code
 
 
-def test_readme_vecmonitor_snippet_gives_episode_statistics(capsys):
-    code = _python_block("VecMonitor(")
+@pytest.fixture
+def keyword_plugin(temporary_plugin):
+    """The README's plugin code, registered in-process as an installed plugin would be."""
     namespace: dict = {}
-    exec(compile(code, f"{README}:VecMonitor block", "exec"), namespace)  # the README's code
-    stories = list(namespace["model"].ep_info_buffer)
-    # 1,024 tokens in stories of at most 32 tokens: at least 32 stories, each recorded
-    assert len(stories) >= 32
-    assert all(1 <= s["l"] <= 32 and 0.0 <= s["r"] <= 1.0 for s in stories)
-    mean = sum(s["r"] for s in stories) / len(stories)
-    assert capsys.readouterr().out == f"{len(stories)} stories, mean reward {mean:.3f}\n"
+    exec(compile(_readme_block("class KeywordTeacher"), "README.md", "exec"), namespace)
+    plugin = type("ReadmePlugin", (), {})()
+    plugin.storytelling_register_teachers = namespace["storytelling_register_teachers"]
+    temporary_plugin(plugin, "readme-keywords")
+    return namespace["KeywordTeacher"]
+
+
+def test_readme_teacher_matches_words_next_to_punctuation(keyword_plugin):
+    teacher = keyword_plugin(keywords=["fox", "moon"])
+    stories = ["I saw a fox.", "A Fox, then the MOON!", "A foxglove on the moonlit hill", ""]
+    grades = teacher.score([StoryRequest("Once upon a time,", s) for s in stories])
+    assert [g.values["keywords"] for g in grades] == [0.5, 1.0, 0.0, 0.0]
+    assert all(g.ok and g.total == g.values["keywords"] for g in grades)
+
+
+def test_readme_teacher_is_found_by_name(keyword_plugin):
+    env = gym.make(
+        "Storytelling-v0",
+        teacher="keywords",
+        teacher_kwargs={"keywords": ["fox"]},
+        max_new_tokens=8,
+    )
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        done = terminated or truncated
+    assert set(info["scores"]) == {"keywords"} and 0.0 <= reward <= 1.0
+    env.close()
+    assert story_env.ENV_ID == "Storytelling-v0"

@@ -444,8 +444,8 @@ def test_estimate_counts_every_stage_and_the_probes():
     assert est["total"] - quiet["total"] == pytest.approx((2 + runs) * 7.0)
 
 
-def test_the_issue_14_config_loads_and_plans_its_stages():
-    config = ReproConfig.from_json(EXAMPLES / "issue14.json")
+def test_the_ladder_config_with_kl_per_step_loads_and_plans_its_stages():
+    config = ReproConfig.from_json(EXAMPLES / "ladder-kl-per-step.json")
     budgets = sorted(config.budgets)
     assert len(budgets) >= 6 and budgets[-1] / budgets[0] >= 100 and budgets[-1] >= 10_000_000
     assert len(config.seeds) >= 3 and config.interactive_words >= 20_000
@@ -509,12 +509,12 @@ def test_audit_table_from_known_numbers(tmp_path):
     )
 
 
-def test_the_v4_rerun_config_differs_from_issue_14s_only_where_it_says():
-    """issue14-v4.json: the same experiment, with the KL charged per story (no pull
+def test_the_ladder_config_differs_from_its_kl_per_step_variant_only_where_it_says():
+    """ladder.json: the same experiment, with the KL charged per story (no pull
     toward short stories), the heuristic as a second judge of another kind, and no
     audit stages (its evaluations report words and every judge under the same code)."""
-    old = ReproConfig.from_json(EXAMPLES / "issue14.json")
-    new = ReproConfig.from_json(EXAMPLES / "issue14-v4.json")
+    old = ReproConfig.from_json(EXAMPLES / "ladder-kl-per-step.json")
+    new = ReproConfig.from_json(EXAMPLES / "ladder.json")
     assert new == dataclasses.replace(
         old, judges=("lm:gemma", "heuristic"), kl_per_story=True, audit=False
     )
