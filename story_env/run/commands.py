@@ -195,12 +195,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from story_env.loading import loading_bars
     from story_env.run.training import train
 
     config = _config(args)
-    with loading_bars(not args.no_progress):
-        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     if args.json == "-":
         print(json.dumps(summary, indent=2))
         return 0
