@@ -321,8 +321,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         judges=[] if args.no_judge else args.judge,
     )
+    if args.json == "-":
+        print((Path(args.out) / "results.json").read_text(encoding="utf-8"), end="")
+        return 0
+    if args.json:
+        Path(args.json).write_text((Path(args.out) / "results.json").read_text("utf-8"), "utf-8")
     print(table)
-    print(f"wrote {args.out}/results.md and {args.out}/curves.png")
+    print(f"wrote {args.out}/results.md, results.json and curves.png")
     return 0
 
 
@@ -375,6 +380,14 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     _add_judge_flags(p)
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the comparison (per-seed scores, IQMs, probabilities of improvement; "
+        "results.json) as JSON instead of the table; with FILE, write it there",
+    )
     p.set_defaults(func=cmd_compare)
 
 
