@@ -81,7 +81,9 @@ def test_smollm2_converted_gives_the_gguf_load_s_weights_and_log_probs(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from story_env.teacher import StoryRequest
     from story_env.teachers.hf import SMOLLM2_GGUF, smollm2_folder
+    from story_env.teachers.lm import load_calibration, measure, score_orders
     from story_env.teachers.lm_scoring import StoryScorer
 
     monkeypatch.setenv(loading.CACHE_ENV, str(tmp_path))
@@ -109,9 +111,24 @@ def test_smollm2_converted_gives_the_gguf_load_s_weights_and_log_probs(
         " a fox found a key. She opened the old door and saw a garden full of light.",
         " key a door fox the. Garden light she of full saw opened.",
     ]
+    # the same weights in other buffers: float32 rounding may differ in the last bit
+    # (measured: at most 7e-7 nats per token), far below what moves a grade
     a = StoryScorer(original, original_tokenizer).score(prompts, stories)
     b = StoryScorer(converted, tokenizer).score(prompts, stories)
     for x, y in zip(a, b, strict=True):
         assert x.tokens == y.tokens
         for u, v in zip(x.in_context, y.in_context, strict=True):
-            np.testing.assert_array_equal(u, v)
+            np.testing.assert_allclose(u, v, rtol=0, atol=1e-5)
+    calibration = load_calibration("smollm2")
+
+    def totals(model, tok):
+        forward, reordered = score_orders(StoryScorer(model, tok), prompts, stories)
+        grades = [
+            calibration.grade(measure(StoryRequest(p, s), f, r, calibration.fluency.bad))
+            for p, s, f, r in zip(prompts, stories, forward, reordered, strict=True)
+        ]
+        return [sum(g.values()) for g in grades]
+
+    assert totals(converted, tokenizer) == pytest.approx(
+        totals(original, original_tokenizer), abs=1e-6
+    )
