@@ -291,10 +291,21 @@ def compare(
     lines += ["", *_seed_statistics_lines(stats)]
     table = "\n".join(lines) + "\n"
     (out / "results.md").write_text(table)
-    record = {
-        "student": base.student,
-        "teacher": base.teacher,
-        "steps": base.steps,
+    record = {"student": base.student, "teacher": base.teacher, "steps": base.steps}
+    record.update(_record(eval_stories, start, rows, labels), **stats)
+    write_atomic(out / "results.json", json.dumps(record, indent=2) + "\n", "compare results")
+    _plot(out, algorithms, seeds)
+    return table
+
+
+def _record(
+    eval_stories: int,
+    start: Mapping[str, Any],
+    rows: Sequence[tuple[str, int, Mapping[str, Any], float, float]],
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    """The per-run part of ``results.json``: the grades before training and of each run."""
+    return {
         "eval_stories": eval_stories,
         "before": {"teacher": list(start["teacher_score"]), **_judge_means(start, labels)},
         "runs": [
@@ -308,11 +319,7 @@ def compare(
             }
             for name, seed, ev, wall, tps in rows
         ],
-        **stats,
     }
-    write_atomic(out / "results.json", json.dumps(record, indent=2) + "\n", "compare results")
-    _plot(out, algorithms, seeds)
-    return table
 
 
 def _judge_means(ev: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
