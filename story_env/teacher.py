@@ -10,9 +10,11 @@ policy decides what happens next.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -200,3 +202,28 @@ def close_teacher(teacher: object) -> None:
     close = getattr(teacher, "close", None)
     if callable(close):
         close()
+
+
+_ON_GRADED: ContextVar[Callable[[int], None] | None] = ContextVar(
+    "storytelling_on_graded", default=None
+)
+
+
+@contextlib.contextmanager
+def grading_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Call ``callback(n)`` each time a teacher inside this block finishes a chunk of
+    ``n`` stories (a progress bar's ``update``), for long grading such as a held-out
+    judge over an evaluation's stories. Outside such a block nothing is reported.
+    """
+    token = _ON_GRADED.set(callback)
+    try:
+        yield
+    finally:
+        _ON_GRADED.reset(token)
+
+
+def report_graded(n: int) -> None:
+    """What a batched teacher calls after grading each chunk of ``n`` stories."""
+    callback = _ON_GRADED.get()
+    if callback is not None:
+        callback(n)

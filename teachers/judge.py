@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypedDict, Unpack
 
 from story_env.errors import ConfigError, DependencyMissingError, TeacherError
-from story_env.teacher import Scores, StoryRequest, check_scores
+from story_env.teacher import Scores, StoryRequest, check_scores, report_graded
 from story_env.teachers import rubric
 from story_env.teachers.cache import GradeCache, config_hash, grade_key, open_cache
 from story_env.teachers.policy import FailureCounts, FailurePolicy, FallbackScores, failure_kind
@@ -263,6 +263,8 @@ class JudgeTeacher:
                 error = f"backend: {type(exc).__name__}: {exc}"
                 results.extend(Scores.failed(error) for _ in chunk)
                 continue
+            finally:
+                report_graded(len(chunk))
             if not isinstance(graded, list | tuple) or len(graded) != len(chunk):
                 got = f"{len(graded)} grades" if isinstance(graded, list | tuple) else repr(graded)
                 error = (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,14 +24,21 @@ def bench():
     return module
 
 
-def test_phase_timer_counts_nested_calls_once_and_restores_methods(bench):
+def test_phase_timer_counts_nested_calls_once_and_restores_methods(bench, monkeypatch):
+    now = [0.0]  # a fake clock: the work below advances it, so the figures are exact
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
     class Work:
         def outer(self):
-            time.sleep(0.01)
+            sleep(0.01)
             self.inner()
 
         def inner(self):
-            time.sleep(0.2)
+            sleep(0.2)
 
     class Child(Work):
         pass
@@ -40,8 +47,8 @@ def test_phase_timer_counts_nested_calls_once_and_restores_methods(bench):
     original = Work.__dict__["outer"]
     with timer.patch(Work, "outer", "rollout"), timer.patch(Child, "inner", "teacher"):
         Child().outer()
-    assert 0.01 <= timer.seconds["rollout"] < 0.15  # the inner call's 0.2 s is not in it
-    assert timer.seconds["teacher"] >= 0.2
+    assert timer.seconds["rollout"] == pytest.approx(0.01)  # the inner call's 0.2 s is not in it
+    assert timer.seconds["teacher"] == pytest.approx(0.2)
     assert Work.__dict__["outer"] is original
     assert "inner" not in Child.__dict__  # an inherited method is inherited again
     phases = timer.breakdown(wall_s=1.0)

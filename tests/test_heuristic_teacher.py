@@ -333,13 +333,17 @@ def test_repeating_the_prompt_is_not_creative() -> None:
     assert parrot.values["creativity"] < grade(long_prompt, prompt=PROMPT).values["creativity"]
 
 
-# --- speed -------------------------------------------------------------------------------
+# --- an RL loop's batches ------------------------------------------------------------------
 
 
-def test_is_fast_enough_for_an_rl_loop() -> None:
-    """A loose floor (the bench measures the real rate, about 2,000+ stories/s)."""
+def test_grades_a_large_batch_as_it_grades_each_story_alone() -> None:
+    """A rollout's batch gets one grade per story, each the one the story gets alone.
+
+    Its speed is a figure, not an assertion: ``python bench/bench_heuristic.py`` prints
+    stories/s (about 2,000+ on 2 cores).
+    """
     requests = [StoryRequest(PROMPT, shuffled(s, k)) for k in range(50) for s in GOOD_STORIES]
-    TEACHER.score(requests[:8])
-    start = time.perf_counter()
-    TEACHER.score(requests)
-    assert len(requests) / (time.perf_counter() - start) > 200
+    batch = TEACHER.score(requests)
+    assert len(batch) == len(requests) and all(g.ok for g in batch)
+    for k in range(0, len(requests), 37):
+        assert TEACHER.score([requests[k]])[0].values == batch[k].values

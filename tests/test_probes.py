@@ -435,13 +435,16 @@ def test_a_checkpoint_trained_longer_scores_higher(tmp_path):
     short = dataclasses.replace(TINY_RECIPE, words=10_000)
     train, validation = corpus.load_corpus("train"), corpus.load_corpus("validation")
     pretrain(short, train, validation[:50], tmp_path, progress=False, log=lambda *_: None)
-    means = {
-        words: probe(checkpoint=folder, pairs=300).mean
-        for words, folder in (
-            (short.words, tmp_path / checkpoint_name(short.words)),
-            (TINY_RECIPE.words, build_tiny(progress=False)),
-        )
+    folders = {
+        short.words: tmp_path / checkpoint_name(short.words),
+        TINY_RECIPE.words: build_tiny(progress=False),
     }
-    assert TINY_RECIPE.words > short.words
+    means = {words: probe(checkpoint=folder, pairs=300).mean for words, folder in folders.items()}
+    # the two checkpoints really saw different amounts of text (their own records)
+    seen = {
+        words: json.loads((folder / "pretraining.json").read_text())["words_seen"]
+        for words, folder in folders.items()
+    }
+    assert seen[short.words] < seen[TINY_RECIPE.words]
     assert means[TINY_RECIPE.words].accuracy > means[short.words].accuracy
     assert means[TINY_RECIPE.words].margin > means[short.words].margin

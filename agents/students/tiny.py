@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from story_env.agents.pretraining.pretrain import (
 )
 from story_env.agents.students.lm import LMStudent, load_path_student
 from story_env.errors import ConfigError
+from story_env.loading import cache_root
 from story_env.run_folder import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -56,16 +56,6 @@ SHIPPED_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
 )
-CACHE_ENV = "STORYTELLING_CACHE_DIR"
-
-
-def cache_root() -> Path:
-    """Where built students live: ``$STORYTELLING_CACHE_DIR`` or the user cache dir."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("storytelling"))
 
 
 def recipe_key(recipe: PretrainConfig) -> str:

@@ -149,12 +149,10 @@ def _add_run_flags(p: argparse.ArgumentParser, *, algorithm: bool = True) -> Non
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from story_env.loading import loading_bars
     from story_env.run.training import train
 
     config = _config(args)
-    with loading_bars(not args.no_progress):
-        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     if _json_out(args, summary):
         return 0
     print(train_summary(summary, config, Path(args.out)))
@@ -219,17 +217,16 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from story_env.loading import loading_bars
     from story_env.run.evaluation import evaluate
 
-    with loading_bars(not args.no_progress):
-        shared = ("student", "student_kwargs", "teacher_kwargs", "seed", "num_envs")
-        given = {k: getattr(args, k) for k in (*shared, "max_new_tokens")}
-        result = evaluate(
-            **{k: v for k, v in given.items() if v is not None},
-            **pick(args, "checkpoint", "teacher", "stories", "top_p", "top_k"),
-            judges=[] if args.no_judge else args.judge,
-        )
+    shared = ("student", "student_kwargs", "teacher_kwargs", "seed", "num_envs")
+    given = {k: getattr(args, k) for k in (*shared, "max_new_tokens")}
+    result = evaluate(
+        **{k: v for k, v in given.items() if v is not None},
+        **pick(args, "checkpoint", "teacher", "stories", "top_p", "top_k"),
+        judges=[] if args.no_judge else args.judge,
+        progress=False if args.no_progress else None,
+    )
     if _json_out(args, result):
         return 0
     what = args.checkpoint or f"student {args.student or 'tiny'} (untrained policy)"
@@ -277,10 +274,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         judges=[] if args.no_judge else args.judge,
     )
-    if _json_out(args, {"table": table}):
+    if _json_out(args, json.loads((Path(args.out) / "results.json").read_text("utf-8"))):
         return 0
     print(table)
-    print(f"wrote {args.out}/results.md and {args.out}/curves.png")
+    print(f"wrote {args.out}/results.md, results.json and curves.png")
     return 0
 
 

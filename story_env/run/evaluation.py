@@ -24,9 +24,9 @@ from story_env.run.algorithms import accepts_kwarg, build_algorithm, policy_clas
 from story_env.run.config import TrainConfig
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.plots import figure
-from story_env.run.stats import CI_METHOD, mean_ci
+from story_env.run.stats import CI_METHOD, SEEDS_CI_METHOD, improvement_ci, iqm_ci, mean_ci
 from story_env.run.training import story_wave, train, uses_masks
-from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model
+from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model, write_atomic
 from story_env.teacher import StoryRequest
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def evaluate(
     top_p: float | None = None,
     top_k: int | None = None,
     judges: Sequence[JudgeSpec | str] | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
@@ -78,7 +79,8 @@ def evaluate(
     The stories are graded by ``teacher`` (default: the run's own teacher for a
     checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
     held-out judge of ``story_env.run.judging.default_judges``; ``[]`` for none), reported
-    under ``summary["judges"]``.
+    under ``summary["judges"]``. ``progress``: a bar on stderr while each judge loads and
+    grades (``None``: only when stderr is a terminal; ``False``: never).
     """
     if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
         raise ConfigError(
@@ -119,7 +121,7 @@ def evaluate(
     wave = story_wave(model, venv, per_slot=-(-stories // num_envs), masked=masked)
     results = [info for _, info in wave[:stories]]
     venv.close()
-    return _summary(results, seed, teacher, judge_specs)
+    return _summary(results, seed, teacher, judge_specs, progress)
 
 
 def _policy_and_env(
@@ -164,7 +166,11 @@ def _policy_and_env(
 
 
 def _summary(
-    results: list[dict[str, Any]], seed: int, teacher: str, judges: Sequence[JudgeSpec]
+    results: list[dict[str, Any]],
+    seed: int,
+    teacher: str,
+    judges: Sequence[JudgeSpec],
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Mean and 95% CI per dimension and of the teacher score; the stories (``texts``) and
     their words (each story's count in ``story_words``, their mean and CI in ``words``);
@@ -181,7 +187,7 @@ def _summary(
     summary["words"] = mean_ci(summary["story_words"])
     summary["samples"] = summary["texts"][:3]
     requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
-    summary["judges"] = judge_stories(judges, requests)
+    summary["judges"] = judge_stories(judges, requests, progress=progress)
     return summary
 
 
@@ -219,10 +225,17 @@ def compare(
     progress: bool = True,
     judges: Sequence[JudgeSpec | str] | None = None,
 ) -> str:
-    """Train every algorithm x seed on the same task; write ``results.md`` and ``curves.png``.
+    """Train every algorithm x seed on the same task; write ``results.md``,
+    ``results.json`` and ``curves.png``.
 
     Each trained policy and the untrained student are graded by the training teacher and
-    by the held-out ``judges`` (default: ``story_env.run.judging.default_judges``).
+    by the held-out ``judges`` (default: ``story_env.run.judging.default_judges``). Below
+    the per-seed table: each algorithm's interquartile mean over seeds per grader with its
+    stratified bootstrap interval, and the probability of improvement of each pair
+    (``seed_statistics``); ``results.json`` holds the same figures.
+
+    Returns:
+        The table (``results.md``'s text).
     """
     judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
     out = Path(out_dir)
@@ -249,6 +262,7 @@ def compare(
                 student_kwargs=base.student_kwargs,
                 teacher_kwargs=base.teacher_kwargs,
                 judges=judge_specs,
+                progress=progress,
             )
             rows.append((name, seed, ev, summary["wall_s"], summary["tokens_per_s"]))
             (run / "eval.json").write_text(json.dumps(ev, indent=2))
@@ -262,6 +276,7 @@ def compare(
         student_kwargs=base.student_kwargs,
         teacher_kwargs=base.teacher_kwargs,
         judges=judge_specs,
+        progress=progress,
     )
     labels = [j.label for j in judge_specs]
     lines = [
@@ -287,10 +302,136 @@ def compare(
         lines.append(
             f"| {name} | {seed} | {_fmt(ev['teacher_score'])} |{judged} {wall:,.0f} | {tps:,.1f} |"
         )
+    graders = {"teacher": "teacher", **{f"judge {k}": k for k in labels}}
+    stats = seed_statistics(rows, list(algorithms), graders)
+    lines += ["", *_seed_statistics_lines(stats)]
     table = "\n".join(lines) + "\n"
     (out / "results.md").write_text(table)
+    record = {"student": base.student, "teacher": base.teacher, "steps": base.steps}
+    record.update(_record(eval_stories, start, rows, labels), **stats)
+    write_atomic(out / "results.json", json.dumps(record, indent=2) + "\n", "compare results")
     _plot(out, algorithms, seeds)
     return table
+
+
+def _record(
+    eval_stories: int,
+    start: Mapping[str, Any],
+    rows: Sequence[tuple[str, int, Mapping[str, Any], float, float]],
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    """The per-run part of ``results.json``: the grades before training and of each run."""
+    return {
+        "eval_stories": eval_stories,
+        "before": {"teacher": list(start["teacher_score"]), **_judge_means(start, labels)},
+        "runs": [
+            {
+                "algorithm": name,
+                "seed": seed,
+                "teacher": list(ev["teacher_score"]),
+                **_judge_means(ev, labels),
+                "wall_s": wall,
+                "tokens_per_s": tps,
+            }
+            for name, seed, ev, wall, tps in rows
+        ],
+    }
+
+
+def _judge_means(ev: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+    """``{"judge <label>": [mean, low, high] or None}`` of one evaluation."""
+    return {
+        f"judge {k}": list(ev["judges"][k]["total"]) if "total" in ev["judges"][k] else None
+        for k in labels
+    }
+
+
+def seed_statistics(
+    rows: Sequence[tuple[str, int, Mapping[str, Any], float, float]],
+    algorithms: Sequence[str],
+    graders: Mapping[str, str],
+) -> dict[str, Any]:
+    """Each algorithm's interquartile mean over seeds per grader, with its stratified
+    bootstrap interval, and the probability of improvement of every pair of algorithms
+    (Agarwal et al. 2021; ``story_env.run.stats``).
+
+    Args:
+        rows: ``(algorithm, seed, evaluation, wall_s, tokens_per_s)`` per run.
+        algorithms: The algorithms in table order; each pair is reported once, as
+            P(earlier > later).
+        graders: Column name -> ``"teacher"`` or a judge's label. A seed a judge graded no
+            story of is left out of that judge's figures.
+
+    Returns:
+        ``{"ci_method", "iqm": {algorithm: {grader: {"iqm", "ci", "seeds"} or None}},
+        "probability_of_improvement": [{"x", "y", grader: {"p", "ci"} or None}]}``.
+    """
+    scores: dict[str, dict[str, list[float]]] = {a: {g: [] for g in graders} for a in algorithms}
+    for name, _, ev, _, _ in rows:
+        for column, source in graders.items():
+            judged = (
+                ev["teacher_score"] if source == "teacher" else ev["judges"][source].get("total")
+            )
+            if judged is not None:
+                scores[name][column].append(float(judged[0]))
+    iqms: dict[str, dict[str, Any]] = {}
+    for name in algorithms:
+        iqms[name] = {}
+        for column, values in scores[name].items():
+            if values:
+                value, low, high = iqm_ci(values)
+                iqms[name][column] = {"iqm": value, "ci": [low, high], "seeds": len(values)}
+            else:
+                iqms[name][column] = None
+    pairs = []
+    for i, x in enumerate(algorithms):
+        for y in algorithms[i + 1 :]:
+            pair: dict[str, Any] = {"x": x, "y": y}
+            for column in graders:
+                a, b = scores[x][column], scores[y][column]
+                if a and b:
+                    p, low, high = improvement_ci(a, b)
+                    pair[column] = {"p": p, "ci": [low, high]}
+                else:
+                    pair[column] = None
+            pairs.append(pair)
+    return {"ci_method": SEEDS_CI_METHOD, "iqm": iqms, "probability_of_improvement": pairs}
+
+
+def _seed_statistics_lines(stats: Mapping[str, Any]) -> list[str]:
+    """``seed_statistics`` as two markdown tables."""
+    iqms: dict[str, dict[str, Any]] = stats["iqm"]
+    columns = list(next(iter(iqms.values())))
+    lines = [
+        "Across seeds: interquartile mean (IQM, the mean of the middle 50% of the seeds' "
+        f"scores) [{stats['ci_method']}].",
+        "",
+        "| algorithm | seeds | " + "".join(f"{c} IQM | " for c in columns).rstrip(),
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for name, per in iqms.items():
+        seeds = max((v["seeds"] for v in per.values() if v), default=0)
+        cells = "".join(
+            f" {_fmt((v['iqm'], *v['ci']))} |" if v else " not graded |" for v in per.values()
+        )
+        lines.append(f"| {name} | {seeds} |{cells}")
+    pairs = stats["probability_of_improvement"]
+    if pairs:
+        lines += [
+            "",
+            "Probability of improvement P(X > Y): the chance that a seed of X scores above a "
+            "seed of Y (ties count half) [95% CI, the same bootstrap].",
+            "",
+            "| X | Y | " + "".join(f"{c} P(X > Y) | " for c in columns).rstrip(),
+            "|---|---|" + "---|" * len(columns),
+        ]
+        for pair in pairs:
+            cells = "".join(
+                f" {_fmt((pair[c]['p'], *pair[c]['ci']))} |" if pair[c] else " not graded |"
+                for c in columns
+            )
+            lines.append(f"| {pair['x']} | {pair['y']} |{cells}")
+    return lines
 
 
 def _judge_total(ev: Mapping[str, Any], label: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from story_env.errors import ConfigError
 from story_env.registry import create_teacher
 from story_env.run.stats import CI_METHOD, mean_ci
-from story_env.teacher import StoryRequest, close_teacher
+from story_env.teacher import StoryRequest, close_teacher, grading_progress
 
 
 @dataclass(frozen=True)
@@ -98,21 +98,43 @@ def judge_totals(judged: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def judge_stories(
-    judges: Sequence[JudgeSpec], requests: Sequence[StoryRequest]
+    judges: Sequence[JudgeSpec],
+    requests: Sequence[StoryRequest],
+    *,
+    progress: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Grade the same stories with every judge: per dimension and total, mean and 95% CI.
 
     A story a judge fails to grade is left out of that judge's means and counted in its
     ``failed`` (never scored as a number); its teacher's failure policy applies first.
+
+    Args:
+        judges: The judges.
+        requests: The stories.
+        progress: A bar on stderr per judge, while it loads and as it grades each batch
+            (``None``: only when stderr is a terminal; ``False``: never).
     """
+    from tqdm.auto import tqdm
 
     out: dict[str, dict[str, Any]] = {}
     for spec in judges:
-        judge = create_teacher(spec.name, **dict(spec.kwargs))
+        bar = tqdm(
+            total=len(requests),
+            desc=f"judge {spec.label}: loading",
+            unit="story",
+            disable=None if progress is None else not progress,
+            leave=False,
+        )
         try:
-            grades = judge.score(list(requests))
+            judge = create_teacher(spec.name, **dict(spec.kwargs))
+            bar.set_description(f"judge {spec.label}: grading")
+            try:
+                with grading_progress(bar.update):
+                    grades = judge.score(list(requests))
+            finally:
+                close_teacher(judge)
         finally:
-            close_teacher(judge)
+            bar.close()
         ok = [g for g in grades if g.ok and g.total is not None]
         summary: dict[str, Any] = {
             "judge": spec.as_dict(),
