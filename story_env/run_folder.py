@@ -23,6 +23,7 @@ a library writes itself (``torch.save``, ``save_pretrained``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -44,6 +45,14 @@ CHECKPOINT = "checkpoint.zip"
 CHECKPOINT_META = "checkpoint.json"
 CHECKPOINT_STATE = "run_state.json"  # the counters, inside checkpoint.zip
 STORIES = "stories.jsonl"
+#: The run folder's owner: a lock file held (``fcntl.flock``) for a run's lifetime, holding
+#: the owner's PID. Its presence also marks the folder as a run folder of this project.
+LOCK = ".storytelling.lock"
+#: Every name a run folder may hold (the TRL back end's ``trainer``; ``compare``'s
+#: ``eval.json``): any other file makes a folder someone else's.
+RUN_FILES = frozenset(
+    {CONFIG, CHECKPOINT, CHECKPOINT_META, STORIES, LOCK, "tensorboard", "trainer", "eval.json"}
+)
 
 #: Settings a resumed run may change: budgets and bookkeeping, not the task.
 RESUMABLE_CHANGES = ("steps", "word_budget", "checkpoint_every")
@@ -81,6 +90,85 @@ def prepare(out: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+def check_out(out_dir: str | os.PathLike[str]) -> Path:
+    """``--out`` as a path, refusing an empty one (it would mean the current folder).
+
+    Raises:
+        ConfigError: ``out_dir`` is empty or blank.
+    """
+    if not str(out_dir).strip():
+        raise ConfigError(
+            f"--out {str(out_dir)!r} is empty; give the run folder a path, e.g. --out runs/first"
+        )
+    return Path(out_dir)
+
+
+def _foreign_files(out: Path) -> list[str]:
+    """The names in ``out`` that no run of this project writes (empty for a run folder)."""
+    names = sorted(p.name for p in out.iterdir())
+    ours = {
+        n for n in names if n in RUN_FILES or n.endswith(".tmp") or n.startswith(".write-test-")
+    }
+    foreign = [n for n in names if n not in ours]
+    if foreign or not names or LOCK in names:
+        return foreign
+    # a folder written before the lock file existed: a run if its config names one
+    try:
+        saved = json.loads((out / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        saved = None
+    if (out / CHECKPOINT_META).is_file() and isinstance(saved, dict) and "algorithm" in saved:
+        return []
+    return [n for n in names if n != "tensorboard"]
+
+
+@contextlib.contextmanager
+def own_run(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the run folder ``out_dir`` for the duration of the block (one writer per folder).
+
+    ``out_dir`` must be new, empty or a run folder of this project; it is created if
+    missing. The lock is an OS lock (``fcntl.flock``) on ``LOCK`` in the folder, so it
+    ends with its process however that ends, and a second writer learns the holder's PID.
+
+    Raises:
+        ConfigError: ``out_dir`` is empty, or holds files that are not a run's.
+        RunFolderError: The folder cannot be written, or another process holds it.
+    """
+    out = check_out(out_dir)
+    prepare(out)
+    foreign = _foreign_files(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise ConfigError(
+            f"--out {str(out)!r} holds files that are not a storytelling run's ({shown}); "
+            "a run never takes over a folder: choose a new or empty --out"
+        )
+    path = out / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot create the lock file {str(path)!r} ({describe_os_error(exc)}); "
+            "choose a writable --out"
+        ) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RunFolderError(
+                f"run folder {str(out)!r} is in use by another process (PID {holder}); "
+                "wait for it to end, or choose another --out"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield out
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def dumps(record: Any) -> str:
@@ -351,7 +439,10 @@ def open_run(
     refuse_restart(out, meta.exists(), resume)
     if not meta.exists():
         _start_fresh(out, public, resume)
-        return {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+        fresh = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+        if "algorithm" in config:  # saved with every checkpoint: a resume checks it
+            fresh["algorithm"] = config["algorithm"]
+        return fresh
     changes = check_resume(
         read_config(out),
         public,
@@ -366,6 +457,7 @@ def open_run(
             "restore it, or start over with another --out"
         )
     saved = _model_state(out / checkpoint) if checkpoint is not None else None
+    check_checkpoint(out, state, saved, config.get("algorithm"), checkpoint or CHECKPOINT)
     if saved is not None and saved["steps"] > state["steps"]:
         # stopped between the model's write and checkpoint.json's: the model is newer
         logger.warning(
@@ -386,7 +478,45 @@ def open_run(
     note = repair_story_log(out / STORIES, state["stories"], state["steps"])
     if note:
         logger.warning("resuming %s: %s", out, note)
+    if "algorithm" in config:
+        state.setdefault("algorithm", config["algorithm"])
     return state
+
+
+def check_checkpoint(
+    out: Path,
+    state: Mapping[str, Any],
+    saved: Mapping[str, Any] | None,
+    algorithm: str | None,
+    checkpoint: str = CHECKPOINT,
+) -> None:
+    """The model file and ``checkpoint.json`` must be of this run: same algorithm, and the
+    model never behind the counters (an older model put back would move steps backwards).
+
+    Args:
+        out: The run folder, for the message.
+        state: The counters of ``checkpoint.json``.
+        saved: The counters inside the model file (``None`` for a model saved without them).
+        algorithm: The run's algorithm (its ``config.json``).
+        checkpoint: The model file's name, for the message.
+
+    Raises:
+        RunFolderError: A mismatch; the message names both values.
+    """
+    for where, counters in ((CHECKPOINT_META, state), (checkpoint, saved)):
+        found = counters.get("algorithm") if counters is not None else None
+        if algorithm is not None and found is not None and found != algorithm:
+            raise RunFolderError(
+                f"cannot resume {out}: {where} is a {found!r} checkpoint but the run trains "
+                f"{algorithm!r} (its {CONFIG}); restore the run's own checkpoint, or start "
+                "over with another --out"
+            )
+    if saved is not None and saved["steps"] < state["steps"]:
+        raise RunFolderError(
+            f"cannot resume {out}: {checkpoint} was saved at step {saved['steps']} but "
+            f"{CHECKPOINT_META} counts step {state['steps']} (an older model put back?); "
+            "restore the matching pair of files, or start over with another --out"
+        )
 
 
 def _start_fresh(out: Path, public: Mapping[str, Any], resume: bool) -> None:

@@ -29,7 +29,7 @@ from story_env.run_folder import (
     load_model,
     open_run,
     open_story_log,
-    prepare,
+    own_run,
     write_meta,
 )
 
@@ -95,8 +95,16 @@ def _warm_start_critic(
 def train(
     config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Run (or resume) one training run; returns its summary."""
-    prepare(Path(out_dir))  # a bad --out is the first thing to say
+    """Run (or resume) one training run; returns its summary.
+
+    The run holds its folder for its lifetime (``run_folder.own_run``): a second writer
+    is refused with the holder's PID, and a folder of foreign files is never taken over.
+    """
+    with own_run(out_dir) as out:  # a bad --out is the first thing to say
+        return _train(config, out, resume=resume, progress=progress)
+
+
+def _train(config: TrainConfig, out_dir: Path, *, resume: bool, progress: bool) -> dict[str, Any]:
     check_trainable(config.student, config.student_kwargs)
     if get_algorithm(config.algorithm).framework == "trl":  # GRPO: TRL's trainer
         from story_env.run.trl_training import train_trl
