@@ -275,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         **pick(args, "num_envs", "max_new_tokens", "top_p", "top_k"),
         judges=[] if args.no_judge else args.judge,
     )
-    what = args.checkpoint or f"student {args.student} (untrained policy)"
+    what = args.checkpoint or f"student {args.student or 'tiny'} (untrained policy)"
     print(f"{what}: {result['stories']} stories, seed {args.seed}")
     words = result["words"]
     print(f"  words per story {words[0]:.1f}  95% CI [{words[1]:.1f}, {words[2]:.1f}]")
@@ -349,7 +349,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", help="a `storytelling train` run folder (default: the untrained student)"
     )
-    p.add_argument("--student", default="tiny")
+    p.add_argument("--student", help="student (default: the run's own student, else tiny)")
     p.add_argument(
         "--teacher", help="teacher name (default: the run's own teacher, else heuristic)"
     )
@@ -358,7 +358,9 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stories", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=90)
+    p.add_argument(
+        "--max-new-tokens", type=int, help="story length (default: the run's own, else 90)"
+    )
     p.add_argument(
         "--top-p",
         type=float,

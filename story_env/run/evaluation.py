@@ -47,20 +47,80 @@ def _run_config(run: Path) -> dict[str, Any]:
     return data
 
 
+#: The settings a trained policy is tied to: its model and tokenizer (the student), its
+#: observation's shape (the prompts and ``max_new_tokens``), the reward it learned
+#: (``length_bonus``, ``weights``). ``evaluate`` takes them from the run's ``config.json``.
+RUN_SETTINGS = (
+    "student",
+    "student_kwargs",
+    "max_new_tokens",
+    "prompts",
+    "prompt_file",
+    "length_bonus",
+    "weights",
+)
+# an override of these cannot work: the policy's model or its observation would change
+_FIXED_BY_RUN = ("student", "student_kwargs", "max_new_tokens", "prompts", "prompt_file")
+
+
+def run_settings(
+    checkpoint: str | Path, given: Mapping[str, Any], teacher: str | None = None
+) -> dict[str, Any]:
+    """The env settings to evaluate a trained run with: the run's own (``RUN_SETTINGS``
+    of its ``config.json``), and of ``given`` those the user set (not ``None``).
+
+    Args:
+        checkpoint: A run folder or its ``checkpoint.zip``.
+        given: The caller's settings; ``None`` means "the run's".
+        teacher: The teacher that grades; the run's ``weights`` follow its own teacher's
+            dimensions, so another teacher grades with its default weights.
+
+    Raises:
+        ConfigError: A given setting that the trained policy cannot use (another
+            student, ``student_kwargs`` or ``max_new_tokens``): named with the run's value.
+    """
+    path = Path(checkpoint)
+    run_dir = path if path.is_dir() else path.parent
+    run = _run_config(run_dir)
+    settings = {name: run.get(name) for name in RUN_SETTINGS}
+    settings["student_kwargs"] = dict(settings["student_kwargs"] or {})
+    if settings["max_new_tokens"] is None:
+        settings["max_new_tokens"] = TrainConfig().max_new_tokens
+    if settings["length_bonus"] is None:
+        settings["length_bonus"] = 0.0
+    if teacher is not None and teacher != run.get("teacher"):
+        settings["weights"] = None
+    for name in _FIXED_BY_RUN:
+        value = given.get(name)
+        if name == "prompts" and value is not None:
+            value = list(value)
+        if value is None or value == settings[name] or (name == "student_kwargs" and not value):
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"the policy in {str(run_dir)!r} was trained with {name} {settings[name]!r}; "
+            f"{flag} {value!r} cannot work with it (its model or its observations would "
+            f"change). Drop {flag}: evaluation uses the run's own settings"
+        )
+    return settings
+
+
 def evaluate(
     *,
-    student: str = "tiny",
+    student: str | None = None,
     checkpoint: str | Path | None = None,
     teacher: str | None = None,
     stories: int = 64,
     seed: int = 0,
     num_envs: int = 16,
-    max_new_tokens: int = 90,
+    max_new_tokens: int | None = None,
     student_kwargs: Mapping[str, Any] | None = None,
     teacher_kwargs: Mapping[str, Any] | None = None,
     top_p: float | None = None,
     top_k: int | None = None,
     judges: Sequence[JudgeSpec | str] | None = None,
+    prompts: Sequence[str] | None = None,
+    prompt_file: str | None = None,
 ) -> dict[str, Any]:
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
@@ -68,6 +128,11 @@ def evaluate(
     policy writes, under the top-p / top-k masks it was trained with, if any; without
     it the untrained policy, i.e. the pretrained student, sampling inside its own top-p
     / top-k set when ``top_p`` / ``top_k`` are given.
+
+    A checkpoint is evaluated with the settings its run was trained with
+    (``run_settings``: student, prompts, ``max_new_tokens``, reward shape, masks);
+    ``student`` and ``max_new_tokens`` default to the run's, and another value is refused.
+    Without a checkpoint they default to ``tiny`` and 90.
 
     The stories are graded by ``teacher`` (default: the run's own teacher for a
     checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
@@ -85,17 +150,27 @@ def evaluate(
     if teacher is None:  # the run's own teacher, never silently another one
         teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)
     judge_specs = resolve_judges(judges, teacher, teacher_kwargs)
+    given = {"student": student, "student_kwargs": student_kwargs}
+    given.update(max_new_tokens=max_new_tokens, prompts=prompts, prompt_file=prompt_file)
+    env: dict[str, Any] = {
+        "student": student or "tiny",
+        "student_kwargs": dict(student_kwargs or {}),
+        "max_new_tokens": 90 if max_new_tokens is None else max_new_tokens,
+        "prompts": prompts,
+        "prompt_file": prompt_file,
+    }
+    if checkpoint is not None:
+        env = run_settings(checkpoint, given, teacher)
     if checkpoint is not None and top_p is None and top_k is None:
         trained = trl_student_folder(checkpoint)  # a TRL run (grpo): a transformers folder
         if trained is not None:
-            student, student_kwargs, checkpoint = str(trained), None, None
+            env.update(student=str(trained), student_kwargs={})
+            checkpoint = None
     config = TrainConfig(
-        student=student,
         teacher=teacher,
         num_envs=num_envs,
-        max_new_tokens=max_new_tokens,
-        student_kwargs=dict(student_kwargs or {}),
         teacher_kwargs=dict(teacher_kwargs or {}),
+        **env,
     )
     model, venv, masked = _policy_and_env(config, checkpoint, top_p, top_k)
     torch.manual_seed(seed)
@@ -231,6 +306,8 @@ def compare(
                 num_envs=base.num_envs,
                 max_new_tokens=base.max_new_tokens,
                 student_kwargs=base.student_kwargs,
+                prompts=base.env.prompts,
+                prompt_file=base.env.prompt_file,
                 teacher_kwargs=base.teacher_kwargs,
                 judges=judge_specs,
             )
@@ -244,6 +321,8 @@ def compare(
         num_envs=base.num_envs,
         max_new_tokens=base.max_new_tokens,
         student_kwargs=base.student_kwargs,
+        prompts=base.env.prompts,
+        prompt_file=base.env.prompt_file,
         teacher_kwargs=base.teacher_kwargs,
         judges=judge_specs,
     )
