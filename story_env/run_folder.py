@@ -96,12 +96,14 @@ def check_out(out_dir: str | os.PathLike[str]) -> Path:
     """``--out`` as a path, refusing an empty one (it would mean the current folder).
 
     Raises:
-        ConfigError: ``out_dir`` is empty or blank.
+        ConfigError: ``out_dir`` is empty or blank, or holds a NUL byte.
     """
     if not str(out_dir).strip():
         raise ConfigError(
             f"--out {str(out_dir)!r} is empty; give the run folder a path, e.g. --out runs/first"
         )
+    if "\0" in str(out_dir):
+        raise ConfigError(f"--out {str(out_dir)!r} contains a NUL byte; no path can hold one")
     return Path(out_dir)
 
 

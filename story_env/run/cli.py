@@ -10,15 +10,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from story_env.errors import StorytellingError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line, as the project's errors are:
+    the message and where the full usage is, then exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with a subcommand for each registered command, in registration order."""
     from story_env.registry import registry
 
-    parser = argparse.ArgumentParser(prog="storytelling", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="storytelling", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for entry in registry().entries("command"):
         # argparse formats help with %: a literal percent sign in a description is doubled
@@ -36,15 +45,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     specific message. A closed output pipe (``storytelling plugins | head -1``) ends
     the command quietly.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args = build_parser().parse_args(argv)  # loads the plugins: their errors are one line
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
         return status
+    except KeyboardInterrupt:
+        print(f"storytelling: interrupted. {resume_hint(argv)}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except StorytellingError as exc:
         print(f"storytelling: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        if "null byte" not in str(exc):
+            raise
+        print(
+            "storytelling: error: a path given contains a NUL byte (\\0), which no file name "
+            "can hold; check the paths on the command line and in the config",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
@@ -54,6 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def resume_hint(argv: Sequence[str]) -> str:
+    """What to run after Ctrl-C: for ``train`` and ``compare``, the same command with
+    ``--resume`` (their run folders keep the last checkpoint)."""
+    import shlex
+
+    if not argv or argv[0] not in ("train", "compare"):
+        return "Run the command again to start it over."
+    again = [*argv] if "--resume" in argv else [*argv, "--resume"]
+    return "The run folder keeps its last checkpoint; continue with: " + shlex.join(
+        ["storytelling", *again]
+    )
 
 
 def _quiet_broken_pipe() -> int:

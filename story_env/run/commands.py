@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from story_env.arguments import count, json_object, pick
+from story_env.arguments import count, json_object, name_list, pick, positive_int, seed, seed_list
 from story_env.errors import StorytellingError
 
 # flag name -> TrainConfig field; only flags the user gave override the config file
@@ -116,7 +116,7 @@ def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", default="heuristic", help="teacher name (default: heuristic)")
     p.add_argument("--agent", default="ngram", help="student agent name (default: ngram)")
     p.add_argument("--episodes", type=int, default=5, help="stories to write (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     p.add_argument("--num-envs", type=int, default=8, help="stories written at once (default: 8)")
     p.add_argument(
         "--max-new-tokens", type=int, default=90, help="story length limit (default: 90)"
@@ -175,7 +175,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--top-p", type=float, help="MaskablePPO: reference nucleus mask")
     p.add_argument("--top-k", type=int, help="MaskablePPO: reference top-k mask")
-    p.add_argument("--seed", type=int, help="seed (default: 0)")
+    p.add_argument("--seed", type=seed, help="seed (default: 0)")
     p.add_argument("--checkpoint-every", type=count, help="env steps between checkpoints")
     p.add_argument("--algo-kwargs", type=json_object, help="e.g. '{\"learning_rate\": 1e-5}'")
     p.add_argument("--student-kwargs", type=json_object)
@@ -315,8 +315,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     table = compare(
         _config(args),
-        args.algorithms.split(","),
-        [int(s) for s in args.seeds.split(",")],
+        args.algorithms,
+        args.seeds,
         args.out,
         eval_stories=args.eval_stories,
         resume=args.resume,
@@ -356,7 +356,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-kwargs", type=json_object)
     _add_judge_flags(p)
     p.add_argument("--stories", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument(
         "--max-new-tokens", type=int, help="story length (default: the run's own, else 90)"
@@ -373,9 +373,9 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 
 def add_compare(p: argparse.ArgumentParser) -> None:
     _add_run_flags(p)
-    p.add_argument("--algorithms", default="ppo,a2c,trpo,maskable_ppo")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--eval-stories", type=int, default=64)
+    p.add_argument("--algorithms", type=name_list, default="ppo,a2c,trpo,maskable_ppo")
+    p.add_argument("--seeds", type=seed_list, default="0,1")
+    p.add_argument("--eval-stories", type=positive_int, default=64)
     _add_judge_flags(p)
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from story_env.arguments import MAX_ENVS, MAX_SEED
 from story_env.core import MAX_CONTEXT_TOKENS, EnvConfig
 from story_env.errors import ConfigError, did_you_mean
 from story_env.rewards import finite_number
@@ -177,8 +178,10 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
 
     integer("steps", 1)
     integer("num_envs", 1)
+    if setting("num_envs") > MAX_ENVS:
+        raise ConfigError(f"num_envs must be <= {MAX_ENVS}, got {setting('num_envs')}")
     integer("max_new_tokens", 1, high=MAX_CONTEXT_TOKENS)
-    integer("seed", 0)
+    integer("seed", 0, high=MAX_SEED)
     integer("checkpoint_every", 1)
     integer("word_budget", 1, optional=True)
     integer("top_k", 1, optional=True)

@@ -17,15 +17,21 @@ from typing import Any
 import numpy as np
 
 from story_env.agents.rl.reference import ReferenceVecEnv
+from story_env.arguments import MAX_ENVS, MAX_STORIES
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
-from story_env.run.algorithms import accepts_kwarg, build_algorithm, policy_class_for
+from story_env.run.algorithms import (
+    accepts_kwarg,
+    build_algorithm,
+    check_algo_kwargs,
+    policy_class_for,
+)
 from story_env.run.config import TrainConfig
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.plots import figure
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, train, uses_masks
-from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model
+from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, check_out, load_model
 from story_env.teacher import StoryRequest
 
 
@@ -143,6 +149,12 @@ def evaluate(
         raise ConfigError(
             f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
         )
+    if stories > MAX_STORIES:
+        raise ConfigError(f"stories must be <= {MAX_STORIES}, got {stories}; e.g. --stories 64")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
+        raise ConfigError(f"num_envs must be a whole number from 1 to {MAX_ENVS}, got {num_envs!r}")
     import torch
 
     from story_env.run.trl_training import trl_student_folder
@@ -283,12 +295,16 @@ def compare(
     Each trained policy and the untrained student are graded by the training teacher and
     by the held-out ``judges`` (default: ``story_env.run.judging.default_judges``).
     """
+    check_compare_plan(algorithms, seeds, eval_stories)
     judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out(out_dir)
     configs = {name: _config_for(base, name) for name in algorithms}
     for name, config in configs.items():  # fail fast on an impossible combination
         policy_class_for(name, get_algorithm(name), config)
+        check_algo_kwargs(name, get_algorithm(name), config.algo_kwargs)
+        for seed in seeds:
+            dataclasses.replace(config, seed=seed)  # each seed in range
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in algorithms:
         for seed in seeds:
@@ -302,7 +318,7 @@ def compare(
                 checkpoint=run,
                 teacher=base.teacher,
                 stories=eval_stories,
-                seed=10_000 + seed,
+                seed=(10_000 + seed) % 2**32,
                 num_envs=base.num_envs,
                 max_new_tokens=base.max_new_tokens,
                 student_kwargs=base.student_kwargs,
@@ -354,6 +370,34 @@ def compare(
     (out / "results.md").write_text(table)
     _plot(out, algorithms, seeds)
     return table
+
+
+def check_compare_plan(algorithms: Sequence[str], seeds: Sequence[int], eval_stories: int) -> None:
+    """A comparison's plan, checked before it trains anything: at least one algorithm and
+    seed, none twice (a run would be written twice and listed twice), and at least one
+    story to evaluate each run on.
+
+    Raises:
+        ConfigError: Naming the flag (``--algorithms``, ``--seeds``, ``--eval-stories``).
+    """
+    for flag, items in (("--algorithms", list(algorithms)), ("--seeds", list(seeds))):
+        if not items:
+            raise ConfigError(f"{flag} is empty; give at least one, e.g. {flag} ppo,a2c")
+        twice = sorted({str(x) for x in items if items.count(x) > 1})
+        if twice:
+            raise ConfigError(
+                f"{flag} names {', '.join(twice)} more than once; each run must be distinct"
+            )
+    if (
+        isinstance(eval_stories, bool)
+        or not isinstance(eval_stories, int)
+        or not 1 <= eval_stories <= MAX_STORIES
+    ):
+        raise ConfigError(
+            f"--eval-stories must be a whole number from 1 to {MAX_STORIES}, got "
+            f"{eval_stories!r}; e.g. "
+            "--eval-stories 64"
+        )
 
 
 def _judge_total(ev: Mapping[str, Any], label: str) -> str:

@@ -19,7 +19,12 @@ import numpy as np
 
 from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.registry import get_algorithm
-from story_env.run.algorithms import build_algorithm, check_trainable, make_env
+from story_env.run.algorithms import (
+    build_algorithm,
+    check_algo_kwargs,
+    check_trainable,
+    make_env,
+)
 from story_env.run.callbacks import RunCallback, has_tensorboard, log_story, rollout_tokens
 from story_env.run.config import TrainConfig
 from story_env.run_folder import (
@@ -100,6 +105,7 @@ def train(
     The run holds its folder for its lifetime (``run_folder.own_run``): a second writer
     is refused with the holder's PID, and a folder of foreign files is never taken over.
     """
+    check_algo_kwargs(config.algorithm, get_algorithm(config.algorithm), config.algo_kwargs)
     with own_run(out_dir) as out:  # a bad --out is the first thing to say
         return _train(config, out, resume=resume, progress=progress)
 
