@@ -114,7 +114,8 @@ def _foreign_files(out: Path) -> list[str]:
         n for n in names if n in RUN_FILES or n.endswith(".tmp") or n.startswith(".write-test-")
     }
     foreign = [n for n in names if n not in ours]
-    if foreign or not names or LOCK in names:
+    written = [n for n in names if n in RUN_FILES - {LOCK, "tensorboard"}]
+    if foreign or not written or LOCK in names:  # only leftovers (.tmp) count as empty
         return foreign
     # a folder written before the lock file existed: a run if its config names one
     try:
@@ -123,7 +124,7 @@ def _foreign_files(out: Path) -> list[str]:
         saved = None
     if (out / CHECKPOINT_META).is_file() and isinstance(saved, dict) and "algorithm" in saved:
         return []
-    return [n for n in names if n != "tensorboard"]
+    return written
 
 
 @contextlib.contextmanager
