@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -153,3 +154,30 @@ def test_a_checkpoint_of_another_algorithm_refuses_to_resume(
     (run / "checkpoint.json").write_text(json.dumps({**meta, "algorithm": "a2c"}))
     err = one_line_error(capsys, [*train_argv(random_lm_student, run, 128), "--resume"])
     assert "checkpoint.json is a 'a2c' checkpoint but the run trains 'ppo'" in err
+
+
+def test_ctrl_c_during_train_is_one_line_saying_how_to_resume(random_lm_student, tmp_path):
+    out = tmp_path / "run"
+    argv = train_argv(random_lm_student, out, 10**6)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "story_env.run.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.json").exists():  # past its first checkpoint
+        assert run.poll() is None, run.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("storytelling: interrupted. The run folder keeps its last checkpoint")
+    assert last.endswith("--resume") and f"--out {out}" in last
+    # the line's command resumes the run
+    resume = shlex.split(last.split("continue with: ", 1)[1])[1:]
+    resume[resume.index("--steps") + 1] = "96"
+    assert main(resume) == 0

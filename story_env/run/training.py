@@ -31,10 +31,12 @@ from story_env.run_folder import (
     CHECKPOINT,
     CHECKPOINT_META,
     STORIES,
+    check_out,
     load_model,
     open_run,
     open_story_log,
     own_run,
+    prepare,
     write_meta,
 )
 
@@ -105,13 +107,15 @@ def train(
     The run holds its folder for its lifetime (``run_folder.own_run``): a second writer
     is refused with the holder's PID, and a folder of foreign files is never taken over.
     """
+    out = check_out(out_dir)  # a bad --out is the first thing to say
     check_algo_kwargs(config.algorithm, get_algorithm(config.algorithm), config.algo_kwargs)
-    with own_run(out_dir) as out:  # a bad --out is the first thing to say
-        return _train(config, out, resume=resume, progress=progress)
+    prepare(out)
+    check_trainable(config.student, config.student_kwargs)
+    with own_run(out) as owned:
+        return _train(config, owned, resume=resume, progress=progress)
 
 
 def _train(config: TrainConfig, out_dir: Path, *, resume: bool, progress: bool) -> dict[str, Any]:
-    check_trainable(config.student, config.student_kwargs)
     if get_algorithm(config.algorithm).framework == "trl":  # GRPO: TRL's trainer
         from story_env.run.trl_training import train_trl
 
