@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from story_env.errors import StorytellingError
+from story_env.secrets import redact_text
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except StorytellingError as exc:
-        print(f"storytelling: error: {exc}", file=sys.stderr)
+        message = " ".join(redact_text(str(exc)).splitlines())  # one line, always
+        print(f"storytelling: error: {message}", file=sys.stderr)
         return 2
     except ValueError as exc:
         if "null byte" not in str(exc):
@@ -71,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
         print(
-            f"storytelling: error: cannot use file{where}: {exc.strerror or exc}; check the "
+            f"storytelling: error: cannot use file{where}: {redact_text(str(exc.strerror or exc))}; check the "
             "path, its permissions and the free disk space",
             file=sys.stderr,
         )
