@@ -152,7 +152,7 @@ def test_the_fuzzed_flags_cover_every_value_flag_of_train():
         ),
         (
             ["train", "--algo-kwargs", '{"learning_rate": -0.001}'],
-            "algo_kwargs learning_rate=-0.001 for 'ppo' must be > 0",
+            "algo_kwargs learning_rate=-0.001 for 'ppo' must be >= 0",
         ),
         (
             ["train", "--algo-kwargs", '{"n_steps": 100000000000000000000}'],

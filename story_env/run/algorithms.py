@@ -220,7 +220,7 @@ _RUN_OWNED = {
 # name -> (low, low is allowed, high, high is allowed, whole number). A value outside
 # reaches the library as an assertion, a division by zero or an allocation that never ends.
 _RANGES: dict[str, tuple[float, bool, float | None, bool, bool]] = {
-    "learning_rate": (0.0, False, None, False, False),
+    "learning_rate": (0.0, True, None, False, False),  # 0: a frozen policy (tests use it)
     "n_steps": (1, True, 1_000_000, True, True),
     "batch_size": (1, True, 1_000_000, True, True),
     "n_epochs": (1, True, 10_000, True, True),

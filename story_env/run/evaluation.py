@@ -31,7 +31,8 @@ from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.plots import figure
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, train, uses_masks
-from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, check_out, load_model
+from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model
+from story_env.run_owner import check_out
 from story_env.teacher import StoryRequest
 
 

@@ -31,14 +31,13 @@ from story_env.run_folder import (
     CHECKPOINT,
     CHECKPOINT_META,
     STORIES,
-    check_out,
     load_model,
     open_run,
     open_story_log,
-    own_run,
     prepare,
     write_meta,
 )
+from story_env.run_owner import check_out, own_run
 
 logger = logging.getLogger("story_env.run.training")
 
@@ -104,7 +103,7 @@ def train(
 ) -> dict[str, Any]:
     """Run (or resume) one training run; returns its summary.
 
-    The run holds its folder for its lifetime (``run_folder.own_run``): a second writer
+    The run holds its folder for its lifetime (``run_owner.own_run``): a second writer
     is refused with the holder's PID, and a folder of foreign files is never taken over.
     """
     out = check_out(out_dir)  # a bad --out is the first thing to say

@@ -21,7 +21,7 @@ import pytest
 
 from story_env.errors import RunFolderError
 from story_env.run.cli import main
-from story_env.run_folder import LOCK, own_run
+from story_env.run_owner import LOCK, own_run
 
 TRAIN = [
     "--num-envs",
@@ -120,16 +120,15 @@ def test_a_run_folder_of_this_project_is_resumed(random_lm_student, finished_run
     assert main([*train_argv(random_lm_student, run, 128), "--resume"]) == 0
 
 
-def _older_model(finished_run: Path, tmp_path: Path) -> Path:
-    """A copy of the run whose checkpoint.zip says it was saved at an earlier step."""
+def _rewritten_model(finished_run: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of the run whose checkpoint.zip carries other counters (``changes``)."""
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     zipped = run / "checkpoint.zip"
     with zipfile.ZipFile(zipped) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     state = json.loads(members["run_state.json"])
-    state["steps"] -= 32
-    members["run_state.json"] = json.dumps(state).encode()
+    members["run_state.json"] = json.dumps({**state, **changes}).encode()
     with zipfile.ZipFile(zipped, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
@@ -139,9 +138,17 @@ def _older_model(finished_run: Path, tmp_path: Path) -> Path:
 def test_an_older_model_beside_newer_counters_refuses_to_resume(
     capsys, random_lm_student, finished_run, tmp_path
 ):
-    run = _older_model(finished_run, tmp_path)
+    run = _rewritten_model(finished_run, tmp_path, steps=32)
     err = one_line_error(capsys, [*train_argv(random_lm_student, run, 128), "--resume"])
     assert "checkpoint.zip was saved at step 32 but checkpoint.json counts step 64" in err
+
+
+def test_a_model_of_another_algorithm_refuses_to_resume(
+    capsys, random_lm_student, finished_run, tmp_path
+):
+    run = _rewritten_model(finished_run, tmp_path, algorithm="a2c")
+    err = one_line_error(capsys, [*train_argv(random_lm_student, run, 128), "--resume"])
+    assert "checkpoint.zip is a 'a2c' checkpoint but the run trains 'ppo'" in err
 
 
 def test_a_checkpoint_of_another_algorithm_refuses_to_resume(
