@@ -43,6 +43,11 @@ class PluginLoadError(StorytellingError, ImportError):
     """A third-party plugin failed to import or to register."""
 
 
+class PluginError(StorytellingError, RuntimeError):
+    """A plugin's hook or factory raised an error that is not the project's own: the
+    message names the plugin, its package and the error."""
+
+
 class DependencyMissingError(StorytellingError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

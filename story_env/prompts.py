@@ -18,14 +18,20 @@ def read_text_file(path: str | Path, what: str) -> str:
         what: What the file is for, as the user knows it (``"prompt_file"``, ``"--config"``).
 
     Raises:
-        ConfigError: The path is missing, a directory, unreadable or not UTF-8 text; the
-            message names the path and the fix.
+        ConfigError: The path is missing, a directory or another file that is not a
+            regular one (a FIFO), unreadable, not UTF-8 text or holds a NUL byte; the
+            message names the path and the fix. A UTF-8 byte-order mark is removed.
     """
     file = Path(path)
     if file.is_dir():
         raise ConfigError(f"{what} {str(file)!r} is a directory; give the path of a text file")
     if not file.exists():
         raise ConfigError(f"{what} {str(file)!r} does not exist; check the path")
+    if not file.is_file():  # a FIFO, a socket, a device: reading it may never end
+        raise ConfigError(
+            f"{what} {str(file)!r} is not a regular file (a pipe, socket or device); "
+            "give the path of a text file"
+        )
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -33,8 +39,14 @@ def read_text_file(path: str | Path, what: str) -> str:
             f"cannot read {what} {str(file)!r} ({describe_os_error(exc)}); "
             "check its permissions or give another file"
         ) from exc
+    if b"\0" in data:
+        line = data[: data.index(b"\0")].count(b"\n") + 1
+        raise ConfigError(
+            f"{what} {str(file)!r} holds a NUL byte at line {line}, so it is not text; "
+            "remove it or give the right file"
+        )
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not text
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(
@@ -45,6 +57,11 @@ def read_text_file(path: str | Path, what: str) -> str:
 
 def _check_encodable(pool: tuple[str, ...], source: str) -> None:
     for k, prompt in enumerate(pool):
+        if "\0" in prompt:
+            raise ConfigError(
+                f"prompt {k} of {source} holds a NUL byte at position {prompt.index(chr(0))}; "
+                "remove it"
+            )
         try:
             prompt.encode("utf-8")
         except UnicodeEncodeError as exc:

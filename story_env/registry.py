@@ -24,7 +24,9 @@ from story_env.errors import (
     ConfigError,
     DependencyMissingError,
     DuplicatePluginError,
+    PluginError,
     PluginLoadError,
+    StorytellingError,
     UnknownPluginError,
 )
 
@@ -173,7 +175,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit must not end us
             raise PluginLoadError(
                 f"plugin {ep.name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP!r}, "
                 f"from {dist}) failed to import: {type(exc).__name__}: {exc}. Fix or uninstall "
@@ -222,6 +224,7 @@ def registry() -> Registry:
                 _plugin: str = plugin_name,
                 _dist: str = dist,
             ) -> None:
+                check_declaration(_kind, name, obj, f"plugin {_plugin!r}, {_dist}")
                 entry = Entry(
                     _kind, name, obj, _plugin, _dist, description, tuple(aliases), trainable
                 )
@@ -236,8 +239,42 @@ def registry() -> Registry:
                     owners[(_kind, key)] = entry
                 entries.append(entry)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except StorytellingError:
+                raise
+            except (Exception, SystemExit) as exc:
+                raise PluginError(
+                    f"plugin {plugin_name!r} ({dist}) failed in its {hook_name} hook: "
+                    f"{_describe(exc)}. Fix or uninstall that package, or set "
+                    f"{DISABLE_AUTOLOAD_ENV}=1 to skip third-party plugins."
+                ) from exc
     return Registry(entries)
+
+
+def _describe(exc: BaseException) -> str:
+    """``"ValueError: the message"``, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def check_declaration(kind: Kind, name: str, obj: Any, where: str) -> None:
+    """A teacher's declared ``dimensions`` must be a sequence of names, not a string (a
+    string would be read as one dimension per letter).
+
+    Raises:
+        PluginError: Naming the teacher, where it comes from, and the fix.
+    """
+    if kind != "teacher":
+        return
+    dims = getattr(obj, "dimensions", None)
+    if dims is None or isinstance(obj, type(check_declaration)):
+        return
+    if isinstance(dims, str) or not all(isinstance(d, str) and d for d in dims):
+        raise PluginError(
+            f"teacher {name!r} ({where}) declares dimensions {dims!r}; declare a tuple of "
+            f'dimension names, e.g. dimensions = ("{dims if isinstance(dims, str) else "quality"}",)'
+        )
 
 
 def create_teacher(name: str, **kwargs: Any) -> Any:
@@ -268,12 +305,26 @@ def get_algorithm(name: str) -> AlgorithmSpec:
 
 def _create(kind: Kind, name: str, kwargs: dict[str, Any]) -> Any:
     entry = registry().get(kind, name)
+    where = f"plugin {entry.plugin!r}, {entry.distribution}"
     try:
-        return entry.obj(**kwargs)
+        made = entry.obj(**kwargs)
+    except (StorytellingError, OSError):  # the project's own, and file errors naming a path
+        raise
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc) or "positional argument" in str(exc):
             raise ConfigError(
                 f"bad keyword arguments {sorted(kwargs)} for {kind} {name!r} "
                 f"(from {entry.distribution}): {exc}"
             ) from exc
-        raise
+        raise _failed(kind, name, where, exc) from exc
+    except (Exception, SystemExit) as exc:
+        raise _failed(kind, name, where, exc) from exc
+    check_declaration(kind, name, made, where)
+    return made
+
+
+def _failed(kind: Kind, name: str, where: str, exc: BaseException) -> PluginError:
+    return PluginError(
+        f"{kind} {name!r} ({where}) failed to start: {_describe(exc)}. Check its "
+        f"{kind}_kwargs, or fix or uninstall that package"
+    )

@@ -17,7 +17,8 @@ halves serve every other resumable folder too (pretraining, corpus generation):
 ``refuse_restart`` (a folder that holds a run needs ``--resume``) and ``check_resume``
 (a resume must keep the saved settings, but for those named as changeable).
 ``write_atomic_with`` and ``write_folder_atomic`` are the atomic writes for content that
-a library writes itself (``torch.save``, ``save_pretrained``).
+a library writes itself (``torch.save``, ``save_pretrained``). Who may write a run folder
+(one process, never a folder of foreign files) is ``story_env.run_owner``.
 """
 
 from __future__ import annotations
@@ -351,7 +352,10 @@ def open_run(
     refuse_restart(out, meta.exists(), resume)
     if not meta.exists():
         _start_fresh(out, public, resume)
-        return {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+        fresh = {"steps": 0, "stories": 0, "interactive_words": 0, "wall_s": 0.0}
+        if "algorithm" in config:  # saved with every checkpoint: a resume checks it
+            fresh["algorithm"] = config["algorithm"]
+        return fresh
     changes = check_resume(
         read_config(out),
         public,
@@ -366,6 +370,7 @@ def open_run(
             "restore it, or start over with another --out"
         )
     saved = _model_state(out / checkpoint) if checkpoint is not None else None
+    check_checkpoint(out, state, saved, config.get("algorithm"), checkpoint or CHECKPOINT)
     if saved is not None and saved["steps"] > state["steps"]:
         # stopped between the model's write and checkpoint.json's: the model is newer
         logger.warning(
@@ -386,7 +391,35 @@ def open_run(
     note = repair_story_log(out / STORIES, state["stories"], state["steps"])
     if note:
         logger.warning("resuming %s: %s", out, note)
+    if "algorithm" in config:
+        state.setdefault("algorithm", config["algorithm"])
     return state
+
+
+def check_checkpoint(
+    out: Path,
+    state: Mapping[str, Any],
+    saved: Mapping[str, Any] | None,
+    algorithm: str | None,
+    checkpoint: str = CHECKPOINT,
+) -> None:
+    """Refuse a model file (``saved``: its counters) or ``checkpoint.json`` (``state``) of
+    another algorithm than the run's, and a model behind the counters (an older model put
+    back would move steps backwards), with a ``RunFolderError`` naming both values."""
+    for where, counters in ((CHECKPOINT_META, state), (checkpoint, saved)):
+        found = counters.get("algorithm") if counters is not None else None
+        if algorithm is not None and found is not None and found != algorithm:
+            raise RunFolderError(
+                f"cannot resume {out}: {where} is a {found!r} checkpoint but the run trains "
+                f"{algorithm!r} (its {CONFIG}); restore the run's own checkpoint, or start "
+                "over with another --out"
+            )
+    if saved is not None and saved["steps"] < state["steps"]:
+        raise RunFolderError(
+            f"cannot resume {out}: {checkpoint} was saved at step {saved['steps']} but "
+            f"{CHECKPOINT_META} counts step {state['steps']} (an older model put back?); "
+            "restore the matching pair of files, or start over with another --out"
+        )
 
 
 def _start_fresh(out: Path, public: Mapping[str, Any], resume: bool) -> None:

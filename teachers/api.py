@@ -34,10 +34,16 @@ from typing import Any, Unpack
 
 from story_env.errors import BackendError, ConfigError, DependencyMissingError
 from story_env.secrets import (
+    MASK,
     Redactor,
     basic_auth_from_url,
+    body_secrets,
+    is_secret_name,
+    redact_config,
+    redact_logger,
     redact_url,
     strip_url_credentials,
+    url_query,
     url_secrets,
 )
 from story_env.teacher import StoryRequest
@@ -151,11 +157,14 @@ class APITeacher(JudgeTeacher):
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{label} must be a number of seconds > 0, got {value!r}")
         super().__init__(**options)
-        self.base_url = strip_url_credentials(base_url.rstrip("/"))
-        # credentials in base_url travel as HTTP Basic auth, never in a URL that a client
-        # or its logging could show (httpx logs every request's URL at INFO level)
+        # credentials in base_url travel as HTTP Basic auth and its query (``?api-key=``)
+        # as request parameters, never in a URL that a message, a client or its logging
+        # could show (httpx logs every request's URL at INFO level)
+        redact_logger("httpx")  # it logs every request's URL, query included
+        root, self._params = url_query(strip_url_credentials(base_url))
+        self.base_url = root.rstrip("/")
         self._basic_auth = basic_auth_from_url(base_url)
-        self._redact = Redactor(url_secrets(base_url))
+        self._redact = Redactor([*url_secrets(base_url), *body_secrets(extra_body or {})])
         self.model = model
         self.api_key_env = api_key_env
         self.temperature = float(temperature)
@@ -178,14 +187,17 @@ class APITeacher(JudgeTeacher):
 
     def grade_config(self) -> dict[str, Any]:
         """Server, model and sampling settings (no key, no timeouts, no concurrency)."""
-        return {
+        config = {
             "teacher": self.name,
             "base_url": self.base_url,
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
-            "extra_body": self.extra_body,
+            "extra_body": redact_config(self.extra_body),
         }
+        if self._params:  # e.g. an api-version; a key among them is masked
+            config["query"] = [(k, MASK if is_secret_name(k) else v) for k, v in self._params]
+        return config
 
     def close(self) -> None:
         """Close the HTTP client, its worker threads and the grade cache.
@@ -245,7 +257,13 @@ class APITeacher(JudgeTeacher):
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             try:
-                response = client.post(url, json=body, headers=headers, auth=self._basic_auth)
+                response = client.post(
+                    url,
+                    json=body,
+                    headers=headers,
+                    auth=self._basic_auth,
+                    params=self._params or None,
+                )
             except httpx.TimeoutException as exc:
                 error = BackendError(
                     f"no answer from {self.base_url} within the timeout ({type(exc).__name__})",

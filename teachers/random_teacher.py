@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from story_env.errors import ConfigError
 from story_env.teacher import DEFAULT_DIMENSIONS, Scores, StoryRequest
 
 
@@ -37,6 +38,11 @@ class RandomTeacher:
         Args:
             seed: Seed of the ``numpy.random.default_rng`` generator that draws the grades.
         """
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ConfigError(
+                f"the random teacher's seed must be a whole number from 0 to {2**32 - 1}, "
+                f"got {seed!r}; e.g. --teacher-kwargs '{{\"seed\": 1}}'"
+            )
         self.seed = seed
         self._rng = np.random.default_rng(seed)
 

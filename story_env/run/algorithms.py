@@ -98,7 +98,7 @@ def make_env(config: TrainConfig, seed_offset: int = 0) -> Any:
     from story_env.sb3 import make_sb3_vec_env
 
     venv = make_sb3_vec_env(num_envs=config.num_envs, **config.env_kwargs())
-    venv.seed(config.seed + seed_offset)
+    venv.seed((config.seed + seed_offset) % 2**32)  # numpy's range
     if _owns_kl(get_algorithm(config.algorithm)):
         return venv  # the algorithm keeps its own reference (StoryPPO)
     if (
@@ -187,12 +187,72 @@ _RUN_OWNED = {
 }
 
 
+# Ranges of the numeric hyperparameters (of SB3, sb3-contrib and TRL's configs):
+# name -> (low, low is allowed, high, high is allowed, whole number). A value outside
+# reaches the library as an assertion, a division by zero or an allocation that never ends.
+_RANGES: dict[str, tuple[float, bool, float | None, bool, bool]] = {
+    "learning_rate": (0.0, True, None, False, False),  # 0: a frozen policy (tests use it)
+    "n_steps": (1, True, 1_000_000, True, True),
+    "batch_size": (1, True, 1_000_000, True, True),
+    "n_epochs": (1, True, 10_000, True, True),
+    "gamma": (0.0, True, 1.0, True, False),
+    "gae_lambda": (0.0, True, 1.0, True, False),
+    "clip_range": (0.0, False, None, False, False),
+    "clip_range_vf": (0.0, False, None, False, False),
+    "ent_coef": (0.0, True, None, False, False),
+    "vf_coef": (0.0, True, None, False, False),
+    "max_grad_norm": (0.0, False, None, False, False),
+    "target_kl": (0.0, False, None, False, False),
+    "n_critic_updates": (1, True, 10_000, True, True),
+    "cg_max_steps": (1, True, 10_000, True, True),
+    "cg_damping": (0.0, False, None, False, False),
+    "line_search_shrinking_factor": (0.0, False, 1.0, False, False),
+    "line_search_max_iter": (1, True, 10_000, True, True),
+    "rms_prop_eps": (0.0, False, None, False, False),
+    "num_generations": (1, True, 10_000, True, True),
+    "num_train_epochs": (0.0, False, 10_000, True, False),
+    "per_device_train_batch_size": (1, True, 1_000_000, True, True),
+    "gradient_accumulation_steps": (1, True, 10_000, True, True),
+    "beta": (0.0, True, None, False, False),
+    "temperature": (0.0, False, None, False, False),
+}
+#: Any number past this is a typo, not a setting (``1e300``, ``10**30``).
+_MAX_MAGNITUDE = 1e9
+
+
+def _check_range(name: str, key: str, value: Any) -> None:
+    """``value`` of ``algo_kwargs[key]`` is a finite number inside ``_RANGES[key]``."""
+    where = f"algo_kwargs {key}={value!r} for {name!r}"
+    if value is None and key in ("clip_range_vf", "target_kl"):
+        return  # their "off"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite")
+    if abs(value) > _MAX_MAGNITUDE:
+        raise ConfigError(f"{where} is too large (the limit is {_MAX_MAGNITUDE:g})")
+    rule = _RANGES.get(key)
+    if rule is None:
+        return
+    low, low_ok, high, high_ok, whole = rule
+    if whole and not isinstance(value, int):
+        raise ConfigError(f"{where} must be a whole number")
+    below = value < low or (value == low and not low_ok)
+    above = high is not None and (value > high or (value == high and not high_ok))
+    if below or above:
+        span = f"{'>=' if low_ok else '>'} {low:g}"
+        if high is not None:
+            span += f" and {'<=' if high_ok else '<'} {high:g}"
+        raise ConfigError(f"{where} must be {span}")
+
+
 def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, Any]) -> None:
     """Check the user's ``algo_kwargs`` against the algorithm's constructor.
 
     Names only keys the user passed: an unknown key (with the closest valid one), a key
-    the run sets itself, or a value whose type does not match the parameter's default
-    (a string where a number is expected).
+    the run sets itself, a value whose type does not match the parameter's default
+    (a string where a number is expected), or a number out of its range (``_RANGES``:
+    ``n_steps`` 0, a negative learning rate, ``1e300``). Runs before anything is built.
 
     Raises:
         ConfigError: With the key, the value and the fix.
@@ -234,6 +294,10 @@ def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, 
                     f"algo_kwargs {key}={value!r} for {name!r} must be a whole number "
                     f"(the default is {default!r})"
                 )
+        if key in _RANGES or (
+            isinstance(value, int | float) and not isinstance(value, bool) and key in params
+        ):
+            _check_range(name, key, value)
 
 
 def accepts_kwarg(spec: AlgorithmSpec, name: str) -> bool:

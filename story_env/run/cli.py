@@ -10,8 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from story_env.errors import StorytellingError
+from story_env.secrets import redact_text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line, as the project's errors are:
+    the message and where the full usage is, then exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     from story_env import __version__
     from story_env.registry import registry
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="storytelling",
         description="Storytelling-v0: train and compare small language models that learn to "
         "tell stories from a teacher's grades.",
@@ -42,24 +52,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     specific message. A closed output pipe (``storytelling plugins | head -1``) ends
     the command quietly.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args = build_parser().parse_args(argv)  # loads the plugins: their errors are one line
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
         return status
+    except KeyboardInterrupt:
+        print(f"storytelling: interrupted. {resume_hint(argv)}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except StorytellingError as exc:
-        print(f"storytelling: error: {exc}", file=sys.stderr)
+        message = " ".join(redact_text(str(exc)).splitlines())  # one line, always
+        print(f"storytelling: error: {message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        if "null byte" not in str(exc):
+            raise
+        print(
+            "storytelling: error: a path given contains a NUL byte (\\0), which no file name "
+            "can hold; check the paths on the command line and in the config",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
         print(
-            f"storytelling: error: cannot use file{where}: {exc.strerror or exc}; check the "
+            f"storytelling: error: cannot use file{where}: {redact_text(str(exc.strerror or exc))}; check the "
             "path, its permissions and the free disk space",
             file=sys.stderr,
         )
         return 2
+
+
+def resume_hint(argv: Sequence[str]) -> str:
+    """What to run after Ctrl-C: for ``train`` and ``compare``, the same command with
+    ``--resume`` (their run folders keep the last checkpoint)."""
+    import shlex
+
+    if not argv or argv[0] not in ("train", "compare"):
+        return "Run the command again to start it over."
+    again = [*argv] if "--resume" in argv else [*argv, "--resume"]
+    return "The run folder keeps its last checkpoint; continue with: " + shlex.join(
+        ["storytelling", *again]
+    )
 
 
 def _quiet_broken_pipe() -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from story_env.arguments import count, json_object, pick
+from story_env.arguments import count, json_object, name_list, pick, positive_int, seed, seed_list
 from story_env.errors import StorytellingError
 
 _JSON_HELP = "also write the result as JSON to FILE; with '-', print the JSON instead of the text"
@@ -109,7 +109,7 @@ def add_play(p: argparse.ArgumentParser) -> None:
         "--student", default="ngram", help="student name or model folder (default: ngram)"
     )
     p.add_argument("--episodes", type=int, default=5, help="stories to write (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     p.add_argument("--num-envs", type=int, default=8, help="stories written at once (default: 8)")
     p.add_argument(
         "--max-new-tokens", type=int, default=90, help="story length limit (default: 90)"
@@ -266,8 +266,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     table = compare(
         _config(args),
-        args.algorithms.split(","),
-        [int(s) for s in args.seeds.split(",")],
+        args.algorithms,
+        args.seeds,
         args.out,
         eval_stories=args.eval_stories,
         resume=args.resume,
@@ -325,13 +325,16 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     _add_run_flags(p, algorithm=False)
     p.add_argument(
         "--algorithms",
+        type=name_list,
         default="ppo_story,ppo",
         help="comma-separated registered algorithms (default: ppo_story,ppo)",
     )
-    p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default: 0,1)")
+    p.add_argument(
+        "--seeds", type=seed_list, default="0,1", help="comma-separated seeds (default: 0,1)"
+    )
     p.add_argument(
         "--eval-stories",
-        type=int,
+        type=positive_int,
         default=64,
         help="stories each trained run writes for its evaluation (default: 64)",
     )

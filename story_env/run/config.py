@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from story_env.arguments import MAX_ENVS, MAX_SEED, positive_int
+from story_env.arguments import seed as parse_seed
 from story_env.core import MAX_CONTEXT_TOKENS, EnvConfig
 from story_env.errors import ConfigError, did_you_mean
 from story_env.rewards import finite_number
@@ -76,7 +78,9 @@ class TrainConfig:
     word_budget: int | None = field(
         default=None, metadata={"help": "stop at this many interactive words"}
     )
-    num_envs: int = field(default=16, metadata={"help": "stories written at once"})
+    num_envs: int = field(
+        default=16, metadata={"help": "stories written at once", "type": positive_int}
+    )
     kl_coef: float = field(
         default=0.01, metadata={"help": "weight of the KL to the starting student"}
     )
@@ -96,7 +100,9 @@ class TrainConfig:
     top_k: int | None = field(
         default=None, metadata={"help": "MaskablePPO: mask outside the reference's top k"}
     )
-    seed: int = field(default=0, metadata={"help": "seed of the env, sampling and algorithm"})
+    seed: int = field(
+        default=0, metadata={"help": "seed of the env, sampling and algorithm", "type": parse_seed}
+    )
     checkpoint_every: int = field(default=2_000, metadata={"help": "tokens between checkpoints"})
     algo_kwargs: Mapping[str, Any] = field(
         default_factory=dict,
@@ -198,8 +204,8 @@ def add_config_flags(
     only: Collection[str] | None = None,
     exclude: Collection[str] = (),
 ) -> list[str]:
-    """Add a ``--flag`` per setting of ``config_class`` (see :func:`settings`): its type,
-    its help and its default come from the field. Every flag defaults to ``None`` (not
+    """Add a ``--flag`` per setting of ``config_class`` (see :func:`settings`): its type
+    (or ``metadata["type"]``), its help and its default come from the field. Every flag defaults to ``None`` (not
     given), so a config file's value stands unless the flag is given.
 
     Returns:
@@ -226,8 +232,10 @@ def add_config_flags(
             )
             added.append(f.name)
             continue
-        if origin <= {int}:
-            kind: Any = count
+        if "type" in f.metadata:  # a field's own parser (e.g. seeds within numpy's range)
+            kind: Any = f.metadata["type"]
+        elif origin <= {int}:
+            kind = count
         elif origin <= {int, float} or origin == {float}:
             kind = float
         elif origin == {str}:
@@ -268,8 +276,10 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
 
     integer("steps", 1)
     integer("num_envs", 1)
+    if setting("num_envs") > MAX_ENVS:
+        raise ConfigError(f"num_envs must be <= {MAX_ENVS}, got {setting('num_envs')}")
     integer("max_new_tokens", 1, high=MAX_CONTEXT_TOKENS)
-    integer("seed", 0)
+    integer("seed", 0, high=MAX_SEED)
     integer("checkpoint_every", 1)
     integer("word_budget", 1, optional=True)
     integer("top_k", 1, optional=True)

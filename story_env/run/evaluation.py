@@ -18,15 +18,22 @@ from typing import Any
 import numpy as np
 
 from story_env.agents.rl.reference import ReferenceVecEnv
+from story_env.arguments import MAX_ENVS, MAX_STORIES
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
-from story_env.run.algorithms import accepts_kwarg, build_algorithm, policy_class_for
+from story_env.run.algorithms import (
+    accepts_kwarg,
+    build_algorithm,
+    check_algo_kwargs,
+    policy_class_for,
+)
 from story_env.run.config import TrainConfig
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.plots import figure
 from story_env.run.stats import CI_METHOD, SEEDS_CI_METHOD, improvement_ci, iqm_ci, mean_ci
 from story_env.run.training import story_wave, train, uses_masks
 from story_env.run_folder import CHECKPOINT, CHECKPOINT_META, STORIES, load_model, write_atomic
+from story_env.run_owner import check_out
 from story_env.teacher import StoryRequest
 
 logger = logging.getLogger(__name__)
@@ -50,22 +57,82 @@ def _run_config(run: Path) -> dict[str, Any]:
     return data
 
 
+#: The settings a trained policy is tied to: its model and tokenizer (the student), its
+#: observation's shape (the prompts and ``max_new_tokens``), the reward it learned
+#: (``length_bonus``, ``weights``). ``evaluate`` takes them from the run's ``config.json``.
+RUN_SETTINGS = (
+    "student",
+    "student_kwargs",
+    "max_new_tokens",
+    "prompts",
+    "prompt_file",
+    "length_bonus",
+    "weights",
+)
+# an override of these cannot work: the policy's model or its observation would change
+_FIXED_BY_RUN = ("student", "student_kwargs", "max_new_tokens", "prompts", "prompt_file")
+
+
+def run_settings(
+    checkpoint: str | Path, given: Mapping[str, Any], teacher: str | None = None
+) -> dict[str, Any]:
+    """The env settings to evaluate a trained run with: the run's own (``RUN_SETTINGS``
+    of its ``config.json``), and of ``given`` those the user set (not ``None``).
+
+    Args:
+        checkpoint: A run folder or its ``checkpoint.zip``.
+        given: The caller's settings; ``None`` means "the run's".
+        teacher: The teacher that grades; the run's ``weights`` follow its own teacher's
+            dimensions, so another teacher grades with its default weights.
+
+    Raises:
+        ConfigError: A given setting that the trained policy cannot use (another
+            student, ``student_kwargs`` or ``max_new_tokens``): named with the run's value.
+    """
+    path = Path(checkpoint)
+    run_dir = path if path.is_dir() else path.parent
+    run = _run_config(run_dir)
+    settings = {name: run.get(name) for name in RUN_SETTINGS}
+    settings["student_kwargs"] = dict(settings["student_kwargs"] or {})
+    if settings["max_new_tokens"] is None:
+        settings["max_new_tokens"] = TrainConfig().max_new_tokens
+    if settings["length_bonus"] is None:
+        settings["length_bonus"] = 0.0
+    if teacher is not None and teacher != run.get("teacher"):
+        settings["weights"] = None
+    for name in _FIXED_BY_RUN:
+        value = given.get(name)
+        if name == "prompts" and value is not None:
+            value = list(value)
+        if value is None or value == settings[name] or (name == "student_kwargs" and not value):
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"the policy in {str(run_dir)!r} was trained with {name} {settings[name]!r}; "
+            f"{flag} {value!r} cannot work with it (its model or its observations would "
+            f"change). Drop {flag}: evaluation uses the run's own settings"
+        )
+    return settings
+
+
 def evaluate(
     *,
-    student: str = "tiny",
+    student: str | None = None,
     checkpoint: str | Path | None = None,
     model: Any = None,
     teacher: str | None = None,
     stories: int = 64,
     seed: int = 0,
     num_envs: int = 16,
-    max_new_tokens: int = 90,
+    max_new_tokens: int | None = None,
     student_kwargs: Mapping[str, Any] | None = None,
     teacher_kwargs: Mapping[str, Any] | None = None,
     top_p: float | None = None,
     top_k: int | None = None,
     judges: Sequence[JudgeSpec | str] | None = None,
     progress: bool | None = None,
+    prompts: Sequence[str] | None = None,
+    prompt_file: str | None = None,
 ) -> dict[str, Any]:
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
@@ -75,6 +142,11 @@ def evaluate(
     plain SB3 script) that model writes; without either the untrained policy, i.e. the
     pretrained student, sampling inside its own top-p / top-k set when ``top_p`` /
     ``top_k`` are given.
+
+    A checkpoint is evaluated with the settings its run was trained with
+    (``run_settings``: student, prompts, ``max_new_tokens``, reward shape, masks);
+    ``student`` and ``max_new_tokens`` default to the run's, and another value is refused.
+    Without a checkpoint they default to ``tiny`` and 90.
 
     The stories are graded by ``teacher`` (default: the run's own teacher for a
     checkpoint, else ``heuristic``) and by every judge in ``judges`` (default: the
@@ -86,6 +158,12 @@ def evaluate(
         raise ConfigError(
             f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
         )
+    if stories > MAX_STORIES:
+        raise ConfigError(f"stories must be <= {MAX_STORIES}, got {stories}; e.g. --stories 64")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
+        raise ConfigError(f"num_envs must be a whole number from 1 to {MAX_ENVS}, got {num_envs!r}")
     import torch
 
     from story_env.run.trl_training import trl_student_folder
@@ -93,17 +171,27 @@ def evaluate(
     if teacher is None:  # the run's own teacher, never silently another one
         teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)
     judge_specs = resolve_judges(judges, teacher, teacher_kwargs)
+    given = {"student": student, "student_kwargs": student_kwargs}
+    given.update(max_new_tokens=max_new_tokens, prompts=prompts, prompt_file=prompt_file)
+    env: dict[str, Any] = {
+        "student": student or "tiny",
+        "student_kwargs": dict(student_kwargs or {}),
+        "max_new_tokens": 90 if max_new_tokens is None else max_new_tokens,
+        "prompts": prompts,
+        "prompt_file": prompt_file,
+    }
+    if checkpoint is not None:
+        env = run_settings(checkpoint, given, teacher)
     if checkpoint is not None and top_p is None and top_k is None:
         trained = trl_student_folder(checkpoint)  # a TRL run (grpo): a transformers folder
         if trained is not None:
-            student, student_kwargs, checkpoint = str(trained), None, None
+            env.update(student=str(trained), student_kwargs={})
+            checkpoint = None
     config = TrainConfig(
-        student=student,
         teacher=teacher,
         num_envs=num_envs,
-        max_new_tokens=max_new_tokens,
-        student_kwargs=dict(student_kwargs or {}),
         teacher_kwargs=dict(teacher_kwargs or {}),
+        **env,
     )
     if model is not None:
         if checkpoint is not None or top_p is not None or top_k is not None:
@@ -237,12 +325,16 @@ def compare(
     Returns:
         The table (``results.md``'s text).
     """
+    check_compare_plan(algorithms, seeds, eval_stories)
     judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out(out_dir)
     configs = {name: _config_for(base, name) for name in algorithms}
     for name, config in configs.items():  # fail fast on an impossible combination
         policy_class_for(name, get_algorithm(name), config)
+        check_algo_kwargs(name, get_algorithm(name), config.algo_kwargs)
+        for seed in seeds:
+            dataclasses.replace(config, seed=seed)  # each seed in range
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in algorithms:
         for seed in seeds:
@@ -256,10 +348,12 @@ def compare(
                 checkpoint=run,
                 teacher=base.teacher,
                 stories=eval_stories,
-                seed=10_000 + seed,
+                seed=(10_000 + seed) % 2**32,
                 num_envs=base.num_envs,
                 max_new_tokens=base.max_new_tokens,
                 student_kwargs=base.student_kwargs,
+                prompts=base.env.prompts,
+                prompt_file=base.env.prompt_file,
                 teacher_kwargs=base.teacher_kwargs,
                 judges=judge_specs,
                 progress=progress,
@@ -274,6 +368,8 @@ def compare(
         num_envs=base.num_envs,
         max_new_tokens=base.max_new_tokens,
         student_kwargs=base.student_kwargs,
+        prompts=base.env.prompts,
+        prompt_file=base.env.prompt_file,
         teacher_kwargs=base.teacher_kwargs,
         judges=judge_specs,
         progress=progress,
@@ -432,6 +528,34 @@ def _seed_statistics_lines(stats: Mapping[str, Any]) -> list[str]:
             )
             lines.append(f"| {pair['x']} | {pair['y']} |{cells}")
     return lines
+
+
+def check_compare_plan(algorithms: Sequence[str], seeds: Sequence[int], eval_stories: int) -> None:
+    """A comparison's plan, checked before it trains anything: at least one algorithm and
+    seed, none twice (a run would be written twice and listed twice), and at least one
+    story to evaluate each run on.
+
+    Raises:
+        ConfigError: Naming the flag (``--algorithms``, ``--seeds``, ``--eval-stories``).
+    """
+    for flag, items in (("--algorithms", list(algorithms)), ("--seeds", list(seeds))):
+        if not items:
+            raise ConfigError(f"{flag} is empty; give at least one, e.g. {flag} ppo,a2c")
+        twice = sorted({str(x) for x in items if items.count(x) > 1})
+        if twice:
+            raise ConfigError(
+                f"{flag} names {', '.join(twice)} more than once; each run must be distinct"
+            )
+    if (
+        isinstance(eval_stories, bool)
+        or not isinstance(eval_stories, int)
+        or not 1 <= eval_stories <= MAX_STORIES
+    ):
+        raise ConfigError(
+            f"--eval-stories must be a whole number from 1 to {MAX_STORIES}, got "
+            f"{eval_stories!r}; e.g. "
+            "--eval-stories 64"
+        )
 
 
 def _judge_total(ev: Mapping[str, Any], label: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from story_env.arguments import json_object
+from story_env.arguments import MAX_STORIES, json_object, seed
 from story_env.errors import ConfigError
 
 
@@ -118,6 +118,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if args.pairs < 1:
         raise ConfigError(f"--pairs must be >= 1, got {args.pairs}")
+    if args.pairs > MAX_STORIES:
+        raise ConfigError(f"--pairs must be <= {MAX_STORIES}, got {args.pairs}")
     probes = [p.strip() for p in args.probes.split(",") if p.strip()] if args.probes else None
     model, tokenizer, label = load_probe_target(
         student=args.student, checkpoint=args.checkpoint, student_kwargs=args.student_kwargs
@@ -142,7 +144,7 @@ def add_probe(p: argparse.ArgumentParser) -> None:
         "--student-kwargs", type=json_object, default=None, help="JSON object for the student"
     )
     p.add_argument("--pairs", type=int, default=100, help="items per probe (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the templates (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the templates (default: 0)")
     p.add_argument("--probes", help="comma-separated subset of the probes (default: all)")
     p.add_argument("--json", help="also write the report to this file")
     p.set_defaults(func=cmd_probe)

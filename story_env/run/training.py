@@ -19,7 +19,12 @@ import numpy as np
 
 from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.registry import get_algorithm
-from story_env.run.algorithms import build_algorithm, check_trainable, make_env
+from story_env.run.algorithms import (
+    build_algorithm,
+    check_algo_kwargs,
+    check_trainable,
+    make_env,
+)
 from story_env.run.callbacks import RunCallback, has_tensorboard, log_story, rollout_tokens
 from story_env.run.config import TrainConfig
 from story_env.run_folder import (
@@ -32,6 +37,7 @@ from story_env.run_folder import (
     prepare,
     write_meta,
 )
+from story_env.run_owner import check_out, own_run
 
 logger = logging.getLogger("story_env.run.training")
 
@@ -95,9 +101,20 @@ def _warm_start_critic(
 def train(
     config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Run (or resume) one training run; returns its summary."""
-    prepare(Path(out_dir))  # a bad --out is the first thing to say
+    """Run (or resume) one training run; returns its summary.
+
+    The run holds its folder for its lifetime (``run_owner.own_run``): a second writer
+    is refused with the holder's PID, and a folder of foreign files is never taken over.
+    """
+    out = check_out(out_dir)  # a bad --out is the first thing to say
+    check_algo_kwargs(config.algorithm, get_algorithm(config.algorithm), config.algo_kwargs)
+    prepare(out)
     check_trainable(config.student, config.student_kwargs)
+    with own_run(out) as owned:
+        return _train(config, owned, resume=resume, progress=progress)
+
+
+def _train(config: TrainConfig, out_dir: Path, *, resume: bool, progress: bool) -> dict[str, Any]:
     if get_algorithm(config.algorithm).framework == "trl":  # GRPO: TRL's trainer
         from story_env.run.trl_training import train_trl
 
