@@ -59,7 +59,26 @@ _LAZY = {
 }
 """Public names imported on first use: name -> the module that defines it."""
 
-__all__ = ["ENV_ID", "Scores", "StoryRequest", "Teacher", "hookimpl", *_LAZY]
+__all__ = [  # a literal list, so tools read it without importing (docs/api.md)
+    "ENV_ID",
+    "CausalLMPolicy",
+    "EnvConfig",
+    "MaskableCausalLMPolicy",
+    "SB3VecEnv",
+    "Scores",
+    "StoryPPO",
+    "StoryRequest",
+    "StorytellingEnv",
+    "StorytellingVectorEnv",
+    "Teacher",
+    "TrainConfig",
+    "compare",
+    "create_teacher",
+    "evaluate",
+    "hookimpl",
+    "make_sb3_vec_env",
+    "train",
+]
 __version__ = "0.1.0"
 
 

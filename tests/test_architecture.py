@@ -171,3 +171,23 @@ def test_modules_and_functions_stay_small():
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"function {name}.{node.name}: {length} lines")
     assert too_long == []
+
+
+def test_story_env_exports_resolve_and_stay_lazy():
+    """``story_env.__all__`` names what a script needs; the names from above the bottom
+    layer load on first use, so ``import story_env`` imports no run layer or model code."""
+    import subprocess
+    import sys
+
+    import story_env
+
+    assert set(story_env._LAZY) <= set(story_env.__all__)
+    for name in story_env.__all__:
+        assert getattr(story_env, name) is not None, name
+    code = (
+        "import story_env, sys; print(sorted(m for m in sys.modules if m.startswith('story_env.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "story_env.run" not in loaded.stdout and "story_env.agents" not in loaded.stdout
