@@ -55,7 +55,7 @@ _LAZY = {
     "TrainConfig": "story_env.run.config",
     "train": "story_env.run.training",
     "evaluate": "story_env.run.evaluation",
-    "compare": "story_env.run.evaluation",
+    "compare": "story_env.run.comparison",
 }
 """Public names imported on first use: name -> the module that defines it."""
 

@@ -144,15 +144,15 @@ def test_the_fuzzed_flags_cover_every_value_flag_of_train():
         (["pretrain", "--lr", "nan"], "argument --lr: expected a finite number, got 'nan'"),
         (
             ["train", "--algo-kwargs", '{"n_steps": 0}'],
-            "algo_kwargs n_steps=0 for 'ppo' must be >= 1",
+            "algo_kwargs n_steps=0 for 'ppo_story' must be >= 1",
         ),
         (
             ["train", "--algo-kwargs", '{"n_epochs": 0}'],
-            "algo_kwargs n_epochs=0 for 'ppo' must be >= 1",
+            "algo_kwargs n_epochs=0 for 'ppo_story' must be >= 1",
         ),
         (
             ["train", "--algo-kwargs", '{"learning_rate": -0.001}'],
-            "algo_kwargs learning_rate=-0.001 for 'ppo' must be >= 0",
+            "algo_kwargs learning_rate=-0.001 for 'ppo_story' must be >= 0",
         ),
         (
             ["train", "--algo-kwargs", '{"n_steps": 100000000000000000000}'],

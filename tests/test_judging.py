@@ -75,8 +75,8 @@ def test_eval_prints_the_teacher_and_the_held_out_judge(random_lm_student, capsy
 
 
 def test_compare_table_has_a_column_per_judge(random_lm_student, tmp_path):
+    from story_env.run.comparison import compare
     from story_env.run.config import TrainConfig
-    from story_env.run.evaluation import compare
 
     base = TrainConfig(
         student=random_lm_student,

@@ -544,7 +544,7 @@ def test_kl_penalty_is_zero_per_token_for_the_starting_policy(student, tmp_path)
 
 
 def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student, tmp_path):
-    from story_env.run.evaluation import compare
+    from story_env.run.comparison import compare
 
     base = TrainConfig(
         student=student,

@@ -121,8 +121,8 @@ def test_grpo_trains_tiny_resumes_after_sigkill_and_evaluates(tmp_path):
 
 def test_compare_puts_grpo_beside_ppo_in_one_table_and_plot(tmp_path):
     pytest.importorskip("trl")
+    from story_env.run.comparison import compare
     from story_env.run.config import TrainConfig
-    from story_env.run.evaluation import compare
 
     base = TrainConfig(
         student="tiny",

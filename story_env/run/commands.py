@@ -262,7 +262,7 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from story_env.run.evaluation import compare
+    from story_env.run.comparison import compare
 
     table = compare(
         _config(args),
