@@ -149,6 +149,8 @@ def test_train_ends_with_a_short_summary_and_json_on_request(student, tmp_path, 
 
     args = [
         "train",
+        "--algorithm",
+        "ppo",
         "--student",
         student,
         "--steps",

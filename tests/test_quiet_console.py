@@ -31,6 +31,8 @@ def test_train_and_eval_print_no_weight_loading_or_gguf_bars(student, tmp_path):
     run = tmp_path / "run"
     printed = storytelling(
         "train",
+        "--algorithm",
+        "ppo",
         "--student",
         student,
         "--teacher",

@@ -381,6 +381,10 @@ def test_a_full_disk_leaves_no_tmp_and_says_how_to_continue(random_lm_student, t
 def _train_argv(student: str, out: Path, steps: int = 64, *extra: str) -> list[str]:
     return [
         "train",
+        "--algorithm",
+        "ppo",
+        "--kl-coef",
+        "0",
         "--student",
         student,
         "--steps",
@@ -400,6 +404,7 @@ def _train_argv(student: str, out: Path, steps: int = 64, *extra: str) -> list[s
 
 
 def _config(student: str, steps: int = 64, **kwargs) -> TrainConfig:
+    kwargs = {"algorithm": "ppo", "kl_coef": 0.0, **kwargs}  # the paper's PPO, no KL
     return TrainConfig(
         student=student,
         steps=steps,

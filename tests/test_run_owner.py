@@ -44,7 +44,11 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 
 def train_argv(student: str, out: Path, steps: int = 64) -> list[str]:
-    return ["train", "--student", student, "--steps", str(steps), *TRAIN, "--out", str(out)]
+    return [
+        "train",
+        *("--algorithm", "ppo", "--kl-coef", "0"),  # the paper's PPO, as these runs were made
+        *("--student", student, "--steps", str(steps), *TRAIN, "--out", str(out)),
+    ]
 
 
 @pytest.fixture(scope="module")

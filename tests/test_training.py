@@ -214,8 +214,8 @@ def test_deferred_reference_gives_the_per_step_penalty_in_one_pass(student):
     }
     rewards_of, kls = {m: [] for m in envs}, {m: [] for m in envs}
     deferred, reused = envs["deferred"], []
-    past = deferred._past
-    deferred._past = lambda env, tokens, first: (
+    past = deferred.rollout._past  # the deferred pass (RolloutReference)
+    deferred.rollout._past = lambda env, tokens, first: (
         reused.append(past(env, tokens, first)[1]) or past(env, tokens, first)
     )
     rng = np.random.default_rng(0)
@@ -272,9 +272,9 @@ def test_maskable_ppo_only_picks_tokens_inside_top_p(student):
         (
             "recurrent_ppo",
             {},
-            r"needs a recurrent policy.*Use one of: a2c, grpo, maskable_ppo, ppo, rloo, trpo",
+            r"needs a recurrent policy.*Use one of: a2c, grpo, maskable_ppo, ppo, ppo_story, rloo, trpo",
         ),
-        ("dqn", {}, r"learns Q-values.*a2c, grpo, maskable_ppo, ppo, rloo, trpo"),
+        ("dqn", {}, r"learns Q-values.*a2c, grpo, maskable_ppo, ppo, ppo_story, rloo, trpo"),
         ("qrdqn", {}, r"learns Q-values"),
         ("ppo", {"top_p": 0.9}, r"masks need an algorithm that uses action masks.*maskable_ppo"),
         ("maskable_ppo", {}, r"needs action masks: pass top_p"),
@@ -421,7 +421,9 @@ class _Quiet:
 
 def test_ppo_minibatches_end_where_stories_end(student):
     venv = make_sb3_vec_env(num_envs=4, student=student, max_new_tokens=12)
-    config = TrainConfig(student=student, num_envs=4, algo_kwargs={"n_steps": 48, "batch_size": 32})
+    config = TrainConfig(
+        algorithm="ppo", student=student, num_envs=4, algo_kwargs={"n_steps": 48, "batch_size": 32}
+    )
     model = build_algorithm(config, venv)
     model.learn(total_timesteps=1)  # a first rollout, stories in flight
     buffer = model.rollout_buffer
@@ -577,6 +579,7 @@ def test_compare_runs_every_algorithm_and_seed_and_writes_table_and_plot(student
 def test_critic_starts_at_the_mean_grade_of_one_story_per_env(student, tmp_path):
     # a zero critic would bootstrap cut-off stories to 0 and teach the policy to stop early
     config = TrainConfig(
+        algorithm="ppo",
         student=student,
         steps=128,
         num_envs=4,
@@ -755,7 +758,7 @@ def test_kl_per_story_needs_the_kl_penalty_and_an_sb3_algorithm():
     from story_env.run.config import TrainConfig
 
     with pytest.raises(ConfigError, match=r"kl_per_story .*\(kl_coef 0\); set kl_coef > 0"):
-        TrainConfig(kl_per_story=True)
+        TrainConfig(kl_per_story=True, kl_coef=0.0)
     with pytest.raises(ConfigError, match=r"kl_per_story must be true or false, got 'yes'"):
         TrainConfig(kl_coef=0.01, kl_per_story="yes")
     assert TrainConfig(kl_coef=0.01, kl_per_story=True).to_dict()["kl_per_story"] is True
@@ -767,7 +770,8 @@ def test_train_command_runs_with_the_kl_charged_per_story(student, tmp_path, cap
     from story_env.run.cli import main
 
     out = tmp_path / "run"
-    args = ["train", "--student", student, "--teacher", "heuristic", "--steps", "96"]
+    args = ["train", "--algorithm", "ppo", "--student", student, "--teacher", "heuristic"]
+    args += ["--steps", "96"]
     args += ["--num-envs", "2", "--max-new-tokens", "12", "--kl-coef", "0.5", "--kl-per-story"]
     args += ["--algo-kwargs", '{"n_steps": 24, "batch_size": 48, "n_epochs": 1}']
     assert main([*args, "--out", str(out), "--no-progress"]) == 0

@@ -242,7 +242,6 @@ def test_without_trl_grpo_names_the_extra_to_install(monkeypatch, tmp_path):
         ({"top_p": 0.9}, "top_p/top_k masks need an algorithm that uses action masks"),
         ({"kl_target": 0.1}, "takes a fixed kl_coef"),
         ({"kl_coef": 0.1, "kl_per_story": True}, "puts the KL in its loss.*Drop kl_per_story"),
-        ({"advantage": "story"}, "computes its own from each prompt's group.*Drop advantage"),
         ({"algo_kwargs": {"beta": 0.1}}, r"\['beta'\] are set by the run itself \(beta -> kl_coef"),
         ({"algo_kwargs": {"n_steps": 64}}, r"unknown algo_kwargs \['n_steps'\] for 'grpo'"),
         ({"num_envs": 6, "algo_kwargs": {"num_generations": 4}}, r"num_envs=6.*num_generations"),

@@ -246,6 +246,22 @@ def _check_range(name: str, key: str, value: Any) -> None:
         raise ConfigError(f"{where} must be {span}")
 
 
+def _init_parameters(cls: type) -> tuple[dict[str, Any], bool]:
+    """The constructor parameters of ``cls``, those its ``**kwargs`` passes on to its base
+    classes included (``StoryPPO`` -> ``PPO``), and whether it still takes any keyword."""
+    import inspect
+
+    params: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        own = inspect.signature(klass.__init__).parameters
+        params.update({k: v for k, v in own.items() if k not in params and v.kind != v.VAR_KEYWORD})
+        if not any(v.kind is v.VAR_KEYWORD for v in own.values()):
+            return params, False
+    return params, True
+
+
 def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, Any]) -> None:
     """Check the user's ``algo_kwargs`` against the algorithm's constructor.
 
@@ -261,8 +277,7 @@ def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, 
 
     from story_env.errors import did_you_mean
 
-    params = inspect.signature(spec.load().__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    params, takes_any = _init_parameters(spec.load())
     valid = sorted(k for k in params if k not in ("self", *_RUN_OWNED) and not k.startswith("_"))
     owned = sorted(set(algo_kwargs) & set(_RUN_OWNED))
     if owned:
