@@ -236,12 +236,8 @@ def test_tiny_rollout_eval_and_train_are_quiet(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the held-out judge loads Gemma from GGUF, and transformers' GGUF loader draws "
-    "its de-quantization bar with tqdm.auto, outside transformers' progress-bar switch",
-)
 def test_tiny_eval_with_the_default_held_out_judge_is_quiet():
+    # (GGUF models now load from a folder converted once: no de-quantization bar)
     from story_env.agents.students.tiny import build_tiny
 
     build_tiny(progress=False)

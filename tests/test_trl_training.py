@@ -136,7 +136,10 @@ def test_compare_puts_grpo_beside_ppo_in_one_table_and_plot(tmp_path):
     table = compare(
         base, ["ppo", "grpo"], [0, 1], tmp_path, eval_stories=4, progress=False, judges=[]
     )
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "seed |" not in line]
+    per_seed = table.split("Across seeds")[0]  # the per-seed table, before the IQMs
+    rows = [
+        line for line in per_seed.splitlines() if line.startswith("| ") and "seed |" not in line
+    ]
     assert [r.split(" | ")[:2] for r in rows] == [
         [f"| {a}", str(s)] for a in ("ppo", "grpo") for s in (0, 1)
     ]
