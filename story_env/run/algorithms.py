@@ -249,7 +249,6 @@ def _check_range(name: str, key: str, value: Any) -> None:
 def _init_parameters(cls: type) -> tuple[dict[str, Any], bool]:
     """The constructor parameters of ``cls``, those its ``**kwargs`` passes on to its base
     classes included (``StoryPPO`` -> ``PPO``), and whether it still takes any keyword."""
-    import inspect
 
     params: dict[str, Any] = {}
     for klass in cls.__mro__:
@@ -273,7 +272,6 @@ def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, 
     Raises:
         ConfigError: With the key, the value and the fix.
     """
-    import inspect
 
     from story_env.errors import did_you_mean
 
@@ -316,4 +314,5 @@ def check_algo_kwargs(name: str, spec: AlgorithmSpec, algo_kwargs: Mapping[str, 
 
 
 def accepts_kwarg(spec: AlgorithmSpec, name: str) -> bool:
-    return name in inspect.signature(spec.load().__init__).parameters
+    """The algorithm's constructor takes ``name`` (its own or one it passes on)."""
+    return name in _init_parameters(spec.load())[0]
