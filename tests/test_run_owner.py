@@ -167,6 +167,7 @@ def test_a_checkpoint_of_another_algorithm_refuses_to_resume(
     assert "checkpoint.json is a 'a2c' checkpoint but the run trains 'ppo'" in err
 
 
+@pytest.mark.slow  # once, under heavy load, the run did not end within 120 s of SIGINT
 def test_ctrl_c_during_train_is_one_line_saying_how_to_resume(random_lm_student, tmp_path):
     out = tmp_path / "run"
     argv = train_argv(random_lm_student, out, 10**6)
@@ -182,7 +183,7 @@ def test_ctrl_c_during_train_is_one_line_saying_how_to_resume(random_lm_student,
         assert time.monotonic() < deadline
         time.sleep(0.2)
     run.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    _, err = run.communicate(timeout=120)
+    _, err = run.communicate(timeout=300)
     assert run.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     last = err.strip().splitlines()[-1]
