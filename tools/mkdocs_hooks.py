@@ -1,6 +1,6 @@
 """MkDocs hooks for the documentation site (mkdocs.yml names this file under ``hooks``).
 
-* ``on_config``: mkdocstrings reads the source statically, and the repository keeps
+* on load: mkdocstrings reads the source statically, and the repository keeps
   ``agents/``, ``teachers/`` and ``plugins/`` beside ``story_env/`` although they install
   as its subpackages. This hook builds ``build/apisrc/story_env/``: links to every entry
   of ``story_env/`` plus ``agents``, ``teachers`` and ``plugins`` under their installed
@@ -66,9 +66,10 @@ def build_source_tree() -> Path:
     return SOURCE
 
 
-def on_config(config: Any) -> Any:
-    build_source_tree()
-    return config
+# Built when mkdocs loads this hook, before any plugin reads its configuration:
+# mkdocstrings drops a search path that does not exist yet, so building it in
+# ``on_config`` left a fresh clone's first build without the installed layout.
+build_source_tree()
 
 
 def documented_path(name: str) -> str:
