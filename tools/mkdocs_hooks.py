@@ -48,8 +48,7 @@ def public_names() -> list[str]:
 
 
 def build_source_tree() -> Path:
-    """``build/apisrc/story_env`` laid out as the installed package (files copied, folders
-    linked)."""
+    """``build/apisrc/story_env`` laid out as the installed package, as links."""
     package = SOURCE / "story_env"
     if SOURCE.exists():
         shutil.rmtree(SOURCE)
@@ -57,10 +56,7 @@ def build_source_tree() -> Path:
     for entry in (ROOT / "story_env").iterdir():
         if entry.name == "__pycache__":
             continue
-        if entry.is_file():  # copied: griffe follows a linked __init__.py to its real
-            shutil.copy2(entry, package / entry.name)  # folder, which lacks the subpackages
-        else:
-            os.symlink(entry, package / entry.name)
+        os.symlink(entry, package / entry.name)
     for installed, folder in SUBPACKAGES.items():
         os.symlink(ROOT / folder, package / installed, target_is_directory=True)
     return SOURCE
