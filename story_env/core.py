@@ -24,7 +24,7 @@ from story_env.errors import (
 )
 from story_env.prompts import load_prompts
 from story_env.registry import create_teacher, resolve_student
-from story_env.rewards import RewardConfig, finite_number
+from story_env.rewards import RewardConfig, check_length_bonus, finite_number
 from story_env.student import StoryTokenizer, Student
 from story_env.teacher import Scores, StoryRequest, Teacher, check_scores
 
@@ -106,6 +106,7 @@ class EnvConfig:
                 f"max_new_tokens {self.max_new_tokens} is above the limit of "
                 f"{MAX_CONTEXT_TOKENS} tokens a story slot may hold; lower it (the paper uses 90)"
             )
+        check_length_bonus(self.length_bonus)
         for name in ("teacher_kwargs", "student_kwargs"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ConfigError(

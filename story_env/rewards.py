@@ -35,6 +35,14 @@ def finite_number(name: str, value: Any, hint: str = "") -> float:
     return number
 
 
+def check_length_bonus(value: Any) -> float:
+    """The paper's length bonus ``b`` as a float, or a ``ConfigError`` naming the value."""
+    bonus = finite_number("length_bonus", value, "the paper uses 0.4 (0 = off)")
+    if bonus < 0:
+        raise ConfigError(f"length_bonus must be >= 0, got {value}; the paper uses 0.4")
+    return bonus
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """How per-dimension scores become one reward in [0, 1].
@@ -104,9 +112,7 @@ class RewardConfig:
                 )
         if any(x < 0 for x in w) or sum(w) <= 0:
             raise ConfigError(f"reward weights {list(w)} must be non-negative with a positive sum")
-        bonus = finite_number("length_bonus", length_bonus, "the paper uses 0.4 (0 = off)")
-        if bonus < 0:
-            raise ConfigError(f"length_bonus must be >= 0, got {length_bonus}; the paper uses 0.4")
+        bonus = check_length_bonus(length_bonus)
         total = sum(w)
         if not math.isfinite(total):
             raise ConfigError(f"reward weights {list(w)} are too large to sum; scale them down")

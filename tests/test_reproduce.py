@@ -17,9 +17,11 @@ import pytest
 from story_env.agents.probes import PROBES
 from story_env.agents.students.baselines import seed_stories
 from story_env.errors import ConfigError
+from story_env.run.config import TrainConfig
 from story_env.run.judging import default_judges
 from story_env.run.reproduce import (
     ReproConfig,
+    _guard,
     estimate,
     nwp_equivalent,
     plan,
@@ -196,7 +198,7 @@ def test_a_folder_begun_before_a_setting_existed_resumes(smoke, tmp_path):
     exp = tmp_path / "exp"
     shutil.copytree(out, exp)
     saved = json.loads((exp / "config.json").read_text())
-    del saved["kl_per_story"], saved["audit"]  # added after results/issue14 began
+    del saved["rl"]["kl_per_story"], saved["audit"]  # settings added after a folder began
     (exp / "config.json").write_text(json.dumps(saved))
     assert run(config, exp, progress=False, log=lambda *_: None)["results"] == result["results"]
     with pytest.raises(ConfigError, match=r"audit True -> False"):
@@ -325,7 +327,9 @@ def _fake_run(budget: int, seed: int, start: float, end: float, entity: tuple[fl
 
 
 def test_report_tables_from_known_numbers(tmp_path):
-    config = ReproConfig(budgets=(1_000, 10_000), seeds=(0, 1), teacher="lm", judges=("lm:gemma",))
+    config = ReproConfig(
+        budgets=(1_000, 10_000), seeds=(0, 1), rl={"teacher": "lm"}, judges=("lm:gemma",)
+    )
     results = {
         "rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.6)),
         "rl/1000-seed1": _fake_run(1_000, 1, 0.2, 0.5, (0.5, 0.8)),
@@ -416,8 +420,45 @@ def test_controls_default_and_bad_settings():
         ConfigError, match=r"probe_pairs must be a whole number >= 0 \(0 = no probes\), got -1"
     ):
         ReproConfig(probe_pairs=-1)
-    with pytest.raises(ConfigError, match="teacher_kwargs must be a JSON object"):
-        ReproConfig(teacher_kwargs="bfloat16")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="teacher_kwargs must be a dict"):
+        ReproConfig(rl={"teacher_kwargs": "bfloat16"})
+    with pytest.raises(ConfigError, match=r"rl sets \['seed'\], which each stage sets itself"):
+        ReproConfig(rl={"seed": 3})
+    with pytest.raises(ConfigError, match="rl: .*'num_env'"):
+        ReproConfig(rl={"num_env": 3})
+    with pytest.raises(ConfigError, match="rl must be a JSON object of TrainConfig fields"):
+        ReproConfig(rl=[1])  # type: ignore[arg-type]
+
+
+def test_the_rl_settings_are_a_train_config_and_old_flat_folders_still_resume(tmp_path):
+    """``rl`` is a ``TrainConfig`` (each setting declared once); a folder started when
+    the RL settings sat at the top of config.json resumes with the same settings in
+    ``rl``, and is refused, naming the field, with other ones."""
+    config = ReproConfig.from_json(EXAMPLES / "ladder.json")
+    stage = config.rl_config("ckpt", control=False, seed=2)
+    assert (stage.algorithm, stage.student, stage.seed, stage.word_budget) == (
+        "ppo",
+        "ckpt",
+        2,
+        20_000,
+    )
+    assert stage.env == dataclasses.replace(config.rl.env, student="ckpt")
+    saved = json.loads((EXAMPLES.parent.parent / "results/reproduction/config.json").read_text())
+    assert "rl" not in saved and saved["num_envs"] == 16  # the earlier, flat form
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(saved))
+    _guard(config, folder)  # the same experiment: resumes
+    other = dataclasses.replace(config, rl=dataclasses.replace(config.rl, num_envs=8))
+    with pytest.raises(ConfigError, match=r"rl.num_envs 16 -> 8"):
+        _guard(other, folder)
+    # a new folder keeps the nested form, and reads back as the same config
+    new = tmp_path / "new"
+    new.mkdir()
+    _guard(config, new)
+    written = json.loads((new / "config.json").read_text())
+    assert written["rl"]["algorithm"] == "ppo" and "seed" not in written["rl"]
+    assert ReproConfig.from_json(new / "config.json") == config
 
 
 def test_estimate_counts_every_stage_and_the_probes():
@@ -481,7 +522,9 @@ def test_audit_writes_every_evaluation_again_and_measures_its_length(smoke):
 
 
 def test_audit_table_from_known_numbers(tmp_path):
-    config = ReproConfig(budgets=(1_000, 10_000), seeds=(0, 1), teacher="lm", judges=("lm:gemma",))
+    config = ReproConfig(
+        budgets=(1_000, 10_000), seeds=(0, 1), rl={"teacher": "lm"}, judges=("lm:gemma",)
+    )
     results = {
         "rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.6)),
         "rl/1000-seed1": _fake_run(1_000, 1, 0.2, 0.5, (0.5, 0.8)),
@@ -516,7 +559,10 @@ def test_the_ladder_config_differs_from_its_kl_per_step_variant_only_where_it_sa
     old = ReproConfig.from_json(EXAMPLES / "ladder-kl-per-step.json")
     new = ReproConfig.from_json(EXAMPLES / "ladder.json")
     assert new == dataclasses.replace(
-        old, judges=("lm:gemma", "heuristic"), kl_per_story=True, audit=False
+        old,
+        judges=("lm:gemma", "heuristic"),
+        rl=TrainConfig(**{**old.rl.to_dict(), "kl_per_story": True}),
+        audit=False,
     )
     assert [j.label for j in new.judge_specs] == ["lm:gemma", "heuristic"]
     assert all(not s.startswith("audit/") for s in plan(new))
@@ -540,7 +586,9 @@ def test_within_length_gain_separates_a_grade_for_length_from_a_better_story():
 
 
 def test_report_shows_the_teachers_gain_within_story_length(tmp_path):
-    config = ReproConfig(budgets=(1_000, 10_000), seeds=(0,), teacher="lm", judges=("lm:gemma",))
+    config = ReproConfig(
+        budgets=(1_000, 10_000), seeds=(0,), rl={"teacher": "lm"}, judges=("lm:gemma",)
+    )
     results = {"rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.5))}
     log = tmp_path / "rl" / "1000-seed0" / "stories.jsonl"
     log.parent.mkdir(parents=True)

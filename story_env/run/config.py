@@ -25,7 +25,7 @@ from typing import Any
 
 from story_env.arguments import MAX_ENVS, MAX_SEED, positive_int
 from story_env.arguments import seed as parse_seed
-from story_env.core import MAX_CONTEXT_TOKENS, EnvConfig
+from story_env.core import EnvConfig
 from story_env.errors import ConfigError, did_you_mean
 from story_env.rewards import finite_number
 
@@ -130,9 +130,10 @@ class TrainConfig:
         env_settings = {k: settings[k] for k in ENV_FIELDS if k in settings}
         if isinstance(env_settings.get("prompts"), list):
             env_settings["prompts"] = tuple(env_settings["prompts"])
-        object.__setattr__(self, "env", env if env is not None else _RUN_ENV)
-        _check_train_numbers(self, {**self.env_kwargs(), **env_settings})
-        object.__setattr__(self, "env", dataclasses.replace(self.env, **env_settings))
+        _check_run_settings(self)
+        # the env's own fields are checked by EnvConfig, once
+        base = env if env is not None else _RUN_ENV
+        object.__setattr__(self, "env", dataclasses.replace(base, **env_settings))
 
     def env_kwargs(self) -> dict[str, Any]:
         """The env's settings as keyword arguments of ``Storytelling-v0``."""
@@ -257,15 +258,12 @@ for _name in ENV_FIELDS:
     setattr(TrainConfig, _name, _env_property(_name))
 
 
-def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
-    """Every number of a ``TrainConfig`` (``env``: its env settings) is of the right type,
-    finite and in range."""
-
-    def setting(name: str) -> Any:
-        return env[name] if name in env else getattr(config, name)
+def _check_run_settings(config: TrainConfig) -> None:
+    """The run's own numbers (not its env's: ``EnvConfig`` checks those) are of the right
+    type, finite and in range."""
 
     def integer(name: str, low: int, optional: bool = False, high: int | None = None) -> None:
-        value = setting(name)
+        value = getattr(config, name)
         if optional and value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int):
@@ -275,29 +273,18 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
             raise ConfigError(f"{name} must be >= {low}{top}, got {value}")
 
     integer("steps", 1)
-    integer("num_envs", 1)
-    if setting("num_envs") > MAX_ENVS:
-        raise ConfigError(f"num_envs must be <= {MAX_ENVS}, got {setting('num_envs')}")
-    integer("max_new_tokens", 1, high=MAX_CONTEXT_TOKENS)
+    integer("num_envs", 1, high=MAX_ENVS)
     integer("seed", 0, high=MAX_SEED)
     integer("checkpoint_every", 1)
     integer("word_budget", 1, optional=True)
     integer("top_k", 1, optional=True)
     for name, low, high, inclusive_low in (
-        ("length_bonus", 0.0, None, True),
         ("kl_coef", 0.0, None, True),
         ("kl_target", 0.0, None, False),
         ("top_p", 0.0, 1.0, False),
-        ("teacher_fallback", 0.0, 1.0, True),
-        ("teacher_timeout_s", 0.0, None, False),
     ):
-        value = setting(name)
-        if value is None and name in (
-            "kl_target",
-            "top_p",
-            "teacher_fallback",
-            "teacher_timeout_s",
-        ):
+        value = getattr(config, name)
+        if value is None and name != "kl_coef":
             continue
         number = finite_number(name, value)
         if number < low or (number == low and not inclusive_low) or (high and number > high):
@@ -308,13 +295,12 @@ def _check_train_numbers(config: TrainConfig, env: Mapping[str, Any]) -> None:
                 else f"{'>=' if inclusive_low else '>'} {low:g}"
             )
             raise ConfigError(f"{name} must be {span}, got {value!r}")
-    if not isinstance(setting("kl_per_story"), bool):
-        raise ConfigError(f"kl_per_story must be true or false, got {setting('kl_per_story')!r}")
-    if setting("kl_per_story") and not setting("kl_coef") and setting("kl_target") is None:
+    if not isinstance(config.kl_per_story, bool):
+        raise ConfigError(f"kl_per_story must be true or false, got {config.kl_per_story!r}")
+    if config.kl_per_story and not config.kl_coef and config.kl_target is None:
         raise ConfigError(
             "kl_per_story shapes the KL penalty, which is off (kl_coef 0); set kl_coef > 0 "
             "(e.g. 0.01) or drop kl_per_story"
         )
-    for name in ("algo_kwargs", "student_kwargs", "teacher_kwargs"):
-        if not isinstance(setting(name), Mapping):
-            raise ConfigError(f"{name} must be a JSON object (a dict), got {setting(name)!r}")
+    if not isinstance(config.algo_kwargs, Mapping):
+        raise ConfigError(f"algo_kwargs must be a JSON object (a dict), got {config.algo_kwargs!r}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,67 @@ EVAL_SEED = 10_000
 PROBE_SEED = 0
 
 
+#: A stage's own settings of its RL run, set by ``ReproConfig.rl_config``, not by ``rl``.
+STAGE_SETTINGS = ("student", "steps", "word_budget", "seed", "checkpoint_every")
+#: The RL settings of the experiment unless its ``rl`` says otherwise: the paper's PPO.
+RL_DEFAULTS: dict[str, Any] = {
+    "algorithm": "ppo",
+    "teacher": "heuristic",
+    "num_envs": 8,
+    "max_new_tokens": 90,
+    "algo_kwargs": {"n_steps": 64, "batch_size": 256, "n_epochs": 2, "learning_rate": 3e-5},
+    "kl_coef": 0.01,
+}
+# Top-level fields of config files written before ``rl`` held the RL settings.
+_FLAT_RL = (
+    "teacher",
+    "teacher_kwargs",
+    "num_envs",
+    "max_new_tokens",
+    "algo_kwargs",
+    "kl_coef",
+    "kl_per_story",
+)
+
+
+def _rl(settings: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
+    """The experiment's RL settings: a ``TrainConfig`` as given, or a mapping of its fields
+    over ``RL_DEFAULTS``."""
+    if isinstance(settings, TrainConfig):
+        return settings
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"rl must be a JSON object of TrainConfig fields, got {settings!r}; e.g. "
+            '{"teacher": "lm", "teacher_kwargs": {"dtype": "bfloat16"}}'
+        )
+    given = dict(settings or {})
+    stage = sorted(set(given) & set(STAGE_SETTINGS))
+    if stage:
+        raise ConfigError(
+            f"rl sets {stage}, which each stage sets itself (student: the checkpoint; steps and "
+            "word_budget: interactive_words; seed: seeds); drop them from rl"
+        )
+    try:
+        return TrainConfig(**{**RL_DEFAULTS, **given})
+    except TypeError as exc:  # an unknown field
+        raise ConfigError(f"rl: {exc}; rl takes TrainConfig's fields (docs/training.md)") from exc
+
+
+def upgrade_flat(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A config written before ``rl`` held the RL settings (``teacher``, ``num_envs``...
+    at the top), in today's form: those fields move into ``rl``, over the settings the
+    earlier version trained with (the paper's PPO at ``TrainConfig``'s other defaults)."""
+    flat = {k: data[k] for k in _FLAT_RL if k in data}
+    if not flat:
+        return dict(data)
+    if "rl" in data:
+        raise ConfigError(
+            f"the config gives both rl and {sorted(flat)}; move {sorted(flat)} into rl"
+        )
+    rest = {k: v for k, v in data.items() if k not in flat}
+    return {**rest, "rl": {"algorithm": "ppo", **flat}}
+
+
 @dataclass(frozen=True)
 class ReproConfig:
     """The experiment's settings (saved as ``config.json``).
@@ -75,9 +136,12 @@ class ReproConfig:
         budgets: Pretraining word budgets (checkpoints of one run), at least 5 spanning >= 20x.
         interactive_words: RL budget per run, counted as the paper counts.
         seeds: RL seeds per checkpoint (the controls run at every one too).
-        teacher: The grading teacher (RL reward and evaluation).
-        teacher_kwargs: Keyword arguments of the teacher, e.g. ``{"dtype": "bfloat16"}``
-            for ``lm`` (the random-reward control's teacher takes none).
+        rl: The RL runs' settings, a ``TrainConfig`` (or a mapping of its fields over
+            ``RL_DEFAULTS``: the paper's PPO, 8 envs, 90-token stories): algorithm,
+            teacher (the reward and the evaluations' teacher; the random-reward control
+            swaps in ``random``), story length, envs, KL, algorithm settings. Each stage
+            sets ``STAGE_SETTINGS`` itself. The evaluations write ``rl.num_envs`` stories
+            at once.
         judges: Held-out judges grading the same evaluation stories (``NAME``,
             ``NAME:MODEL`` or ``NAME:{json}``); ``None`` = the default held-out judge.
         control_budgets: Checkpoints the random-reward control starts from, each at every
@@ -85,12 +149,6 @@ class ReproConfig:
         probe_pairs: Items per probe, before and after RL at every budget (0 = no probes).
         eval_stories: Stories per evaluation (fixed seeds, same for before and after), and
             the most reference stories.
-        num_envs: Stories written at once during RL.
-        max_new_tokens: Story length limit.
-        algo_kwargs: PPO settings.
-        kl_coef: KL shaping coefficient toward the starting checkpoint.
-        kl_per_story: Charge each story's KL at its mean rate for ``max_new_tokens``
-            tokens (``TrainConfig.kl_per_story``), so it does not favour short stories.
         audit: Audit every evaluation (stage 6); off when the runs' own evaluations,
             which report words per story and every judge, are read with the same code.
         model: The student architecture.
@@ -104,24 +162,11 @@ class ReproConfig:
     budgets: tuple[int, ...] = (25_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
     interactive_words: int = 20_000
     seeds: tuple[int, ...] = (0, 1)
-    teacher: str = "heuristic"
-    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
+    rl: TrainConfig = field(default_factory=lambda: _rl(None))
     judges: tuple[str, ...] | None = None
     control_budgets: tuple[int, ...] | None = None
     probe_pairs: int = 100
     eval_stories: int = 64
-    num_envs: int = 8
-    max_new_tokens: int = 90
-    algo_kwargs: dict[str, Any] = field(
-        default_factory=lambda: {
-            "n_steps": 64,
-            "batch_size": 256,
-            "n_epochs": 2,
-            "learning_rate": 3e-5,
-        }
-    )
-    kl_coef: float = 0.01
-    kl_per_story: bool = False
     audit: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain_batch_size: int = 16
@@ -131,15 +176,11 @@ class ReproConfig:
     val_file: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "rl", _rl(self.rl))
         budgets = sorted(self.budgets)
         if len(budgets) < 2 or budgets[0] < 1:
             raise ConfigError(
                 f"budgets must be at least two positive word counts, got {self.budgets}"
-            )
-        if not isinstance(self.teacher_kwargs, dict):
-            raise ConfigError(
-                f"teacher_kwargs must be a JSON object, got {self.teacher_kwargs!r}; "
-                'e.g. {"dtype": "bfloat16"}'
             )
         stray = sorted(set(self.control_budgets or ()) - set(budgets))
         if stray:
@@ -155,9 +196,29 @@ class ReproConfig:
                 f"probe_pairs must be a whole number >= 0 (0 = no probes), got {pairs!r}"
             )
 
+    @property
+    def teacher(self) -> str:
+        """The experiment's teacher (``rl.teacher``)."""
+        return self.rl.teacher
+
+    @property
+    def teacher_kwargs(self) -> Mapping[str, Any]:
+        """The teacher's keyword arguments (``rl.teacher_kwargs``)."""
+        return self.rl.teacher_kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``config.json`` holds them (``rl`` without ``STAGE_SETTINGS``)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rl"}
+        data["model"] = asdict(self.model)
+        rl = self.rl.to_dict()
+        data["rl"] = {k: v for k, v in rl.items() if k not in STAGE_SETTINGS}
+        return public_config(data)
+
     @classmethod
     def from_json(cls, path: str | Path) -> ReproConfig:
-        """Read a config file: a JSON object of these fields (``model`` as an object)."""
+        """Read a config file: a JSON object of these fields (``model`` and ``rl`` as
+        objects). A file of the earlier flat form (``teacher``, ``num_envs``... at the
+        top) is read as ``upgrade_flat`` says."""
         data = json.loads(Path(path).read_text())
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object of ReproConfig fields")
@@ -168,6 +229,7 @@ class ReproConfig:
                 f'"control_budgets": [{data["control_budget"] or ""}] instead, or leave it '
                 "out for the default (the middle budget and the top one)"
             )
+        data = upgrade_flat(data)
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(
@@ -196,25 +258,21 @@ class ReproConfig:
         return resolve_judges(self.judges, self.teacher, self.teacher_kwargs)
 
     def rl_config(self, student: str, control: bool, seed: int) -> TrainConfig:
-        """The training settings of one RL stage: PPO from ``student`` on this
-        experiment's teacher (the random-reward teacher for a ``control``), ended by the
-        interactive word budget (``steps`` is only a ceiling)."""
+        """The training settings of one RL stage: ``rl`` from ``student`` (the random-reward
+        teacher for a ``control``), ended by the interactive word budget (``steps`` is only
+        a ceiling)."""
         words_per_story = 16 + 3
-        steps = int(self.interactive_words / words_per_story * self.max_new_tokens * 2)
+        steps = int(self.interactive_words / words_per_story * self.rl.max_new_tokens * 2)
+        settings = {k: v for k, v in self.rl.to_dict().items() if k not in STAGE_SETTINGS}
+        if control:
+            settings.update(teacher="random", teacher_kwargs={})
         return TrainConfig(
-            algorithm="ppo",
+            **settings,
             student=student,
-            teacher="random" if control else self.teacher,
-            teacher_kwargs={} if control else dict(self.teacher_kwargs),
             steps=steps,
             word_budget=self.interactive_words,
-            num_envs=self.num_envs,
-            max_new_tokens=self.max_new_tokens,
-            kl_coef=self.kl_coef,
-            kl_per_story=self.kl_per_story,
             seed=seed,
             checkpoint_every=max(512, steps // 10),
-            algo_kwargs=dict(self.algo_kwargs),
         )
 
 
@@ -299,6 +357,28 @@ def _log_plan(
         log(f"  {len(stages):3d} x {est[_kind(group)] / 60:6.1f} min  {shown}")
 
 
+def _guard(config: ReproConfig, out: Path) -> None:
+    """The run folder's guard: an experiment resumes only with the settings it began with
+    (a folder of the earlier flat form is read as ``upgrade_flat`` says); a new folder
+    gets ``config.json``."""
+    settings = config.to_dict()
+    if not (out / CONFIG).exists():
+        write_config(out, settings)
+        return
+    saved = read_config(out)
+    if "control_budget" in saved:
+        raise ConfigError(
+            f"{out} was started by an earlier `storytelling reproduce` (one random-reward "
+            "control, `control_budget`, and no probes or ladder); it cannot be resumed by "
+            "this one: start anew with another --out (its results stay readable as they are)"
+        )
+    saved = upgrade_flat(saved)
+    if isinstance(saved.get("rl"), dict):  # a TrainConfig field added since: its default
+        saved["rl"] = {**ReproConfig().to_dict()["rl"], **saved["rl"]}
+    defaults = ReproConfig().to_dict()
+    check_resume(saved, settings, out, fix="start anew with another --out", defaults=defaults)
+
+
 def run(
     config: ReproConfig,
     out_dir: str | Path,
@@ -327,20 +407,7 @@ def run(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # the run folder's guard: an experiment resumes only with the settings it began with
-    settings = public_config(asdict(config))
-    if (out / CONFIG).exists():
-        saved = read_config(out)
-        if "control_budget" in saved:
-            raise ConfigError(
-                f"{out} was started by an earlier `storytelling reproduce` (one random-reward "
-                "control, `control_budget`, and no probes or ladder); it cannot be resumed by "
-                "this one: start anew with another --out (its results stay readable as they are)"
-            )
-        defaults = public_config(asdict(ReproConfig()))
-        check_resume(saved, settings, out, fix="start anew with another --out", defaults=defaults)
-    else:
-        write_config(out, settings)
+    _guard(config, out)
     if rates is not None:
         _log_plan(config, out, rates, log)
     timings = _load(out / "timings.json", {})
@@ -388,7 +455,7 @@ def _run_stage(
         _pretrain_stage(config, out / "pretrain", progress, log)
     elif kind == "references":
         log(f"stage {stage}: real and word-shuffled validation stories, graded")
-        teacher = JudgeSpec(config.teacher, config.teacher_kwargs)
+        teacher = JudgeSpec(config.teacher, dict(config.teacher_kwargs))
         refs = references(config.val_file, config.eval_stories, teacher, config.judge_specs)
         _save(out / "references.json", refs)
     elif kind == "start":
@@ -457,8 +524,8 @@ def _eval_kwargs(config: ReproConfig, budget: int, out: Path) -> dict[str, Any]:
         "teacher": config.teacher,
         "teacher_kwargs": dict(config.teacher_kwargs),
         "stories": config.eval_stories,
-        "num_envs": config.num_envs,
-        "max_new_tokens": config.max_new_tokens,
+        "num_envs": config.rl.num_envs,
+        "max_new_tokens": config.rl.max_new_tokens,
         "seed": EVAL_SEED,
         "judges": config.judge_specs,
     }
@@ -552,9 +619,11 @@ def smoke_config(train_file: str, val_file: str) -> ReproConfig:
         interactive_words=200,
         seeds=(0, 1),
         eval_stories=8,
-        num_envs=4,
-        max_new_tokens=16,
-        algo_kwargs={"n_steps": 16, "batch_size": 64, "n_epochs": 1},
+        rl={
+            "num_envs": 4,
+            "max_new_tokens": 16,
+            "algo_kwargs": {"n_steps": 16, "batch_size": 64, "n_epochs": 1},
+        },
         model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=128, vocab_size=400),
         pretrain_batch_size=4,
         pretrain_block_size=32,
