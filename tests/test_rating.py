@@ -308,3 +308,37 @@ def test_a_student_writes_its_stories_and_the_graders_grade_them(student, tmp_pa
     assert store.progress()["pairs"] == 4
     grades = store.grades()["heuristic"]
     assert len(grades) == 8 and all(g is None or 0.0 <= g <= 1.0 for g in grades.values())
+
+
+_RACER = """
+import sys
+from story_env.run.rating import RatingDB
+db = RatingDB(sys.argv[1])
+stored = 0
+for rater in sys.argv[2:]:
+    while (pair := db.next_pair(rater)) is not None:
+        stored += db.vote(rater, pair.id, pair.left["id"], "left")
+print(stored)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_racing_through_the_same_pairs_store_each_vote_once(tmp_path):
+    import subprocess
+    import sys
+
+    systems = {n: [RatedStory(n, 0, i, "P", f"{n} {i}") for i in range(40)] for n in "AB"}
+    db = RatingDB(tmp_path / "race.db")
+    db.fill(["A", "B"], systems, {})
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(db.path), *raters],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for raters in (["ann", "ben"], ["ben", "ann"])
+    ]
+    stored = [int(p.communicate(timeout=300)[0]) for p in racers]
+    votes = db.votes()
+    assert sum(stored) == len(votes) == 80  # each process counts only the votes it stored
+    assert len({(v["rater"], v["pair"]) for v in votes}) == 80

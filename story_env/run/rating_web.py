@@ -179,6 +179,19 @@ def serve(db: RatingDB, host: str, port: int) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """A TCP port number for ``--port``."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"port must be a whole number from 1 to 65535, got {text!r}"
+        )
+    return port
+
+
 def add_rate(p: argparse.ArgumentParser) -> None:
     from story_env.arguments import positive_int, seed
     from story_env.prompts import PAPER_PROMPT
@@ -226,5 +239,5 @@ def add_rate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-grade", action="store_true", help="no automatic grades")
     p.add_argument("--prepare-only", action="store_true", help="fill --db, then exit")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     p.set_defaults(func=cmd_rate)
