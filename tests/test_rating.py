@@ -342,3 +342,41 @@ def test_two_processes_racing_through_the_same_pairs_store_each_vote_once(tmp_pa
     votes = db.votes()
     assert sum(stored) == len(votes) == 80  # each process counts only the votes it stored
     assert len({(v["rater"], v["pair"]) for v in votes}) == 80
+
+
+def test_an_eval_file_names_its_teacher_and_judges_as_graders(tmp_path):
+    from story_env.run.rating import load_source
+
+    path = tmp_path / "e.json"
+    judged = {"lm:gemma": {"judge": {"name": "lm", "kwargs": {"model": "gemma"}}}}
+    path.write_text(json.dumps({"seed": 3, "teacher": "lm", "texts": ["x", "y"], "judges": judged}))
+    stories, graders = load_source(str(path), stories=9, seed=0, num_envs=1, prompt="Once,")
+    assert [g.label for g in graders] == ["lm", "lm:gemma"]
+    assert [(s.seed, s.index, s.prompt, s.text) for s in stories] == [
+        (3, 0, "Once,", "x"),
+        (3, 1, "Once,", "y"),
+    ]
+
+
+@pytest.mark.slow
+def test_a_trained_run_and_a_real_eval_file_are_rated_side_by_side(student, tmp_path, capsys):
+    from story_env.run.config import TrainConfig
+    from story_env.run.training import train
+
+    run = tmp_path / "run"
+    config = TrainConfig(student=student, steps=128, num_envs=4, max_new_tokens=20)
+    train(config, run, progress=False)
+    before = str(tmp_path / "before.json")
+    eval_args = ["eval", "--student", student, "--stories", "8", "--num-envs", "4"]
+    assert main([*eval_args, "--max-new-tokens", "20", "--no-judge", "--json", before]) == 0
+    db = tmp_path / "r.db"
+    args = ["rate", str(run), before, "--db", str(db), "--stories", "8", "--num-envs", "4"]
+    assert main([*args, "--prepare-only", "--grader", "heuristic"]) == 0
+    assert "8 pairs of 2 sources, graded by heuristic" in capsys.readouterr().out
+    written = {s["system"] for s in _stories(db)}
+    assert written == {str(run), before}
+
+
+def _stories(db):
+    with RatingDB(db).connect() as conn:
+        return [dict(r) for r in conn.execute("SELECT system, text FROM stories")]
