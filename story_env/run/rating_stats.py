@@ -76,9 +76,9 @@ def fit_bradley_terry(outcomes: np.ndarray, systems: int, prior: float = BT_PRIO
         prior: Virtual votes added per two systems that met, split half a win each way.
     """
     wins = np.zeros((systems, systems))  # wins[i, j]: i's (fractional) wins over j
-    for i, j, s in outcomes:
-        wins[int(i), int(j)] += s
-        wins[int(j), int(i)] += 1.0 - s
+    i, j, s = outcomes[:, 0].astype(int), outcomes[:, 1].astype(int), outcomes[:, 2]
+    np.add.at(wins, (i, j), s)
+    np.add.at(wins, (j, i), 1.0 - s)
     games = wins + wins.T
     met = games > 0
     wins = wins + met * prior / 2
