@@ -270,6 +270,7 @@ def test_the_results_page_shows_the_tables(known_votes):
         (["{a}", "{other_seed}"], "share no story of the same seed"),
         (["{a}", "nowhere/run"], "is not a run folder"),
         (["--results", "{missing}"], "no rating database at"),
+        (["{a}", "--json", "-"], "goes with --results"),
     ],
 )
 def test_bad_sources_fail_with_one_line_naming_them(tmp_path, capsys, argv, message):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from story_env.errors import DependencyMissingError
 from story_env.run.rating import RatingDB
 
 #: Bootstrap rounds of the Bradley-Terry intervals.
@@ -30,7 +31,12 @@ BT_PRIOR = 1.0
 def wilson(successes: int, trials: int) -> list[float] | None:
     """``[share, low, high]``: the share and its 95% Wilson score interval; ``None`` for
     no trials."""
-    from scipy.stats import binomtest
+    try:
+        from scipy.stats import binomtest
+    except ImportError as exc:
+        raise DependencyMissingError(
+            'the rating results need scipy; pip install "storytelling[rate]"'
+        ) from exc
 
     if trials == 0:
         return None

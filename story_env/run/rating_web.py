@@ -146,6 +146,10 @@ def cmd_rate(args: argparse.Namespace) -> int:
     from story_env.run.rating import export_votes
     from story_env.run.rating_stats import results, results_text
 
+    if args.json and not args.results:
+        raise ConfigError(
+            f"--json {args.json} goes with --results DB; e.g. --results ratings.db --json -"
+        )
     path = Path(args.results or args.db)
     if (args.results or not args.sources) and not path.is_file():
         raise ConfigError(f"no rating database at {str(path)!r}; check the path")
