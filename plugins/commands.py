@@ -62,6 +62,11 @@ _COMMANDS = (
         "story_env.run.probing:add_probe",
         "formal-competence probes (minimal pairs, entity tracking): accuracy with 95% CIs",
     ),
+    (
+        "rate",
+        "story_env.run.rating_web:add_rate",
+        "blind pairwise rating of stories by people in a web page; win rates, ratings",
+    ),
 )
 
 

@@ -1,0 +1,247 @@
+"""``storytelling rate``: the blind pairwise rating page and its command.
+
+A Starlette app over a rating database (``story_env.run.rating``): ``/`` asks for a
+rater name, then shows that rater one pair at a time (sides and order drawn per rater,
+system names hidden) until every pair is answered; ``/vote`` stores an answer;
+``/results`` and ``/results.json`` show what the votes say
+(``story_env.run.rating_stats``). Pages are Jinja2 templates with autoescape on: a story
+is model output and always shows as text.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from story_env.errors import ConfigError, DependencyMissingError
+from story_env.run.rating import MAX_RATER, RatingDB, check_rater
+
+_INSTALL = 'pip install "storytelling[rate]"'
+
+
+def _templates() -> Any:
+    try:
+        import jinja2
+    except ImportError as exc:
+        raise DependencyMissingError(f"the rating page needs jinja2; {_INSTALL}") from exc
+    loader = jinja2.FileSystemLoader(Path(__file__).parent / "templates")
+    return jinja2.Environment(loader=loader, autoescape=True)
+
+
+def create_app(db: RatingDB | str | Path) -> Any:
+    """The rating page's Starlette app over the database ``db``."""
+    try:
+        from starlette.applications import Starlette
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+        from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+        from starlette.routing import Route
+    except ImportError as exc:
+        raise DependencyMissingError(f"the rating page needs starlette; {_INSTALL}") from exc
+    from story_env.run.rating_stats import results
+
+    store = db if isinstance(db, RatingDB) else RatingDB(db)
+    template = _templates().get_template("rating.html")
+
+    def page(status: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(template.render(max_rater=MAX_RATER, **context), status_code=status)
+
+    def home_page(rater: str | None) -> HTMLResponse:
+        if not rater:
+            return page(page="name", rater="")
+        try:
+            rater = check_rater(rater)
+        except ConfigError as exc:
+            return page(400, page="error", message=str(exc))
+        progress = store.progress(rater)
+        pair = store.next_pair(rater)
+        response = page(page="pair" if pair else "done", rater=rater, pair=pair, progress=progress)
+        response.set_cookie("rater", quote(rater), samesite="strict", httponly=True)
+        return response
+
+    async def home(request: Request) -> Response:
+        rater = request.query_params.get("rater")
+        if request.query_params.get("change"):
+            return page(page="name", rater="")
+        if rater is None and request.cookies.get("rater"):
+            target = "/?rater=" + request.cookies["rater"]  # kept quoted, as it was set
+            return RedirectResponse(target, status_code=303)
+        return await run_in_threadpool(home_page, rater)
+
+    def store_vote(form: dict[str, list[str]]) -> Response:
+        field = {k: v[0] for k, v in form.items() if v}
+        try:
+            rater = check_rater(field.get("rater"))
+            pair, left = int(field.get("pair", "")), int(field.get("left", ""))
+            store.vote(rater, pair, left, field.get("choice", ""))
+        except ValueError as exc:  # ConfigError is a ValueError; so is a bad number
+            return page(400, page="error", message=str(exc))
+        return RedirectResponse("/?rater=" + quote(rater), status_code=303)
+
+    async def vote(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        return await run_in_threadpool(store_vote, form)
+
+    async def results_page(request: Request) -> Response:
+        res = await run_in_threadpool(results, store)
+        return page(page="results", res=res)
+
+    async def results_json(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(results, store))
+
+    routes = [
+        Route("/", home),
+        Route("/vote", vote, methods=["POST"]),
+        Route("/results", results_page),
+        Route("/results.json", results_json),
+    ]
+    return Starlette(routes=routes)
+
+
+def prepare(db: RatingDB, args: argparse.Namespace) -> None:
+    """Fill an empty database from ``args.sources``; check a filled one names the same."""
+    from story_env.run.judging import parse_judge
+    from story_env.run.rating import grade_stories, load_source
+
+    sources = list(args.sources)
+    stored = db.sources()
+    if stored is not None:
+        if sources and sources != stored:
+            raise ConfigError(
+                f"{str(db.path)!r} holds the pairs of {stored}, not of {sources}; give the "
+                "same sources, none (to carry on rating), or a new --db"
+            )
+        return
+    if len(set(sources)) != len(sources):
+        raise ConfigError(f"a source is given twice in {sources}; give each once")
+    if len(sources) < 2:
+        raise ConfigError(
+            f"{str(db.path)!r} holds no pairs yet: give two or more sources (run folders, "
+            "checkpoints, eval .json files or student:NAME), e.g. "
+            "`storytelling rate runs/demo before.json`"
+        )
+    systems, named = {}, {}
+    for source in sources:
+        systems[source], graders = load_source(
+            source, stories=args.stories, seed=args.seed, num_envs=args.num_envs, prompt=args.prompt
+        )
+        named.update((g.label, g) for g in graders)
+    if args.no_grade:
+        chosen = []
+    elif args.grader:
+        chosen = [parse_judge(g) for g in args.grader]
+    else:
+        chosen = list(named.values())
+    pairs = db.fill(sources, systems, grade_stories(systems, chosen))
+    print(
+        f"{db.path}: {pairs} pairs of {len(sources)} sources, graded by "
+        f"{', '.join(g.label for g in chosen) or 'no grader'}"
+    )
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    from story_env.run.commands import _json_out
+    from story_env.run.rating import export_votes
+    from story_env.run.rating_stats import results, results_text
+
+    if args.json and not args.results:
+        raise ConfigError(
+            f"--json {args.json} goes with --results DB; e.g. --results ratings.db --json -"
+        )
+    path = Path(args.results or args.db)
+    if (args.results or not args.sources) and not path.is_file():
+        raise ConfigError(f"no rating database at {str(path)!r}; check the path")
+    db = RatingDB(path)
+    if not args.results:
+        prepare(db, args)
+    if args.export:
+        print(f"wrote {export_votes(db, args.export)} votes to {args.export}")
+    if args.results:
+        res = results(db)
+        if not _json_out(args, res):
+            print(results_text(res))
+        return 0
+    if args.export or args.prepare_only:
+        return 0
+    return serve(db, args.host, args.port)
+
+
+def serve(db: RatingDB, host: str, port: int) -> int:
+    """Serve the rating page until Ctrl-C."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise DependencyMissingError(f"the rating page needs uvicorn; {_INSTALL}") from exc
+    progress = db.progress()
+    print(
+        f"rating page on http://{host}:{port}/ ({progress['pairs']} pairs, "
+        f"{progress['votes']} votes so far); results on /results. Ctrl-C stops it"
+    )
+    uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+    return 0
+
+
+def _port(text: str) -> int:
+    """A TCP port number for ``--port``."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"port must be a whole number from 1 to 65535, got {text!r}"
+        )
+    return port
+
+
+def add_rate(p: argparse.ArgumentParser) -> None:
+    from story_env.arguments import positive_int, seed
+    from story_env.prompts import PAPER_PROMPT
+
+    p.add_argument(
+        "sources",
+        nargs="*",
+        help="two or more run folders, checkpoints, `storytelling eval --json` files or "
+        "student:NAME; omit them to carry on rating the pairs --db holds",
+    )
+    p.add_argument("--db", default="ratings.db", help="the rating database (default: ratings.db)")
+    p.add_argument("--results", metavar="DB", help="print what the votes in DB say, then exit")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="with --results: also write them as JSON to "
+        "FILE; with '-', print the JSON instead of the text",
+    )
+    p.add_argument("--export", metavar="FILE", help="write every vote to FILE (.jsonl or .csv)")
+    p.add_argument(
+        "--stories",
+        type=positive_int,
+        default=16,
+        help="stories each run or student writes (default: 16)",
+    )
+    p.add_argument(
+        "--seed", type=seed, default=0, help="seed the stories are written at (default: 0)"
+    )
+    p.add_argument(
+        "--num-envs", type=positive_int, default=16, help="stories written at once (default: 16)"
+    )
+    p.add_argument(
+        "--prompt",
+        default=PAPER_PROMPT,
+        help="the prompt the stories of eval .json files continue (the file does not "
+        "record it; default: the paper's, which `storytelling eval` writes from)",
+    )
+    p.add_argument(
+        "--grader",
+        action="append",
+        metavar="NAME[:MODEL|:JSON]",
+        help="a teacher that grades every story, to compare with the people "
+        "(repeatable; default: the teachers and judges the sources name)",
+    )
+    p.add_argument("--no-grade", action="store_true", help="no automatic grades")
+    p.add_argument("--prepare-only", action="store_true", help="fill --db, then exit")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    p.set_defaults(func=cmd_rate)
