@@ -1,7 +1,8 @@
 """GRPO in two processes on the CPU (``accelerate launch``, gloo): one run folder, kills, resume.
 
-The commands are the ones docs/scaling.md gives. Slow job: two launches are killed (one
-per rank) and resumed, then ``eval`` scores the result; about two minutes on 2 cores.
+The commands are the ones docs/scaling.md gives. The slow tests launch real processes:
+two launches are killed (one per rank) and resumed, then ``eval`` scores the result
+(about two minutes on 2 cores). The fast ones check the launch's settings.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from story_env.errors import ConfigError
+from story_env.run.processes import ProcessGroup, check_processes, process_count, process_index
 
 BUDGET = 3000
 NUM_ENVS = 4  # completions per process and optimizer step
@@ -114,6 +116,7 @@ def _check_story_log(out: Path, state: dict) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_run_folder_survive_kills_of_either_rank_and_evaluate(tmp_path):
     pytest.importorskip("trl")
     from story_env.agents.students.tiny import build_tiny
@@ -161,6 +164,7 @@ def test_two_processes_share_one_run_folder_survive_kills_of_either_rank_and_eva
     assert f"{tmp_path}: 8 stories" in evaluated.stdout and "teacher_score" in evaluated.stdout
 
 
+@pytest.mark.slow
 def test_a_resume_with_another_number_of_processes_is_refused(tmp_path):
     """The processes share each step's batch: resuming in one process would change it."""
     pytest.importorskip("trl")
@@ -178,3 +182,53 @@ def test_a_resume_with_another_number_of_processes_is_refused(tmp_path):
     assert resumed.returncode == 2
     assert "it trained in 2 process(es) and this launch started 1" in resumed.stderr
     assert (tmp_path / "config.json").read_text() == config  # refused before any write
+
+
+# --- the launch's settings (fast) ----------------------------------------------------------
+def test_rank_and_process_count_come_from_the_launcher_variables(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert (process_index(), process_count()) == (0, 1)
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")  # mpirun's names
+    assert (process_index(), process_count()) == (3, 4)
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match=r"WORLD_SIZE='two' is not a whole number >= 1"):
+        process_count()
+    monkeypatch.setenv("RANK", "-1")
+    with pytest.raises(ConfigError, match=r"RANK='-1' is not a whole number >= 0"):
+        process_index()
+
+
+def test_an_sb3_algorithm_refuses_a_multi_process_launch(monkeypatch, tmp_path):
+    from story_env.run.config import TrainConfig
+    from story_env.run.training import train
+
+    check_processes("ppo", "sb3")  # one process: fine
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    check_processes("grpo", "trl")
+    with pytest.raises(
+        ConfigError, match=r"'ppo_story' \(stable-baselines3\) trains in one process"
+    ):
+        train(TrainConfig(student="ngram", steps=8), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before the folder is made
+
+
+def test_one_process_needs_no_process_group():
+    group = ProcessGroup()
+    assert group.main and group.gather([1, 2]) == [1, 2] and group.from_main(lambda: 7) == 7
+    group.barrier()
+
+
+def test_device_settings_pass_through_algo_kwargs(tmp_path):
+    pytest.importorskip("trl")
+    from story_env.registry import get_algorithm
+    from story_env.run.config import TrainConfig
+    from story_env.run.trl_training import _trl_args
+
+    spec = get_algorithm("grpo")
+    default = _trl_args(spec, TrainConfig(algorithm="grpo", steps=64, num_envs=4), tmp_path)
+    assert default.use_cpu and not default.bf16 and not default.use_vllm
+    assert default.ddp_find_unused_parameters is False
+    chosen = TrainConfig(algorithm="grpo", steps=64, num_envs=4, algo_kwargs={"use_cpu": False})
+    assert not _trl_args(spec, chosen, tmp_path).use_cpu
