@@ -8,15 +8,14 @@ two launches are killed (one per rank) and resumed, then ``eval`` scores the res
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from launching import accelerate_train, one_thread_env
 
 from story_env.errors import ConfigError
 from story_env.run.processes import ProcessGroup, check_processes, process_count, process_index
@@ -26,34 +25,17 @@ NUM_ENVS = 4  # completions per process and optimizer step
 PROCESSES = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch_cmd(out: Path, *extra: str, port: int) -> list[str]:
-    """``accelerate launch`` of ``storytelling train`` in two CPU processes.
-
-    ``--multi_gpu`` picks accelerate's torchrun launcher, which starts the processes
-    (``--cpu`` alone starts one); with no GPU each process trains on the CPU over gloo.
-    """
-    return [
-        *(str(Path(sys.executable).with_name("accelerate")), "launch"),
-        *("--multi_gpu", "--num_processes", str(PROCESSES), "--num_machines", "1"),
-        *("--mixed_precision", "no", "--dynamo_backend", "no"),
-        *("--main_process_port", str(port)),
-        *("-m", "story_env.run.cli", "train", "--algorithm", "grpo", "--student", "tiny"),
+def launch_cmd(out: Path, *extra: str) -> list[str]:
+    """``accelerate launch`` of GRPO on ``tiny`` in two CPU processes (tests/launching.py)."""
+    return accelerate_train(
+        PROCESSES,
+        *("--algorithm", "grpo", "--student", "tiny"),
         *("--steps", str(BUDGET), "--num-envs", str(NUM_ENVS), "--max-new-tokens", "32"),
         *("--checkpoint-every", "256", "--kl-coef", "0.05", "--seed", "3"),
         # one group of 8 completions per prompt: each group spans both processes
         *("--algo-kwargs", json.dumps({"num_generations": NUM_ENVS * PROCESSES})),
         *("--out", str(out), "--no-progress", *extra),
-    ]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
+    )
 
 
 def _worker(launcher: subprocess.Popen, rank: int, deadline: float):
@@ -78,8 +60,8 @@ def _kill_rank_after(out: Path, rank: int, steps: int, *, resume: bool) -> dict:
     ``steps``, and return the counters the run folder holds after the launcher gave up."""
     extra = ("--resume",) if resume else ()
     launcher = subprocess.Popen(
-        launch_cmd(out, *extra, port=_free_port()),
-        env=_env(),
+        launch_cmd(out, *extra),
+        env=one_thread_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -127,8 +109,8 @@ def test_two_processes_share_one_run_folder_survive_kills_of_either_rank_and_eva
     assert second["processes"] == PROCESSES
 
     done = subprocess.run(
-        launch_cmd(tmp_path, "--resume", port=_free_port()),
-        env=_env(),
+        launch_cmd(tmp_path, "--resume"),
+        env=one_thread_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -156,7 +138,7 @@ def test_two_processes_share_one_run_folder_survive_kills_of_either_rank_and_eva
             *(sys.executable, "-m", "story_env.run.cli", "eval", "--checkpoint", str(tmp_path)),
             *("--stories", "8", "--num-envs", "4", "--max-new-tokens", "32", "--no-judge"),
         ],
-        env=_env(),
+        env=one_thread_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -168,14 +150,14 @@ def test_two_processes_share_one_run_folder_survive_kills_of_either_rank_and_eva
 def test_a_resume_with_another_number_of_processes_is_refused(tmp_path):
     """The processes share each step's batch: resuming in one process would change it."""
     pytest.importorskip("trl")
-    cmd = launch_cmd(tmp_path, "--steps", "300", port=_free_port())
+    cmd = launch_cmd(tmp_path, "--steps", "300")
     del cmd[cmd.index("--algo-kwargs") : cmd.index("--algo-kwargs") + 2]  # groups of 4
-    subprocess.run(cmd, env=_env(), capture_output=True, text=True, check=True)
+    subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True, check=True)
     config = (tmp_path / "config.json").read_text()
     single = cmd[cmd.index("-m") + 1 :]  # the same train command, without the launcher
     resumed = subprocess.run(
         [sys.executable, "-m", *single, "--steps", "600", "--resume"],
-        env=_env(),
+        env=one_thread_env(),
         capture_output=True,
         text=True,
     )
