@@ -9,8 +9,9 @@ N > 1 runs the same command under ``accelerate launch --multi_gpu --num_processe
 gloo), each process writing ``--num-envs`` completions per step. Rounds are interleaved
 (1, 2, 1, 2...). Per run: completion tokens, the run's own training time (rank 0's, from
 the first generation to the last checkpoint: no launcher, imports or model loading) and
-tokens/s over it, the whole command's wall time, the largest process's peak RSS, and the
-core-seconds per token (processes / tokens per second). Prints the cores and the command.
+tokens/s over it, the whole command's wall time, the peak resident memory of the launch
+(all its processes together, sampled every 0.2 s), and the core-milliseconds per token
+(processes / tokens per second). Prints the cores and the command.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import datetime
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -32,6 +32,24 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants, in MiB (0 once it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
 
 
 def command(processes: int, train_args: list[str]) -> list[str]:
@@ -55,18 +73,21 @@ def run(processes: int, args: argparse.Namespace) -> dict[str, float]:
             "--checkpoint-every", str(10 * args.steps), "--seed", "0",
             "--out", out, "--no-progress",
         ]  # fmt: skip
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
-        done = subprocess.run(
+        proc = subprocess.Popen(
             command(processes, train_args),
             env={**os.environ, "OMP_NUM_THREADS": "1"},
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
+        peak = 0.0
+        while proc.poll() is None:  # the launch's memory: every process of its tree
+            peak = max(peak, _tree_rss_mib(proc.pid))
+            time.sleep(0.2)
         wall = time.perf_counter() - started
-        if done.returncode:
-            raise SystemExit(f"{processes} process(es) failed:\n{done.stderr[-3000:]}")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
+        if proc.returncode:
+            raise SystemExit(f"{processes} process(es) failed:\n{proc.stderr.read()[-3000:]}")
         state = json.loads((Path(out) / "checkpoint.json").read_text())
     rate = state["steps"] / state["wall_s"]
     return {
@@ -74,7 +95,7 @@ def run(processes: int, args: argparse.Namespace) -> dict[str, float]:
         "train_s": state["wall_s"],
         "tokens_per_s": rate,
         "wall_s": wall,
-        "peak_mib": peak if peak > before else float("nan"),  # nan: an earlier run was bigger
+        "peak_mib": peak,
         "core_ms_per_token": 1000 * processes / rate,
     }
 

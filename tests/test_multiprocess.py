@@ -214,3 +214,17 @@ def test_device_settings_pass_through_algo_kwargs(tmp_path):
     assert default.ddp_find_unused_parameters is False
     chosen = TrainConfig(algorithm="grpo", steps=64, num_envs=4, algo_kwargs={"use_cpu": False})
     assert not _trl_args(spec, chosen, tmp_path).use_cpu
+
+
+def test_the_scaling_page_gives_the_commands_the_tests_run():
+    """docs/scaling.md shows the launch and train arguments of the tests, word for word."""
+    import shlex
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "scaling.md").read_text()
+    words = " ".join(shlex.split(page.replace("\\\n", " "), comments=False, posix=False))
+    launcher = accelerate_train(PROCESSES, port=29500)[1:-3]  # no executable, no train
+    assert "accelerate " + " ".join(launcher) in words
+    train = launch_cmd(Path("runs/grpo-2p"))
+    flags = train[train.index("train") :]
+    flags[flags.index("--algo-kwargs") + 1] = "'" + flags[flags.index("--algo-kwargs") + 1] + "'"
+    assert "-m story_env.run.cli " + " ".join(flags) in words
