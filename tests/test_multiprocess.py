@@ -228,3 +228,15 @@ def test_the_scaling_page_gives_the_commands_the_tests_run():
     flags = train[train.index("train") :]
     flags[flags.index("--algo-kwargs") + 1] = "'" + flags[flags.index("--algo-kwargs") + 1] + "'"
     assert "-m story_env.run.cli " + " ".join(flags) in words
+
+
+def test_after_ctrl_c_a_launched_run_is_resumed_by_its_launch_command(monkeypatch):
+    from story_env.run.cli import resume_hint
+
+    argv = ["train", "--algorithm", "grpo", "--out", "runs/x"]
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert resume_hint(argv).endswith("storytelling train --algorithm grpo --out runs/x --resume")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert resume_hint(argv).endswith(
+        "the same launch command (accelerate launch ... train ...) plus --resume"
+    )
