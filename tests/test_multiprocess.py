@@ -1,8 +1,9 @@
 """GRPO in two processes on the CPU (``accelerate launch``, gloo): one run folder, kills, resume.
 
 The commands are the ones docs/scaling.md gives. The slow tests launch real processes:
-two launches are killed (one per rank) and resumed, then ``eval`` scores the result
-(about two minutes on 2 cores). The fast ones check the launch's settings.
+two GRPO launches are killed (one per rank) and resumed, then ``eval`` scores the result
+(about two minutes on 2 cores); a resume in another number of processes is refused;
+RLOO trains the same way. The fast ones check the launch's settings.
 """
 
 from __future__ import annotations
@@ -164,6 +165,19 @@ def test_a_resume_with_another_number_of_processes_is_refused(tmp_path):
     assert resumed.returncode == 2
     assert "it trained in 2 process(es) and this launch started 1" in resumed.stderr
     assert (tmp_path / "config.json").read_text() == config  # refused before any write
+
+
+@pytest.mark.slow
+def test_rloo_trains_in_two_processes_with_one_story_log(tmp_path):
+    pytest.importorskip("trl")
+    cmd = launch_cmd(tmp_path, "--algorithm", "rloo", "--steps", "400")
+    del cmd[cmd.index("--algo-kwargs") : cmd.index("--algo-kwargs") + 2]  # groups of 4
+    done = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert state["algorithm"] == "rloo" and state["processes"] == PROCESSES
+    rows = _check_story_log(tmp_path, state)
+    assert [r["env"] for r in rows] == list(range(8)) * (len(rows) // 8)
 
 
 # --- the launch's settings (fast) ----------------------------------------------------------
