@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_pretrain.py
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_processes.py
 	$(BIN)/python bench/bench_teachers.py --teachers heuristic hf llamacpp api --stories 16
 
 lint: $(STAMP)

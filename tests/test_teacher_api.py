@@ -602,3 +602,46 @@ def test_close_hangs_up_on_the_real_server(llama_server, api_key):
     teacher.close()
     teacher.close()
     assert not mine & connections()
+
+
+@pytest.mark.slow
+def test_one_served_teacher_grades_two_training_processes(llama_server, api_key, tmp_path):
+    """A teacher served once for many workers: two GRPO processes (``accelerate launch``)
+    grade their own stories through the one llama.cpp server at the same time, with the
+    ``api`` teacher; every story of both comes back with a complete, valid grade."""
+    pytest.importorskip("trl")
+    import re
+    import subprocess
+
+    from launching import accelerate_train, one_thread_env
+
+    _, url = llama_server
+    teacher_kwargs = {
+        "base_url": url,
+        "model": "smollm2",
+        "api_key_env": KEY_ENV,  # the key reaches the workers through the environment
+        "temperature": 0.0,
+        "extra_body": {"grammar": 'root ::= [0-3] " " [0-3] " " [0-3]'},
+        "on_failure": "raise",  # a failed grade stops the run
+        "timeout_s": 120.0,  # two trainers and the server share two cores
+    }
+    cmd = accelerate_train(
+        2,
+        *("--algorithm", "grpo", "--student", "tiny", "--steps", "300", "--num-envs", "4"),
+        *("--max-new-tokens", "24", "--kl-coef", "0.05", "--checkpoint-every", "100000"),
+        *("--teacher", "api", "--teacher-kwargs", json.dumps(teacher_kwargs)),
+        *("--out", str(tmp_path), "--no-progress"),
+    )
+    done = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((tmp_path / "checkpoint.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
+    assert state["processes"] == 2 and len(rows) == state["stories"] >= 16
+    dims = APITeacher(base_url=url, model="smollm2", api_key_env=KEY_ENV).dimensions
+    for row in rows:
+        assert row["teacher_error"] is None and row["teacher_fallback"] is None, row
+        assert re.fullmatch(r"[0-3] [0-3] [0-3]", row["teacher_raw"]), row["teacher_raw"]
+        assert [row["scores"][d] for d in dims] == [int(x) for x in row["teacher_raw"].split()]
+    # each generation's 8 stories: 0-3 from rank 0's teacher, 4-7 from rank 1's
+    assert [r["env"] for r in rows] == list(range(8)) * (len(rows) // 8)
+    assert KEY not in (tmp_path / "config.json").read_text() + done.stdout + done.stderr

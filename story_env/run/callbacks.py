@@ -167,7 +167,11 @@ class RunCallback(BaseCallback):
 
 
 def log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step: int) -> None:
-    """Append one finished story to the run's log and count its interactive words."""
+    """Append one finished story to the run's log and count its interactive words.
+
+    ``log_file`` is ``None`` in a worker process of a multi-process run: it counts the
+    story (every process keeps the same counters) and rank 0 writes it.
+    """
     state["stories"] += 1
     state["interactive_words"] += len(info["prompt"].split()) + TEACHER_ANSWER_WORDS
     record = {
@@ -187,7 +191,8 @@ def log_story(log_file: Any, state: dict[str, Any], env: int, info: dict, step: 
         "tokens": info["tokens"],  # the steps it took, its end-of-story token included
         "interactive_words": state["interactive_words"],
     }
-    append_story(log_file, record, Path(log_file.name))
+    if log_file is not None:
+        append_story(log_file, record, Path(log_file.name))
 
 
 def _grade_or_none(value: Any) -> float | None:

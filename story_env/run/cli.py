@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
         return status
     except KeyboardInterrupt:
-        print(f"storytelling: interrupted. {resume_hint(argv)}", file=sys.stderr)
+        if _launch()[0] == 0:  # in a multi-process launch, rank 0 says it once
+            print(f"storytelling: interrupted. {resume_hint(argv)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
     except BrokenPipeError:
         return _quiet_broken_pipe()
@@ -93,10 +94,26 @@ def resume_hint(argv: Sequence[str]) -> str:
 
     if not argv or argv[0] not in ("train", "compare"):
         return "Run the command again to start it over."
+    if _launch()[1] > 1:  # several processes: the launcher's command resumes them
+        return (
+            "The run folder keeps its last checkpoint; continue with the same launch "
+            "command (accelerate launch ... train ...) plus --resume"
+        )
     again = [*argv] if "--resume" in argv else [*argv, "--resume"]
     return "The run folder keeps its last checkpoint; continue with: " + shlex.join(
         ["storytelling", *again]
     )
+
+
+def _launch() -> tuple[int, int]:
+    """This process's rank and the launch's process count ((0, 1) for a lone process)."""
+    from story_env.errors import ConfigError
+    from story_env.run.processes import process_count, process_index
+
+    try:
+        return process_index(), process_count()
+    except ConfigError:  # a bad launcher variable: the command said so already
+        return 0, 1
 
 
 def _quiet_broken_pipe() -> int:

@@ -149,10 +149,13 @@ def _add_run_flags(p: argparse.ArgumentParser, *, algorithm: bool = True) -> Non
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from story_env.run.processes import is_main_process
     from story_env.run.training import train
 
     config = _config(args)
     summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    if not is_main_process():
+        return 0  # a multi-process run: rank 0 reports it
     if _json_out(args, summary):
         return 0
     print(train_summary(summary, config, Path(args.out)))

@@ -10,6 +10,7 @@ algorithm (``framework="trl"``) runs through ``story_env.run.trl_training`` inst
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from story_env.run.algorithms import (
 )
 from story_env.run.callbacks import RunCallback, has_tensorboard, log_story, rollout_tokens
 from story_env.run.config import TrainConfig
+from story_env.run.processes import check_processes, is_main_process
 from story_env.run_folder import (
     CHECKPOINT,
     CHECKPOINT_META,
@@ -105,12 +107,16 @@ def train(
 
     The run holds its folder for its lifetime (``run_owner.own_run``): a second writer
     is refused with the holder's PID, and a folder of foreign files is never taken over.
+    Under a multi-process launch (a TRL algorithm only) rank 0 owns and writes the folder.
     """
     out = check_out(out_dir)  # a bad --out is the first thing to say
-    check_algo_kwargs(config.algorithm, get_algorithm(config.algorithm), config.algo_kwargs)
+    spec = get_algorithm(config.algorithm)
+    check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)
+    check_processes(config.algorithm, spec.framework)
     prepare(out)
     check_trainable(config.student, config.student_kwargs)
-    with own_run(out) as owned:
+    owner = own_run(out) if is_main_process() else contextlib.nullcontext(out)
+    with owner as owned:
         return _train(config, owned, resume=resume, progress=progress)
 
 

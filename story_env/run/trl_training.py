@@ -14,7 +14,15 @@ teacher grades them through ``story_env.trl.TeacherReward``. What maps to what:
 * ``max_new_tokens`` = ``max_completion_length``; sampling at temperature 1 from the full
   distribution, as the SB3 policy samples;
 * ``algo_kwargs`` = fields of the TRL config (``learning_rate``, ``num_generations``,
-  ``num_iterations``, ``loss_type``...).
+  ``num_iterations``, ``loss_type``...; ``use_cpu``, ``bf16``, ``use_vllm`` move a run
+  from the default, float32 on the CPU, to a GPU).
+
+Under a multi-process launch (``accelerate launch``, ``torchrun``) every process trains
+on its own ``num_envs`` completions per step and grades them with its own teacher (or one
+served teacher); the graded stories of all processes reach every process in rank order
+(``ProcessGroup.gather``), so the counters and the budget's stop agree, and rank 0 alone
+owns the run folder: it writes the story log and declares each checkpoint once every
+process has written its part.
 
 TRL lacks the run folder's pieces, so callbacks add them: every graded story appended to
 ``stories.jsonl`` in the SB3 runs' record format, TensorBoard scalars against env steps,
@@ -43,6 +51,7 @@ from story_env.registry import AlgorithmSpec, get_algorithm
 from story_env.run.algorithms import check_algo_kwargs
 from story_env.run.callbacks import has_tensorboard, log_story
 from story_env.run.config import TrainConfig
+from story_env.run.processes import ProcessGroup
 from story_env.run_folder import (
     CHECKPOINT_META,
     STORIES,
@@ -50,6 +59,7 @@ from story_env.run_folder import (
     open_run,
     open_story_log,
     read_json,
+    read_state,
     write_meta,
 )
 
@@ -63,8 +73,6 @@ _RESERVED = {
     "seed": "seed",
     "max_steps": "steps",
     "output_dir": "the run folder (--out)",
-    "use_cpu": "(always on)",
-    "use_vllm": "(not supported: generation runs in the trainer)",
     "save_strategy": "checkpoint_every",
     "save_steps": "checkpoint_every",
     "report_to": "(the run folder's TensorBoard logs)",
@@ -104,11 +112,13 @@ def train_trl(
     check_algo_kwargs(config.algorithm, spec, config.algo_kwargs)  # names only the user's keys
     out = Path(out_dir)
     args = _trl_args(spec, config, out)  # TRL's own checks, before the run folder is touched
+    group = ProcessGroup.current()  # after the config: it starts accelerate's process group
     out.mkdir(parents=True, exist_ok=True)
-    state, resume_from = _open_run(config, out, resume)
+    # rank 0 opens (or repairs) the run folder; every process continues from its counters
+    state, resume_from = group.from_main(lambda: _open_run(config, out, resume, group.count))
 
     with _quiet_transformers():
-        _run(args, trainer_class, config, out, state, resume_from, progress)
+        _run(args, trainer_class, config, out, state, resume_from, progress, group)
     return {**state, "tokens_per_s": state["steps"] / max(1e-9, state["wall_s"])}
 
 
@@ -120,6 +130,7 @@ def _run(
     state: dict[str, Any],
     resume_from: str | None,
     progress: bool,
+    group: ProcessGroup,
 ) -> None:
     import torch
     from transformers import TrainerCallback
@@ -138,14 +149,17 @@ def _run(
         )
     prompts = load_prompts(list(config.prompts) if config.prompts else None, None)
     _check_prompt_ids(tokenizer, student.tokenizer, prompts)
-    tb = _tensorboard_writer(out)
+    tb = _tensorboard_writer(out) if group.main else None
     wall0, started = state["wall_s"], time.perf_counter()
 
     def wall() -> float:
         return wall0 + time.perf_counter() - started
 
-    with open_story_log(out / STORIES) as log_file:
-        callback = _run_callback(TrainerCallback, config, args, out, log_file, state, tb, wall)
+    story_log = open_story_log(out / STORIES) if group.main else contextlib.nullcontext()
+    with story_log as log_file:
+        callback = _run_callback(
+            TrainerCallback, config, args, out, log_file, state, tb, wall, group
+        )
         reward = teacher_reward_function(
             config.teacher,
             length_bonus=config.length_bonus,
@@ -165,7 +179,7 @@ def _run(
             callbacks=[callback],
         )
         _drop_printers(trainer)
-        bar = _progress_bar(config, state["steps"], progress)
+        bar = _progress_bar(config, state["steps"], progress and group.main)
         callback.bar = bar
         started = time.perf_counter()  # like the SB3 path: building the models is not training
         try:
@@ -177,7 +191,8 @@ def _run(
             if tb is not None:
                 tb.close()
     state["wall_s"] = wall()
-    write_meta(out, state)
+    if group.main:
+        write_meta(out, state)
 
 
 def _check_task(config: TrainConfig) -> None:
@@ -206,12 +221,29 @@ def _check_task(config: TrainConfig) -> None:
         )
 
 
-def _open_run(config: TrainConfig, out: Path, resume: bool) -> tuple[dict[str, Any], str | None]:
-    """The run folder's guard (``run_folder.open_run``) plus TRL's checkpoint folder."""
+def _open_run(
+    config: TrainConfig, out: Path, resume: bool, processes: int = 1
+) -> tuple[dict[str, Any], str | None]:
+    """The run folder's guard (``run_folder.open_run``) plus TRL's checkpoint folder.
+
+    ``processes`` is the number of training processes: it multiplies the batch of every
+    optimizer step, so a run resumes with the number it started with.
+    """
     resuming = resume and (out / CHECKPOINT_META).exists()
+    # runs saved before the key trained in one process
+    started = read_state(out).get("processes", 1) if resuming else processes
+    if started != processes:
+        raise ConfigError(
+            f"cannot resume {out}: it trained in {started} process(es) and this launch "
+            f"started {processes}; the processes share each optimizer step's batch "
+            f"({config.num_envs} completions each), so resume it with {started} "
+            f"(accelerate launch --num_processes {started}, or no launcher for 1), or start "
+            "over with another --out"
+        )
     state = open_run(
         out, config.to_dict(), resume, checkpoint=None, defaults=TrainConfig().to_dict()
     )
+    state["processes"] = processes
     if not resuming:
         shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)  # a run killed before its first save
         return state, None
@@ -243,6 +275,12 @@ def _trl_args(spec: AlgorithmSpec, config: TrainConfig, out: Path) -> Any:
         "lr_scheduler_type": "constant",  # SB3's default; the budget, not max_steps, ends a run
         "activation_checkpointing": False,  # TRL's default saves memory at ~30% more compute
         "num_generations": config.num_envs,
+        # float32 on the CPU unless algo_kwargs choose a GPU (use_cpu false, bf16, use_vllm)
+        "use_cpu": True,
+        "bf16": False,
+        "fp16": False,
+        # every weight of a causal LM takes part in the loss: no search for unused ones
+        "ddp_find_unused_parameters": False,
         **spec.defaults,
         **dict(config.algo_kwargs),
     }
@@ -254,9 +292,6 @@ def _trl_args(spec: AlgorithmSpec, config: TrainConfig, out: Path) -> Any:
             beta=config.kl_coef,
             seed=config.seed,
             max_steps=1,  # replaced below, once the generation batch is known
-            use_cpu=True,
-            bf16=False,
-            fp16=False,
             report_to="none",
             save_strategy="no",  # the run callback decides when to save
             logging_steps=1,
@@ -300,6 +335,7 @@ def _run_callback(
     state: dict[str, Any],
     tb: Any,
     wall: Any,
+    group: ProcessGroup,
 ) -> Any:
     generate_every = args.steps_per_generation * args.num_iterations
 
@@ -312,13 +348,19 @@ def _run_callback(
             self.recent: list[float] = []
 
         def on_graded(self, infos: list[dict[str, Any]]) -> None:
-            """Log every graded completion (called by the reward function)."""
-            for slot, info in enumerate(infos):
+            """Log every graded completion (called by the reward function).
+
+            Every process grades its own completions; all of them reach every process,
+            in rank order, so the counters (and the budget's stop) agree everywhere and
+            rank 0 logs each story once, ``env`` being its place in the whole batch.
+            """
+            for slot, info in enumerate(group.gather(infos)):
                 state["steps"] += info["tokens"]
                 log_story(log_file, state, slot, info, state["steps"])
                 if info["reward"] is not None:
                     self.recent.append(float(info["reward"]))
-            flush_log(log_file, out / STORIES)
+            if log_file is not None:
+                flush_log(log_file, out / STORIES)
             if self.bar is not None:
                 self.bar.update(min(state["steps"], config.steps) - self.bar.n)
 
@@ -339,10 +381,13 @@ def _run_callback(
                 control.should_training_stop = True
 
         def on_save(self, args: Any, trainer_state: Any, control: Any, **_: Any) -> None:
+            group.barrier()  # every process has written its part (its RNG state) of the folder
             current = f"{TRAINER_DIR}/checkpoint-{trainer_state.global_step}"
             state["checkpoint"] = current
             state["wall_s"] = wall()  # so a resumed run reports its whole training time
             self.last_checkpoint = state["steps"]
+            if log_file is None:
+                return  # rank 0 declares the checkpoint
             flush_log(log_file, out / STORIES, durable=True)  # the stories it counts
             write_meta(out, state)  # atomic: from here on, `current` is the checkpoint
             for old in (out / TRAINER_DIR).glob("checkpoint-*"):
