@@ -70,7 +70,7 @@ def test_words_per_story_distribution_and_reference_of_the_same_lengths():
 
 def test_distinct_n_interval_is_a_jackknife_that_repeats_cannot_bias():
     rng = random.Random(1)
-    words = ["fox", "key", "door", "sea", "king", "cat", "ran", "sat", "hill", "tree"]
+    words = [f"w{k}" for k in range(300)]
     stories = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(20)]
     value, low, high = div.diversity(stories, mauve=False)["distinct_1"]
     assert value == pytest.approx(div.distinct_n(stories, 1))
@@ -82,7 +82,7 @@ def test_distinct_n_interval_is_a_jackknife_that_repeats_cannot_bias():
         len(stories),
         resamples=200,
     )
-    assert boot[2] < value
+    assert boot[0] == value and boot[2] < value
     # the jackknife of a mean is the textbook interval: mean +- 1.96 * s / sqrt(n)
     x = np.arange(10.0)
     mean, _lo, hi = jackknife_ci(lambda keep: x[keep].mean(), 10)
@@ -156,3 +156,57 @@ def test_eval_with_mauve_prints_it_beside_real_stories(random_lm_student, capsys
     for row in (figures, figures["reference"]):
         assert 0.0 <= row["mauve"][1] <= row["mauve"][0] <= row["mauve"][2] <= 1.0
     assert figures["seconds"]["mauve"] > 0 and "MAUVE against 8 other real stories" in printed
+
+
+def test_compare_reports_each_runs_diversity_beside_real_stories(random_lm_student, tmp_path):
+    from story_env.run.comparison import compare
+    from story_env.run.config import TrainConfig
+
+    base = TrainConfig(
+        student=random_lm_student,
+        steps=64,
+        num_envs=2,
+        max_new_tokens=12,
+        algo_kwargs={"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        checkpoint_every=10_000,
+    )
+    table = compare(
+        base, ["ppo"], [0], tmp_path, eval_stories=4, progress=False, judges=[], mauve=False
+    )
+    record = json.loads((tmp_path / "results.json").read_text())
+    run = record["runs"][0]
+    ev = json.loads((tmp_path / "ppo-seed0" / "eval.json").read_text())
+    assert run["diversity"]["distinct_1"][0] == pytest.approx(div.distinct_n(ev["texts"], 1))
+    assert record["before"]["diversity"]["stories"] == 4 and "teacher" in record["before"]
+    assert record["real_stories"]["stories"] == 4
+    lines = table.splitlines()
+    head = lines.index(next(line for line in lines if line.startswith("| stories | distinct-1")))
+    labels = [line.split(" | ")[0] for line in lines[head + 2 : head + 5]]
+    assert labels == [
+        "| real stories (cut to the student's lengths)",
+        "| before training",
+        "| ppo seed 0",
+    ]
+    assert "MAUVE not measured (--no-mauve)" in table
+
+
+def test_reproduce_report_reads_the_audits_diversity():
+    from story_env.run.reproduce import smoke_config
+    from story_env.run.reproduce_report import diversity_lines
+
+    stories = ["there lived a king", "there lived a fox", "the sun rose high"]
+    audit = {
+        "rl/500-seed1": {"diversity": div.diversity(stories[:2], mauve=False)},
+        "start/500": {"diversity": div.diversity(stories, mauve=False)},
+        "start/1000": {"words": [3.0, 3.0, 3.0]},  # audited before diversity was recorded
+    }
+    lines = diversity_lines(smoke_config("x", "x"), audit)
+    rows = [line for line in lines if line.startswith("| 500")]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| 500: real stories, same lengths",
+        "| 500: before RL",
+        "| 500: after RL, seed 1",
+    ]
+    assert '"there lived"' in rows[2] and "1.000 [" in rows[2]  # both open "there lived"
+    assert "1 audited evaluation(s) hold no diversity figures" in lines[1]
+    assert diversity_lines(smoke_config("x", "x"), {"start/500": {"words": [1, 1, 1]}}) == []

@@ -223,7 +223,7 @@ def check_mauve() -> None:
         ) from exc
 
 
-def _compute_mauve(p: np.ndarray, q: np.ndarray) -> float:
+def _mauve_module() -> Any:
     try:
         import mauve
     except ImportError as exc:
@@ -231,12 +231,7 @@ def _compute_mauve(p: np.ndarray, q: np.ndarray) -> float:
             f"MAUVE needs the mauve-text package and its faiss-cpu and scikit-learn: {exc}. "
             f"{MAUVE_INSTALL}, or pass --no-mauve"
         ) from exc
-    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
-
-    # one thread: on 64 stories a call takes ~0.03 s so, and ~1 s with the BLAS and
-    # OpenMP pools of a busy machine fighting over the cores
-    with _quiet_stderr(), threadpool_limits(1):
-        return float(mauve.compute_mauve(p_features=p, q_features=q, seed=25).mauve)
+    return mauve
 
 
 def mauve_ci(
@@ -255,12 +250,21 @@ def mauve_ci(
             f"MAUVE needs two sets of at least 2 features of one width, got {p.shape} and "
             f"{q.shape}; evaluate at least 2 stories (or pass --no-mauve)"
         )
-    value = _compute_mauve(p, q)
+    mauve = _mauve_module()
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    def score(p: np.ndarray, q: np.ndarray) -> float:
+        return float(mauve.compute_mauve(p_features=p, q_features=q, seed=25).mauve)
+
     rng = np.random.default_rng(0)
-    boot = [
-        _compute_mauve(p[rng.integers(0, len(p), len(p))], q[rng.integers(0, len(q), len(q))])
-        for _ in range(resamples)
-    ]
+    # one thread: a call on 64 stories takes ~0.03 s so, and ~1 s with the BLAS and
+    # OpenMP pools of a busy machine fighting over its cores
+    with _quiet_stderr(), threadpool_limits(1):
+        value = score(p, q)
+        boot = [
+            score(p[rng.integers(0, len(p), len(p))], q[rng.integers(0, len(q), len(q))])
+            for _ in range(resamples)
+        ]
     low, high = np.percentile(boot, [2.5, 97.5])
     return value, float(low), float(high)
 
