@@ -87,6 +87,9 @@ def test_distinct_n_interval_is_a_jackknife_that_repeats_cannot_bias():
     x = np.arange(10.0)
     mean, _lo, hi = jackknife_ci(lambda keep: x[keep].mean(), 10)
     assert (hi - mean) == pytest.approx(1.96 * x.std(ddof=1) / np.sqrt(10))
+    # a share's interval is cut to [0, 1]: three stories give a wide normal interval
+    few = div.diversity(["a b", "c d", "a b e"], mauve=False)["distinct_1"]
+    assert 0.0 <= few[1] < few[0] < few[2] == 1.0
 
 
 def test_mauve_of_one_distribution_is_high_and_of_two_apart_is_low():

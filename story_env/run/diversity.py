@@ -52,7 +52,8 @@ FEATURE_TOKENS = 256
 #: How the intervals of ``diversity`` are computed.
 DIVERSITY_CI_METHOD = (
     "95% intervals over stories: delete-one jackknife for distinct-n and the compression "
-    "ratio (a bootstrap's repeated stories would bias them down); percentile bootstrap for "
+    "ratio (a bootstrap's repeated stories would bias them down; distinct-n's cut to [0, 1]); "
+    "percentile bootstrap for "
     f"the opening share and words per story ({SET_RESAMPLES:,} resamples, seed 0) and for "
     f"MAUVE ({MAUVE_RESAMPLES} resamples of both sets, seed 0)"
 )
@@ -124,13 +125,14 @@ def _set_metrics(stories: Sequence[str]) -> dict[str, Any]:
             total = sum(len(g) for g in grams)
             return len(np.unique(np.concatenate(grams))) / total if total else 0.0
 
-        out[f"distinct_{k}"] = list(jackknife_ci(distinct, n))
+        out[f"distinct_{k}"] = list(jackknife_ci(distinct, n, (0.0, 1.0)))
     out["compression_ratio"] = list(
         jackknife_ci(lambda keep: compression_ratio([stories[i] for i in keep]), n)
     )
     text, _ = top_opening(stories)
     opens = np.array([opening(s) == text for s in stories], dtype=float)
     out["top_opening"] = text
+    out["top_opening_stories"] = int(opens.sum())
     out["top_opening_share"] = list(bootstrap_ci(lambda idx: opens[idx].mean(axis=1), n))
     words = np.array([len(story_words(s)) for s in stories], dtype=float)
     out["words_mean"] = list(bootstrap_ci(lambda idx: words[idx].mean(axis=1), n))
@@ -304,7 +306,8 @@ def diversity(
 
     Returns:
         ``{"ci_method", "stories", "distinct_1", "distinct_2", "distinct_3",
-        "compression_ratio", "top_opening", "top_opening_share", "words_mean",
+        "compression_ratio", "top_opening", "top_opening_stories", "top_opening_share",
+        "words_mean",
         "words_q1", "words_median", "words_q3", "mauve", "mauve_features", "seconds",
         "reference": {the same for real stories, "source"}}``; each figure
         ``[value, low, high]``, ``mauve`` ``None`` when not measured.
@@ -362,8 +365,13 @@ def table_lines(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     ]
     for label, figures in rows:
         cells = [cell(figures, key) for key, _ in COLUMNS]
-        lines.append(f"| {label} | " + " | ".join(cells) + f' | "{figures["top_opening"]}" |')
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_opening_text(figures)} |")
     return lines
+
+
+def _opening_text(figures: dict[str, Any]) -> str:
+    """``"there was" (30 of 64)``."""
+    return f'"{figures["top_opening"]}" ({figures["top_opening_stories"]} of {figures["stories"]})'
 
 
 def text_lines(figures: dict[str, Any]) -> list[str]:
@@ -372,14 +380,11 @@ def text_lines(figures: dict[str, Any]) -> list[str]:
     ref = figures["reference"]
     width = 26
     lines = [
-        f"{'':18s} {'these stories':{width}s} {'real stories, same lengths':{width}s}",
+        f"{'':18s} {'these stories':{width}s} real stories, same lengths",
     ]
     for key, name in COLUMNS:
-        lines.append(f"{name:18s} {cell(figures, key):{width}s} {cell(ref, key):{width}s}")
-    lines.append(
-        f"{'top opening':18s} {chr(34) + figures['top_opening'] + chr(34):{width}s} "
-        f"{chr(34) + ref['top_opening'] + chr(34):{width}s}"
-    )
+        lines.append(f"{name:18s} {cell(figures, key):{width}s} {cell(ref, key)}")
+    lines.append(f"{'top opening':18s} {_opening_text(figures):{width}s} {_opening_text(ref)}")
     seconds = figures["seconds"]
     took = f"{seconds['metrics']:.1f} s" + (
         f", MAUVE {seconds['mauve']:.1f} s" if "mauve" in seconds else ""
@@ -389,7 +394,7 @@ def text_lines(figures: dict[str, Any]) -> list[str]:
         if figures["mauve"] is not None
         else "MAUVE not measured (--no-mauve)"
     )
-    return [*lines, f"({mauve}; {took}; CI: {figures['ci_method']})"]
+    return [*lines, f"({mauve}; {took})", f"(CI: {figures['ci_method']})"]
 
 
 __all__ = [

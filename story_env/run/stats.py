@@ -245,7 +245,9 @@ def bootstrap_ci(
     return value, *_percentile_ci(stats)
 
 
-def jackknife_ci(statistic: Callable[[np.ndarray], float], n: int) -> tuple[float, float, float]:
+def jackknife_ci(
+    statistic: Callable[[np.ndarray], float], n: int, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
     """A statistic of a set of ``n`` items and its 95% delete-one jackknife interval.
 
     For a statistic of the whole set that a duplicated item would bias (distinct n-grams,
@@ -253,7 +255,9 @@ def jackknife_ci(statistic: Callable[[np.ndarray], float], n: int) -> tuple[floa
     almost nothing), where a bootstrap's resamples, a third of them repeats, would shift
     every value down. ``statistic`` takes the indices of the items to use; the interval
     is ``value +- 1.96 * se`` with ``se**2 = (n - 1) / n * sum((t_i - mean(t))**2)`` over
-    the ``n`` sets that leave one item out (Efron and Stein 1981).
+    the ``n`` sets that leave one item out (Efron and Stein 1981). A normal interval knows
+    no range: with ``bounds`` (the statistic's range, e.g. ``(0, 1)`` for a share) its
+    ends are cut to it, which only happens for a handful of items.
 
     Returns:
         ``(value, low, high)``; with one item the interval is the value itself.
@@ -264,4 +268,7 @@ def jackknife_ci(statistic: Callable[[np.ndarray], float], n: int) -> tuple[floa
         return value, value, value
     left_out = np.array([statistic(np.delete(everything, i)) for i in range(n)], dtype=float)
     se = float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
-    return value, value - 1.96 * se, value + 1.96 * se
+    low, high = value - 1.96 * se, value + 1.96 * se
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return value, low, high
