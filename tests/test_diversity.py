@@ -63,6 +63,8 @@ def test_words_per_story_distribution_and_reference_of_the_same_lengths():
     ref = figures["reference"]
     assert ref["stories"] == 4 and ref["words_mean"][0] == 2.5  # real stories cut the same
     assert figures["mauve"] is None and ref["mauve"] is None and "mauve" not in figures["seconds"]
+    few = div.diversity(stories, mauve=True)  # too few stories: said, not measured
+    assert few["mauve"] is None and "fewer than 20 stories" in few["mauve_note"]
     assert [len(s.split()) for s in div.real_stories([3, 5, 40], 0)] == [3, 5, 40]
     first, second = div.real_stories([20] * 5, 0), div.real_stories([20] * 5, 1)
     assert not set(first) & set(second)  # the reference and MAUVE's held-out set differ
@@ -131,7 +133,7 @@ def test_eval_json_and_text_carry_the_diversity_figures(random_lm_student, capsy
     assert "teacher_score" in result and "words" in result  # the old keys stay
     assert "diversity and distribution:" in printed
     assert f"{figures['distinct_1'][0]:.3f}" in printed
-    assert "real stories, same lengths" in printed and "MAUVE not measured" in printed
+    assert "real stories, same lengths" in printed and "MAUVE not measured: --no-mauve" in printed
 
 
 @pytest.mark.slow
@@ -152,13 +154,13 @@ def test_mauve_tells_real_stories_from_their_word_shuffled_copies():
 def test_eval_with_mauve_prints_it_beside_real_stories(random_lm_student, capsys, tmp_path):
     out = tmp_path / "eval.json"
     args = ["eval", "--student", random_lm_student, "--teacher", "heuristic", "--no-judge"]
-    args += ["--stories", "8", "--num-envs", "2", "--max-new-tokens", "12"]
+    args += ["--stories", "20", "--num-envs", "4", "--max-new-tokens", "12"]
     assert main([*args, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     figures = json.loads(out.read_text())["diversity"]
     for row in (figures, figures["reference"]):
         assert 0.0 <= row["mauve"][1] <= row["mauve"][0] <= row["mauve"][2] <= 1.0
-    assert figures["seconds"]["mauve"] > 0 and "MAUVE against 8 other real stories" in printed
+    assert figures["seconds"]["mauve"] > 0 and "MAUVE against 20 other real stories" in printed
 
 
 def test_compare_reports_each_runs_diversity_beside_real_stories(random_lm_student, tmp_path):

@@ -184,7 +184,7 @@ def _diversity_lines(
         f"MAUVE against {before['reference']['stories']} held-out real stories of the same "
         f"lengths (features: {before['mauve_features']})"
         if before["mauve"] is not None
-        else "MAUVE not measured (--no-mauve)"
+        else f"MAUVE not measured ({before['mauve_note']})"
     )
     return [
         "Diversity and distribution of each evaluation's stories: distinct-n (unique word "

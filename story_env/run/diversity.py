@@ -43,6 +43,9 @@ from story_env.run.stats import SET_RESAMPLES, bootstrap_ci, jackknife_ci
 
 logger = logging.getLogger(__name__)
 
+#: Fewer stories than this get no MAUVE: its histograms have n/10 bins (at least 2), and
+#: two bins tell little.
+MIN_MAUVE_STORIES = 20
 #: Bootstrap resamples of MAUVE (each one clusters both sets again).
 MAUVE_RESAMPLES = 100
 #: The local model whose hidden states are MAUVE's features.
@@ -301,16 +304,17 @@ def diversity(
     Args:
         stories: The evaluated stories (at least one).
         mauve: Also MAUVE against held-out real stories of the same lengths (loads
-            SmolLM2-135M; needs the ``mauve`` extra).
+            SmolLM2-135M; needs the ``mauve`` extra). Below ``MIN_MAUVE_STORIES``
+            stories it is not measured, and ``mauve_note`` says so.
         val_file: Real stories, one a line (default: the packaged validation split).
 
     Returns:
         ``{"ci_method", "stories", "distinct_1", "distinct_2", "distinct_3",
         "compression_ratio", "top_opening", "top_opening_stories", "top_opening_share",
-        "words_mean",
-        "words_q1", "words_median", "words_q3", "mauve", "mauve_features", "seconds",
-        "reference": {the same for real stories, "source"}}``; each figure
-        ``[value, low, high]``, ``mauve`` ``None`` when not measured.
+        "words_mean", "words_q1", "words_median", "words_q3", "mauve", "mauve_features",
+        "mauve_note", "seconds", "reference": {the same for real stories, "source"}}``;
+        each figure ``[value, low, high]``; ``mauve`` ``None`` when not measured, and
+        ``mauve_note`` why (else ``None``).
     """
     if not stories:
         raise ConfigError("diversity needs at least one story")
@@ -324,8 +328,14 @@ def diversity(
     }
     out["seconds"] = {"metrics": time.perf_counter() - began}
     out["mauve"] = out["reference"]["mauve"] = None
-    out["mauve_features"] = FEATURE_MODEL if mauve else None
-    if mauve:
+    out["mauve_features"] = None
+    out["mauve_note"] = "--no-mauve" if not mauve else None
+    if mauve and len(stories) < MIN_MAUVE_STORIES:
+        out["mauve_note"] = (
+            f"fewer than {MIN_MAUVE_STORIES} stories: its histograms would have 2 bins"
+        )
+    elif mauve:
+        out["mauve_features"] = FEATURE_MODEL
         began = time.perf_counter()
         held_out = real_stories(lengths, 1, val_file)
         q = story_features(held_out)
@@ -392,7 +402,7 @@ def text_lines(figures: dict[str, Any]) -> list[str]:
     mauve = (
         f"MAUVE against {ref['stories']} other real stories, features of {figures['mauve_features']}"
         if figures["mauve"] is not None
-        else "MAUVE not measured (--no-mauve)"
+        else f"MAUVE not measured: {figures['mauve_note']}"
     )
     return [*lines, f"({mauve}; {took})", f"(CI: {figures['ci_method']})"]
 

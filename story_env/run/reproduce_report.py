@@ -427,7 +427,7 @@ def diversity_lines(config: ReproConfig, audit: dict[str, Any]) -> list[str]:
         f"MAUVE against held-out real stories of the same lengths (features: "
         f"{first['mauve_features']})"
         if first["mauve"] is not None
-        else "MAUVE not measured"
+        else f"MAUVE not measured ({first['mauve_note']})"
     )
     unaudited = len(audit) - len(measured)
     note = (
