@@ -115,6 +115,11 @@ def test_missing_mauve_packages_name_the_extra(monkeypatch):
     )
     with pytest.raises(DependencyMissingError, match=r"storytelling\[mauve\].*--no-mauve"):
         div.check_mauve()
+    from story_env.run.evaluation import evaluate
+
+    # before any story is written: an unknown student would be the error otherwise
+    with pytest.raises(DependencyMissingError, match="faiss"):
+        evaluate(student="no-such-student", stories=20, judges=[])
 
 
 def test_eval_json_and_text_carry_the_diversity_figures(random_lm_student, capsys, tmp_path):

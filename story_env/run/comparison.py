@@ -20,7 +20,7 @@ from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import accepts_kwarg, check_algo_kwargs, policy_class_for
 from story_env.run.config import TrainConfig
-from story_env.run.diversity import check_mauve, table_lines
+from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, table_lines
 from story_env.run.evaluation import evaluate, learning_curve
 from story_env.run.judging import JudgeSpec, resolve_judges
 from story_env.run.plots import figure
@@ -59,7 +59,7 @@ def compare(
         The table (``results.md``'s text).
     """
     check_compare_plan(algorithms, seeds, eval_stories)
-    if mauve:
+    if mauve and eval_stories >= MIN_MAUVE_STORIES:
         check_mauve()  # before hours of training, not after
     judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
     out = check_out(out_dir)

@@ -25,7 +25,7 @@ from story_env.run.algorithms import (
     build_algorithm,
 )
 from story_env.run.config import TrainConfig
-from story_env.run.diversity import check_mauve, diversity
+from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, diversity
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, uses_masks
@@ -170,7 +170,7 @@ def evaluate(
 
     from story_env.run.trl_training import trl_student_folder
 
-    if mauve:
+    if mauve and stories >= MIN_MAUVE_STORIES:
         check_mauve()  # before any story is written: the fix is named at once
 
     if teacher is None:  # the run's own teacher, never silently another one
