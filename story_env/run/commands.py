@@ -229,6 +229,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         **pick(args, "checkpoint", "teacher", "stories", "top_p", "top_k"),
         judges=[] if args.no_judge else args.judge,
         progress=False if args.no_progress else None,
+        mauve=not args.no_mauve,
     )
     if _json_out(args, result):
         return 0
@@ -248,6 +249,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"    {key:14s} {value[0]:.3f}  95% CI [{value[1]:.3f}, {value[2]:.3f}]")
     if result.get("ci_method"):
         print(f"  (CI: {result['ci_method']})")
+    from story_env.run.diversity import text_lines
+
+    print("  diversity and distribution:")
+    for line in text_lines(result["diversity"]):
+        print(f"    {line}")
     for i, story in enumerate(result["samples"], 1):
         print(f"  sample {i}: {story.strip()[:300]}")
     return 0
@@ -262,6 +268,12 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
         '\'lm:{"model": "smollm2"}\'; default: lm on a model the reward does not use',
     )
     p.add_argument("--no-judge", action="store_true", help="grade with the teacher only")
+    p.add_argument(
+        "--no-mauve",
+        action="store_true",
+        help="leave MAUVE out of the diversity figures (it loads SmolLM2-135M and needs "
+        "pip install 'storytelling[mauve]')",
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -276,6 +288,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         judges=[] if args.no_judge else args.judge,
+        mauve=not args.no_mauve,
     )
     if _json_out(args, json.loads((Path(args.out) / "results.json").read_text("utf-8"))):
         return 0

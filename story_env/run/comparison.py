@@ -20,6 +20,7 @@ from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import accepts_kwarg, check_algo_kwargs, policy_class_for
 from story_env.run.config import TrainConfig
+from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, table_lines
 from story_env.run.evaluation import evaluate, learning_curve
 from story_env.run.judging import JudgeSpec, resolve_judges
 from story_env.run.plots import figure
@@ -41,6 +42,7 @@ def compare(
     resume: bool = False,
     progress: bool = True,
     judges: Sequence[JudgeSpec | str] | None = None,
+    mauve: bool = True,
 ) -> str:
     """Train every algorithm x seed on the same task; write ``results.md``,
     ``results.json`` and ``curves.png``.
@@ -49,12 +51,16 @@ def compare(
     by the held-out ``judges`` (default: ``story_env.run.judging.default_judges``). Below
     the per-seed table: each algorithm's interquartile mean over seeds per grader with its
     stratified bootstrap interval, and the probability of improvement of each pair
-    (``seed_statistics``); ``results.json`` holds the same figures.
+    (``seed_statistics``); then each run's diversity and distribution beside real
+    stories of the same lengths (``story_env.run.diversity``; ``mauve=False`` leaves
+    MAUVE out); ``results.json`` holds the same figures.
 
     Returns:
         The table (``results.md``'s text).
     """
     check_compare_plan(algorithms, seeds, eval_stories)
+    if mauve and eval_stories >= MIN_MAUVE_STORIES:
+        check_mauve()  # before hours of training, not after
     judge_specs = resolve_judges(judges, base.teacher, base.teacher_kwargs)
     out = check_out(out_dir)
     configs = {name: _config_for(base, name) for name in algorithms}
@@ -77,6 +83,7 @@ def compare(
         teacher_kwargs=base.teacher_kwargs,
         judges=judge_specs,
         progress=progress,
+        mauve=mauve,
     )
     rows = []
     for name in algorithms:
@@ -117,6 +124,7 @@ def compare(
     graders = {"teacher": "teacher", **{f"judge {k}": k for k in labels}}
     stats = seed_statistics(rows, list(algorithms), graders)
     lines += ["", *_seed_statistics_lines(stats)]
+    lines += ["", *_diversity_lines(start, rows)]
     table = "\n".join(lines) + "\n"
     (out / "results.md").write_text(table)
     record = {"student": base.student, "teacher": base.teacher, "steps": base.steps}
@@ -135,7 +143,12 @@ def _record(
     """The per-run part of ``results.json``: the grades before training and of each run."""
     return {
         "eval_stories": eval_stories,
-        "before": {"teacher": list(start["teacher_score"]), **_judge_means(start, labels)},
+        "before": {
+            "teacher": list(start["teacher_score"]),
+            **_judge_means(start, labels),
+            "diversity": _diversity(start),
+        },
+        "real_stories": _diversity(start)["reference"],
         "runs": [
             {
                 "algorithm": name,
@@ -144,10 +157,43 @@ def _record(
                 **_judge_means(ev, labels),
                 "wall_s": wall,
                 "tokens_per_s": tps,
+                "diversity": _diversity(ev),
             }
             for name, seed, ev, wall, tps in rows
         ],
     }
+
+
+def _diversity(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """An evaluation's diversity figures (``story_env.run.diversity``)."""
+    return dict(ev["diversity"])
+
+
+def _diversity_lines(
+    start: Mapping[str, Any], rows: Sequence[tuple[str, int, Mapping[str, Any], float, float]]
+) -> list[str]:
+    """Each run's diversity and distribution beside the student before training and real
+    stories cut to the student's lengths."""
+    before = start["diversity"]
+    table = [
+        ("real stories (cut to the student's lengths)", before["reference"]),
+        ("before training", before),
+        *((f"{name} seed {seed}", ev["diversity"]) for name, seed, ev, _, _ in rows),
+    ]
+    mauve = (
+        f"MAUVE against {before['reference']['stories']} held-out real stories of the same "
+        f"lengths (features: {before['mauve_features']})"
+        if before["mauve"] is not None
+        else f"MAUVE not measured ({before['mauve_note']})"
+    )
+    return [
+        "Diversity and distribution of each evaluation's stories: distinct-n (unique word "
+        "n-grams / all), zlib ratio (compressed / raw bytes; lower is more repetitive), the "
+        f"share of the most common two-word opening, median words per story; {mauve} "
+        f"[{before['ci_method']}].",
+        "",
+        *table_lines(table),
+    ]
 
 
 def _judge_means(ev: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:

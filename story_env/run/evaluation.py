@@ -25,6 +25,7 @@ from story_env.run.algorithms import (
     build_algorithm,
 )
 from story_env.run.config import TrainConfig
+from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, diversity
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, uses_masks
@@ -128,6 +129,7 @@ def evaluate(
     progress: bool | None = None,
     prompts: Sequence[str] | None = None,
     prompt_file: str | None = None,
+    mauve: bool = True,
 ) -> dict[str, Any]:
     """Score ``stories`` stories at fixed seeds; per-dimension mean and 95% CI.
 
@@ -148,6 +150,11 @@ def evaluate(
     held-out judge of ``story_env.run.judging.default_judges``; ``[]`` for none), reported
     under ``summary["judges"]``. ``progress``: a bar on stderr while each judge loads and
     grades (``None``: only when stderr is a terminal; ``False``: never).
+
+    Beside the grades, ``summary["diversity"]`` holds the stories' diversity and
+    distribution and a reference row of real stories of the same lengths
+    (``story_env.run.diversity``); ``mauve=False`` leaves MAUVE out (it loads
+    SmolLM2-135M and needs the ``mauve`` extra, checked before any story is written).
     """
     if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
         raise ConfigError(
@@ -162,6 +169,9 @@ def evaluate(
     import torch
 
     from story_env.run.trl_training import trl_student_folder
+
+    if mauve and stories >= MIN_MAUVE_STORIES:
+        check_mauve()  # before any story is written: the fix is named at once
 
     if teacher is None:  # the run's own teacher, never silently another one
         teacher, teacher_kwargs = _run_teacher(checkpoint, teacher_kwargs)
@@ -204,7 +214,7 @@ def evaluate(
     wave = story_wave(model, venv, per_slot=-(-stories // num_envs), masked=masked)
     results = [info for _, info in wave[:stories]]
     venv.close()
-    return _summary(results, seed, teacher, judge_specs, progress)
+    return _summary(results, seed, teacher, judge_specs, progress, mauve)
 
 
 def _policy_and_env(
@@ -254,10 +264,11 @@ def _summary(
     teacher: str,
     judges: Sequence[JudgeSpec],
     progress: bool | None = None,
+    mauve: bool = True,
 ) -> dict[str, Any]:
     """Mean and 95% CI per dimension and of the teacher score; the stories (``texts``) and
     their words (each story's count in ``story_words``, their mean and CI in ``words``);
-    the judges' grades."""
+    the judges' grades; the stories' diversity beside real stories (``diversity``)."""
     summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
     summary["ci_method"] = CI_METHOD
     for dim in results[0]["scores"]:
@@ -271,6 +282,7 @@ def _summary(
     summary["samples"] = summary["texts"][:3]
     requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
     summary["judges"] = judge_stories(judges, requests, progress=progress)
+    summary["diversity"] = diversity(summary["texts"], mauve=mauve)
     return summary
 
 

@@ -20,7 +20,8 @@ def audit(
     """One evaluation (``evaluate``'s keyword arguments, of ``checkpoint`` or of the
     student before RL) written again at the same seeds: the stories, words per story
     (each story's count, and their mean and 95% CI), the total of ``AUDIT_JUDGE`` and of
-    every held-out judge under the grading code of now (``versions`` names it). The
+    every held-out judge under the grading code of now (``versions`` names it), the
+    stories' diversity beside real stories of the same lengths (``diversity``). The
     stories are the graded ones when generation is deterministic: given the ``recorded``
     samples, ``same_stories`` says whether the first ones match."""
     from story_env.teachers.lm import CALIBRATION_VERSION as LM_CALIBRATION
@@ -35,6 +36,7 @@ def audit(
         "judges": judge_totals(result["judges"]),
         "versions": {"lm": LM_CALIBRATION, "rubric": RUBRIC_VERSION},
         "stories": result["texts"],
+        "diversity": result["diversity"],
     }
     if recorded is not None:
         entry["same_stories"] = result["samples"] == recorded

@@ -1,8 +1,9 @@
-"""Statistics for evaluations: the mean of a set of scores and its 95% interval."""
+"""Statistics for evaluations: the mean of a set of scores and its 95% interval, the
+statistics of a few seeds, and intervals of any statistic of a set of stories."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -202,3 +203,72 @@ def improvement_ci(
         rb = _resample(b, rng, count).reshape(count, b.shape[0], tasks)
         stats.append(_improvement(ra, rb))
     return float(_improvement(a[None], b[None])[0]), *_percentile_ci(np.concatenate(stats))
+
+
+# --- statistics of a set of stories --------------------------------------------------------
+#: Resamples of ``bootstrap_ci`` unless told otherwise.
+SET_RESAMPLES = 1_000
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    resamples: int = SET_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """A statistic of ``n`` items and its 95% percentile bootstrap interval.
+
+    ``statistic`` takes a (k, n) array of item indices (each row one resample, drawn with
+    replacement; the point estimate is the row ``0..n-1``) and returns the k values, so a
+    statistic can be computed for many resamples at once (a median, a share).
+
+    Returns:
+        ``(value, low, high)``; with one item the interval is the value itself.
+
+    Raises:
+        ConfigError: ``n`` below 1 or ``resamples`` below 1.
+    """
+    if n < 1 or resamples < 1:
+        raise ConfigError(f"bootstrap_ci needs n >= 1 and resamples >= 1, got {n}, {resamples}")
+    value = float(statistic(np.arange(n)[None, :])[0])
+    if n == 1:
+        return value, value, value
+    rng = np.random.default_rng(seed)
+    per = max(1, _CHUNK // n)
+    stats = np.concatenate(
+        [
+            np.asarray(statistic(rng.integers(0, n, size=(min(per, resamples - k), n))))
+            for k in range(0, resamples, per)
+        ]
+    )
+    return value, *_percentile_ci(stats)
+
+
+def jackknife_ci(
+    statistic: Callable[[np.ndarray], float], n: int, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
+    """A statistic of a set of ``n`` items and its 95% delete-one jackknife interval.
+
+    For a statistic of the whole set that a duplicated item would bias (distinct n-grams,
+    compression: a story drawn twice adds words but no new n-gram, and compresses to
+    almost nothing), where a bootstrap's resamples, a third of them repeats, would shift
+    every value down. ``statistic`` takes the indices of the items to use; the interval
+    is ``value +- 1.96 * se`` with ``se**2 = (n - 1) / n * sum((t_i - mean(t))**2)`` over
+    the ``n`` sets that leave one item out (Efron and Stein 1981). A normal interval knows
+    no range: with ``bounds`` (the statistic's range, e.g. ``(0, 1)`` for a share) its
+    ends are cut to it, which only happens for a handful of items.
+
+    Returns:
+        ``(value, low, high)``; with one item the interval is the value itself.
+    """
+    everything = np.arange(n)
+    value = float(statistic(everything))
+    if n == 1:
+        return value, value, value
+    left_out = np.array([statistic(np.delete(everything, i)) for i in range(n)], dtype=float)
+    se = float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
+    low, high = value - 1.96 * se, value + 1.96 * se
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return value, low, high
