@@ -3,6 +3,7 @@ MAUVE, and their place in ``eval``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import zlib
@@ -198,6 +199,36 @@ def test_compare_reports_each_runs_diversity_beside_real_stories(random_lm_stude
         "| ppo seed 0",
     ]
     assert "MAUVE not measured (--no-mauve)" in table
+    # a resumed comparison keeps a finished run's evaluation (the same checkpoint, stories,
+    # seed and judges) and grades it again once the run trained further
+    saved = tmp_path / "ppo-seed0" / "eval.json"
+    saved.write_text(json.dumps({**ev, "texts": ["kept " + t for t in ev["texts"]]}))
+    compare(
+        base,
+        ["ppo"],
+        [0],
+        tmp_path,
+        eval_stories=4,
+        progress=False,
+        judges=[],
+        mauve=False,
+        resume=True,
+    )
+    assert json.loads(saved.read_text())["texts"][0].startswith("kept ")
+    further = dataclasses.replace(base, steps=128)
+    compare(
+        further,
+        ["ppo"],
+        [0],
+        tmp_path,
+        eval_stories=4,
+        progress=False,
+        judges=[],
+        mauve=False,
+        resume=True,
+    )
+    again = json.loads(saved.read_text())
+    assert not again["texts"][0].startswith("kept ") and again["checkpoint_steps"] >= 128
 
 
 def test_reproduce_report_reads_the_audits_diversity():

@@ -93,9 +93,15 @@ def compare(
             summary = train(
                 config, run, resume=resume and (run / CHECKPOINT_META).exists(), progress=progress
             )
-            ev = task(seed=(10_000 + seed) % 2**32, checkpoint=run)
+            eval_seed = (10_000 + seed) % 2**32
+            ev = (
+                _finished_eval(run, eval_stories, eval_seed, judge_specs, mauve) if resume else None
+            )
+            if ev is None:  # not evaluated yet, or trained further since
+                ev = task(seed=eval_seed, checkpoint=run)
+                ev["checkpoint_steps"] = _checkpoint_steps(run)
+                write_atomic(run / "eval.json", json.dumps(ev, indent=2), "run evaluation")
             rows.append((name, seed, ev, summary["wall_s"], summary["tokens_per_s"]))
-            (run / "eval.json").write_text(json.dumps(ev, indent=2))
     start = task(seed=10_000)
     labels = [j.label for j in judge_specs]
     lines = [
@@ -132,6 +138,32 @@ def compare(
     write_atomic(out / "results.json", json.dumps(record, indent=2) + "\n", "compare results")
     _plot(out, algorithms, seeds)
     return table
+
+
+def _checkpoint_steps(run: Path) -> int:
+    return int(json.loads((run / CHECKPOINT_META).read_text())["steps"])
+
+
+def _finished_eval(
+    run: Path, stories: int, seed: int, judges: Sequence[JudgeSpec], mauve: bool
+) -> dict[str, Any] | None:
+    """A resumed comparison's evaluation of ``run`` as ``eval.json`` holds it, if it
+    graded the checkpoint as it is now with the same stories, seed and judges (and
+    MAUVE if asked); else ``None``: the run is evaluated again."""
+    try:
+        ev = json.loads((run / "eval.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = (
+        isinstance(ev, dict)
+        and ev.get("checkpoint_steps") == _checkpoint_steps(run)
+        and ev.get("stories") == stories
+        and ev.get("seed") == seed
+        and sorted(ev.get("judges", {})) == sorted(j.label for j in judges)
+        and "diversity" in ev
+        and (ev["diversity"]["mauve"] is not None or not mauve or stories < MIN_MAUVE_STORIES)
+    )
+    return ev if same else None
 
 
 def _record(

@@ -594,11 +594,12 @@ def _probes(config: ReproConfig, target: Path) -> dict[str, list[float]]:
 
 def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The teacher's and each judge's total and the words per story (each its mean and
-    95% CI) of one evaluation."""
+    95% CI) of one evaluation, and its stories' diversity (``story_env.run.diversity``)."""
     return {
         "teacher": list(evaluation["teacher_score"]),
         "judges": judge_totals(evaluation["judges"]),
         "words": list(evaluation["words"]),
+        "diversity": evaluation["diversity"],
     }
 
 
