@@ -104,7 +104,35 @@ def compare(
             rows.append((name, seed, ev, summary["wall_s"], summary["tokens_per_s"]))
     start = task(seed=10_000)
     labels = [j.label for j in judge_specs]
-    lines = [
+    lines = _table_head(base, configs, start, labels, eval_stories)
+    for name, seed, ev, wall, tps in rows:
+        judged = "".join(f" {_judge_total(ev, k)} |" for k in labels)
+        lines.append(
+            f"| {name} | {seed} | {_fmt(ev['teacher_score'])} |{judged} {wall:,.0f} | {tps:,.1f} |"
+        )
+    graders = {"teacher": "teacher", **{f"judge {k}": k for k in labels}}
+    stats = seed_statistics(rows, list(algorithms), graders)
+    lines += ["", *_seed_statistics_lines(stats)]
+    lines += ["", *_diversity_lines(start, rows)]
+    table = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(table)
+    record = {"student": base.student, "teacher": base.teacher, "steps": base.steps}
+    record.update(_record(eval_stories, start, rows, labels), **stats)
+    write_atomic(out / "results.json", json.dumps(record, indent=2) + "\n", "compare results")
+    _plot(out, algorithms, seeds)
+    return table
+
+
+def _table_head(
+    base: TrainConfig,
+    configs: Mapping[str, TrainConfig],
+    start: Mapping[str, Any],
+    labels: Sequence[str],
+    eval_stories: int,
+) -> list[str]:
+    """``results.md`` above the per-seed rows: the task, the grades before training, the
+    settings per algorithm and the table's head."""
+    return [
         f"Student `{base.student}`, teacher `{base.teacher}`, {base.steps:,} env steps (tokens) per run, "
         f"{base.num_envs} envs, max_new_tokens {base.max_new_tokens}; teacher score in [0, 1] over "
         f"{eval_stories} stories at fixed seeds (mean [95% CI]).",
@@ -122,22 +150,6 @@ def compare(
         + "wall time (s) | tokens/s |",
         "|---|---|---|" + "---|" * len(labels) + "---|---|",
     ]
-    for name, seed, ev, wall, tps in rows:
-        judged = "".join(f" {_judge_total(ev, k)} |" for k in labels)
-        lines.append(
-            f"| {name} | {seed} | {_fmt(ev['teacher_score'])} |{judged} {wall:,.0f} | {tps:,.1f} |"
-        )
-    graders = {"teacher": "teacher", **{f"judge {k}": k for k in labels}}
-    stats = seed_statistics(rows, list(algorithms), graders)
-    lines += ["", *_seed_statistics_lines(stats)]
-    lines += ["", *_diversity_lines(start, rows)]
-    table = "\n".join(lines) + "\n"
-    (out / "results.md").write_text(table)
-    record = {"student": base.student, "teacher": base.teacher, "steps": base.steps}
-    record.update(_record(eval_stories, start, rows, labels), **stats)
-    write_atomic(out / "results.json", json.dumps(record, indent=2) + "\n", "compare results")
-    _plot(out, algorithms, seeds)
-    return table
 
 
 def _checkpoint_steps(run: Path) -> int:
