@@ -5,15 +5,25 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from story_env.errors import ConfigError
 from story_env.prompts import PAPER_PROMPT
 from story_env.run.cli import main
 from story_env.run.rating import RatedStory, RatingDB
-from story_env.run.rating_stats import fit_bradley_terry, results, wilson
+from story_env.run.rating_stats import (
+    ConvergenceError,
+    bradley_terry,
+    fit_bradley_terry,
+    results,
+    results_text,
+    wilson,
+)
 from story_env.run.rating_web import create_app
 
 HOSTILE = '<script>alert("x")</script><b>bold</b> & <img src=x onerror=alert(1)>'
@@ -36,40 +46,36 @@ def two_sources(tmp_path):
     return db
 
 
-def _shown(html):
-    """(pair id, left story id) of the pair a page shows."""
-    pair = re.search(r'name="pair" value="(\d+)"', html)
-    left = re.search(r'name="left" value="(\d+)"', html)
-    assert pair and left, html
-    return int(pair.group(1)), int(left.group(1))
+def _form(html):
+    """The hidden fields of the vote form a page shows."""
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+    assert fields, html
+    return fields
 
 
 def _vote(client, rater, choice):
-    page = client.get("/", params={"rater": rater})
-    pair, left = _shown(page.text)
-    answer = client.post(
-        "/vote",
-        data={"rater": rater, "pair": pair, "left": left, "choice": choice},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303
-    return pair, left
+    """Answer the pair the page shows ``rater``; the form's pair token."""
+    fields = _form(client.get("/", params={"rater": rater}).text)
+    answer = client.post("/vote", data={**fields, "choice": choice}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return fields["pair"]
 
 
 def test_a_vote_is_stored_with_its_pair_sides_rater_and_time(two_sources):
     client = TestClient(create_app(two_sources))
     assert 'name="rater"' in client.get("/").text  # no name yet: the name form
-    pair, left = _vote(client, "alice", "left")
+    shown = RatingDB(two_sources).next_pair("alice")
+    assert _vote(client, "alice", "left") == shown.token
     (vote,) = RatingDB(two_sources).votes()
     assert (vote["pair"], vote["rater"], vote["choice"], vote["left_story"]) == (
-        pair,
+        shown.id,
         "alice",
         "left",
-        left,
+        shown.left["id"],
     )
     assert {vote["left_system"], vote["right_system"]} == {
-        str(two_sources.parent / "a.json"),
-        str(two_sources.parent / "b.json"),
+        str((two_sources.parent / "a.json").resolve()),
+        str((two_sources.parent / "b.json").resolve()),
     }
     assert vote["winner"] == vote["left_system"] and vote["voted_at"].startswith("20")
     assert vote["prompt"] == PAPER_PROMPT
@@ -84,11 +90,11 @@ def test_the_page_hides_the_systems_and_shows_progress(two_sources):
 
 def test_a_session_resumes_after_a_restart_without_the_pairs_already_answered(two_sources):
     first = TestClient(create_app(two_sources))
-    answered = {_vote(first, "alice", "left")[0], _vote(first, "alice", "skip")[0]}
+    answered = {_vote(first, "alice", "left"), _vote(first, "alice", "skip")}
     again = TestClient(create_app(two_sources))  # a new server over the same file
     page = again.get("/", params={"rater": "alice"}).text
-    assert "pair 3 of 4" in page and _shown(page)[0] not in answered
-    answered |= {_vote(again, "alice", "tie")[0], _vote(again, "alice", "right")[0]}
+    assert "pair 3 of 4" in page and _form(page)["pair"] not in answered
+    answered |= {_vote(again, "alice", "tie"), _vote(again, "alice", "right")}
     assert len(answered) == 4
     assert "All done" in again.get("/", params={"rater": "alice"}).text
     # another rater still sees every pair; the cookie brings a returning rater back
@@ -98,32 +104,75 @@ def test_a_session_resumes_after_a_restart_without_the_pairs_already_answered(tw
 
 def test_a_repeated_submit_stores_one_vote(two_sources):
     client = TestClient(create_app(two_sources))
-    page = client.get("/", params={"rater": "alice"}).text
-    pair, left = _shown(page)
-    form = {"rater": "alice", "pair": pair, "left": left, "choice": "left"}
+    shown = RatingDB(two_sources).next_pair("alice")
+    form = _form(client.get("/", params={"rater": "alice"}).text)
     for choice in ("left", "right"):  # a double click, then a changed mind: the first counts
-        client.post("/vote", data={**form, "choice": choice})
+        assert client.post("/vote", data={**form, "choice": choice}).status_code == 200
     votes = RatingDB(two_sources).votes()
-    assert [(v["pair"], v["choice"]) for v in votes] == [(pair, "left")]
+    assert [(v["pair"], v["choice"]) for v in votes] == [(shown.id, "left")]
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"choice": "best"}, "is not one of left, right, tie, skip"),
-        ({"pair": "999"}, "no pair 999"),
-        ({"left": "-1"}, "is not the one shown on the left"),
+        ({"pair": "0" * 32}, "is not one the page showed rater &#39;alice&#39;"),
+        ({"pair": "1"}, "is not one the page showed"),  # a bare pair id is no token
+        ({"rater": "bob"}, "is not one the page showed rater &#39;bob&#39;"),  # alice's form
         ({"rater": " "}, "give a rater name"),
-        ({"pair": "x"}, "invalid literal"),
     ],
 )
 def test_a_bad_vote_is_refused_with_the_reason(two_sources, change, message):
     client = TestClient(create_app(two_sources))
-    pair, left = _shown(client.get("/", params={"rater": "alice"}).text)
-    form = {"rater": "alice", "pair": pair, "left": left, "choice": "left", **change}
+    form = {**_form(client.get("/", params={"rater": "alice"}).text), "choice": "left", **change}
     answer = client.post("/vote", data=form)
     assert answer.status_code == 400 and message in answer.text
     assert RatingDB(two_sources).votes() == []
+
+
+def test_the_pair_page_gives_away_no_story_or_pair_id_and_no_results_link(two_sources):
+    client = TestClient(create_app(two_sources))
+    html = client.get("/", params={"rater": "alice"}).text
+    shown = RatingDB(two_sources).next_pair("alice")
+    fields = _form(html)
+    assert set(fields) == {"rater", "pair", "csrf"}  # no story id ("left") in the form
+    assert re.fullmatch(r"[0-9a-f]{32}", fields["pair"]) and fields["pair"] == shown.token
+    assert RatingDB(two_sources).next_pair("bob").token != shown.token  # per rater
+    assert 'href="/results' not in html  # the live results are one address away, not a link
+    assert client.get("/results").status_code == 200
+
+
+def test_a_vote_without_the_sessions_csrf_token_is_refused_with_403(two_sources):
+    client = TestClient(create_app(two_sources))
+    form = {**_form(client.get("/", params={"rater": "alice"}).text), "choice": "left"}
+    assert re.fullmatch(r"[0-9a-f]{32}", form["csrf"])
+    assert client.cookies.get("rating_csrf") == form["csrf"]
+    for forged in ({**form, "csrf": ""}, {**form, "csrf": "0" * 32}):
+        answer = client.post("/vote", data=forged)
+        assert answer.status_code == 403 and "CSRF token is missing or does not match" in (
+            answer.text
+        )
+    # another site's page posting the form: the browser sends no cookie of this site
+    # (SameSite=Strict), so even the right token alone is refused
+    stranger = TestClient(create_app(two_sources))
+    assert stranger.post("/vote", data=form).status_code == 403
+    assert RatingDB(two_sources).votes() == []
+    assert client.post("/vote", data=form, follow_redirects=False).status_code == 303
+    assert len(RatingDB(two_sources).votes()) == 1
+
+
+def test_raters_who_only_skipped_are_not_counted_as_raters(two_sources):
+    client = TestClient(create_app(two_sources))
+    _vote(client, "alice", "skip")
+    assert RatingDB(two_sources).progress() == {"pairs": 4, "votes": 0, "raters": 0}
+    _vote(client, "bob", "left")
+    _vote(client, "alice", "skip")
+    assert RatingDB(two_sources).progress("alice") == {
+        "pairs": 4,
+        "votes": 1,
+        "raters": 1,
+        "done": 2,
+    }
 
 
 def test_story_text_and_names_are_shown_as_text_never_as_markup(two_sources):
@@ -143,8 +192,7 @@ def test_two_raters_at_once_store_every_vote_exactly_once(two_sources):
             page = client.get("/", params={"rater": rater}).text
             if "All done" in page:
                 return
-            pair, left = _shown(page)
-            client.post("/vote", data={"rater": rater, "pair": pair, "left": left, "choice": "tie"})
+            client.post("/vote", data={**_form(page), "choice": "tie"})
 
     threads = [threading.Thread(target=rate, args=(r,)) for r in ("ann", "ann", "ben", "ben")]
     for t in threads:
@@ -222,6 +270,48 @@ def test_bradley_terry_without_prior_is_the_maximum_likelihood_answer():
     assert strength[0] / strength[1] == pytest.approx(3.0, rel=1e-6)
 
 
+def _votes(*matches):
+    """Votes as ``RatingDB.votes`` gives them: (left system, right system, choice, times)."""
+    out = []
+    for left, right, choice, times in matches:
+        winner = {"left": left, "right": right}.get(choice)
+        row = {"left_system": left, "right_system": right, "choice": choice, "winner": winner}
+        out += [row] * times
+    return out
+
+
+def test_a_bootstrap_resample_without_a_systems_vote_is_dropped_not_pinned():
+    # C has one vote of 31: about a third of the resamples hold none of C's
+    votes = _votes(("A", "B", "left", 20), ("A", "B", "right", 10), ("C", "A", "left", 1))
+    rows = {r["system"]: r for r in bradley_terry(votes, rounds=300)}
+    kept = rows["C"]["resamples"]
+    assert 100 < kept < 300 and all(r["resamples"] == kept for r in rows.values())
+    for r in rows.values():
+        assert r["ci"][0] <= r["rating"] <= r["ci"][1]
+    res = {"database": "x.db", "progress": {"votes": 31, "raters": 1, "pairs": 31}}
+    res |= {"skips": 0, "win_rates": [], "agreement": [], "bootstrap_rounds": 300}
+    text = results_text({**res, "bradley_terry": list(rows.values())})
+    assert f"({kept} resamples; {300 - kept} left a system without a vote)" in text
+    # a system the direct fit cannot place is an error, never a made-up strength of 1
+    with pytest.raises(ValueError, match=r"systems \[2\] have no vote"):
+        fit_bradley_terry(__import__("numpy").array([[0, 1, 1.0]]), 3)
+
+
+def test_a_system_with_only_skipped_pairs_gets_no_rating():
+    votes = _votes(("A", "B", "left", 3), ("B", "A", "tie", 1), ("A", "C", "skip", 2))
+    assert {r["system"] for r in bradley_terry(votes, rounds=20)} == {"A", "B"}
+
+
+def test_a_fit_that_does_not_converge_says_so():
+    np = __import__("numpy")
+    outcomes = np.array([[0, 1, 1.0], [1, 2, 1.0], [0, 2, 0.5], [2, 1, 0.0]])
+    assert fit_bradley_terry(outcomes, 3).shape == (3,)  # converges with the default limit
+    with pytest.raises(ConvergenceError, match="did not converge in 2 iterations"):
+        fit_bradley_terry(outcomes, 3, max_iter=2)
+    with pytest.raises(ValueError, match="never won nor tied"):
+        fit_bradley_terry(np.array([[0, 1, 1.0]]), 2, prior=0.0)
+
+
 def test_each_graders_agreement_with_the_people(known_votes):
     rows = {r["grader"]: r for r in results(known_votes, rounds=10)["agreement"]}
     # decisive votes: 8+1, 7+3, 9+1 = 29; the better system won 8+7+9 = 24 of them
@@ -288,6 +378,55 @@ def test_bad_sources_fail_with_one_line_naming_them(tmp_path, capsys, argv, mess
     assert message in capsys.readouterr().err
 
 
+def test_one_file_or_folder_written_two_ways_is_one_source(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _eval_json(tmp_path / "a.json", "A")
+    _eval_json(tmp_path / "b.json", "B")
+    (tmp_path / "run").mkdir()
+    db = ["--db", "r.db", "--prepare-only", "--no-grade"]
+    for first, second in (("a.json", "./a.json"), ("run", "run/")):
+        assert main(["rate", first, second, "b.json", *db]) == 2
+        err = capsys.readouterr().err
+        assert f"sources {first!r} and {second!r} are the same source" in err
+        assert "UNIQUE" not in err and "cannot be used" not in err
+    # one name per source, whichever way it was written: its full path
+    assert main(["rate", "a.json", "./b.json", *db]) == 0
+    full = [str((tmp_path / n).resolve()) for n in ("a.json", "b.json")]
+    assert RatingDB("r.db").sources() == full
+    assert {s["system"] for s in _stories("r.db")} == set(full)
+    assert main(["rate", "./a.json", full[1], *db]) == 0  # the same sources: carry on
+
+
+def test_database_errors_are_reported_as_what_they_are(tmp_path):
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"these are not the votes you are looking for" * 100)
+    with pytest.raises(ConfigError, match="cannot be used .*file is not a database"):
+        RatingDB(garbage)
+    db = RatingDB(tmp_path / "r.db")
+    row = "INSERT INTO stories (system, seed, idx, prompt, text) VALUES ('s', 0, 0, 'p', 't')"
+    with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
+        conn.execute(row)
+        conn.execute(row)  # a broken invariant is not the file's fault: shown as it is
+    twice = [RatedStory("A", 0, 0, "P", "a"), RatedStory("A", 0, 0, "P", "again")]
+    with pytest.raises(ConfigError, match="a seed and index of its own"):
+        db.fill(["A", "B"], {"A": twice, "B": [RatedStory("B", 0, 0, "P", "b")]}, {})
+
+
+def test_help_says_what_the_command_does_and_sources_do_not_go_with_results(
+    known_votes, tmp_path, capsys
+):
+    with pytest.raises(SystemExit) as done:
+        main(["rate", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "until Ctrl-C stops it" in text
+    for flag in ("--stories", "--seed", "--num-envs"):
+        assert re.search(rf"{flag} [A-Z_]+ [^-]*\(only when filling a new --db", text), flag
+    other = _eval_json(tmp_path / "c.json", "C")
+    assert main(["rate", other, "--results", str(known_votes.path)]) == 2
+    assert "takes no sources (got " in capsys.readouterr().err
+
+
 def test_a_database_is_tied_to_its_sources(two_sources, tmp_path, capsys):
     other = _eval_json(tmp_path / "c.json", "C")
     assert (
@@ -300,7 +439,16 @@ def test_a_database_is_tied_to_its_sources(two_sources, tmp_path, capsys):
     assert "name a .jsonl or .csv file" in capsys.readouterr().err
 
 
-def test_a_student_writes_its_stories_and_the_graders_grade_them(student, tmp_path):
+def test_a_student_writes_its_stories_and_the_graders_grade_them(student, tmp_path, monkeypatch):
+    from story_env.run import evaluation
+
+    calls, real = [], evaluation.evaluate
+
+    def spy_evaluate(**kwargs):  # the real evaluation, its arguments noted
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", spy_evaluate)
     before = _eval_json(tmp_path / "before.json", "B", n=4)
     db = tmp_path / "r.db"
     args = ["rate", f"student:{student}", before, "--db", str(db), "--stories", "4"]
@@ -309,6 +457,9 @@ def test_a_student_writes_its_stories_and_the_graders_grade_them(student, tmp_pa
     assert store.progress()["pairs"] == 4
     grades = store.grades()["heuristic"]
     assert len(grades) == 8 and all(g is None or 0.0 <= g <= 1.0 for g in grades.values())
+    # MAUVE (SmolLM2, the mauve extra) would be thrown away: the stories are written without
+    assert [c["mauve"] for c in calls] == [False]
+    assert store.sources()[0] == f"student:{student}"
 
 
 _RACER = """
@@ -375,7 +526,7 @@ def test_a_trained_run_and_a_real_eval_file_are_rated_side_by_side(student, tmp_
     assert main([*args, "--prepare-only", "--grader", "heuristic"]) == 0
     assert "8 pairs of 2 sources, graded by heuristic" in capsys.readouterr().out
     written = {s["system"] for s in _stories(db)}
-    assert written == {str(run), before}
+    assert written == {str(run.resolve()), str(Path(before).resolve())}
 
 
 def _stories(db):

@@ -113,6 +113,10 @@ def test_vote_with_keys_and_clicks_reload_resume_and_read_the_results(browser, t
         assert HOSTILE in stories
         assert browser.find_elements(By.CSS_SELECTOR, ".story b, .story img, .story script") == []
         assert browser.execute_script("return document.scripts.length") == 1
+        # blind: no link to the live results, no story id in the form, only opaque tokens
+        assert browser.find_elements(By.CSS_SELECTOR, 'a[href^="/results"]') == []
+        hidden = browser.find_elements(By.CSS_SELECTOR, "#vote-form input[type=hidden]")
+        assert sorted(e.get_attribute("name") for e in hidden) == ["csrf", "pair", "rater"]
         press("1")  # left
         progress_says("pair 2 of 3")
         press(Keys.ARROW_RIGHT)  # right

@@ -15,6 +15,7 @@ who comes back is shown only the pairs they have not voted on or skipped.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import sqlite3
@@ -59,7 +60,8 @@ class RatedStory:
     """One story of one system.
 
     Attributes:
-        system: The source it came from, as given on the command line.
+        system: The source it came from, named by ``source_name`` (an absolute path, or
+            ``student:NAME``).
         seed: The evaluation seed it was written at.
         index: Its place among the stories of that seed (``evaluate``'s order).
         prompt: The text it continues.
@@ -75,11 +77,17 @@ class RatedStory:
 
 @dataclass(frozen=True)
 class Pair:
-    """Two stories shown side by side, in the order the rater sees them."""
+    """Two stories shown side by side, in the order the rater sees them.
+
+    ``token`` is what the page's form sends back instead of ``id`` and the story ids: an
+    HMAC (keyed by the database's secret salt) of the rater, the pair and the story on
+    the left, so the form says nothing about which system wrote which side.
+    """
 
     id: int
     left: dict[str, Any]
     right: dict[str, Any]
+    token: str = ""
 
 
 def check_rater(name: object) -> str:
@@ -92,6 +100,35 @@ def check_rater(name: object) -> str:
             f"rater name {name[:80]!r} must be at most {MAX_RATER} printable characters"
         )
     return name
+
+
+def source_name(source: str) -> str:
+    """The one name a source is stored and compared under.
+
+    A file or folder is named by its absolute path with links resolved (``a.json``,
+    ``./a.json`` and ``runs/demo/`` name the same source as their full path does);
+    ``student:NAME`` stays as given (unless a file of that name exists).
+    """
+    if source.startswith("student:") and not Path(source).exists():
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
+def check_distinct(sources: Sequence[str]) -> list[str]:
+    """The sources' names (``source_name``); a ``ConfigError`` naming any two that are the
+    same source written two ways."""
+    seen: dict[str, str] = {}
+    for given in sources:
+        name = source_name(given)
+        if name in seen and seen[name] == given:
+            raise ConfigError(f"source {given!r} is given twice; give each source once")
+        if name in seen:
+            raise ConfigError(
+                f"sources {seen[name]!r} and {given!r} are the same source ({name}); "
+                "give each source once"
+            )
+        seen[name] = given
+    return list(seen)
 
 
 def build_pairs(systems: dict[str, list[RatedStory]]) -> list[tuple[RatedStory, RatedStory]]:
@@ -154,8 +191,15 @@ class RatingDB:
                 raise ConfigError(f"rating database {str(self.path)!r} cannot use WAL mode")
             db.execute("PRAGMA foreign_keys=ON")
             yield db
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:  # locked past the timeout, read-only, disk
             raise ConfigError(
+                f"rating database {str(self.path)!r} cannot be read or written ({exc}); "
+                "check the file's permissions and free disk space"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise  # integrity and programming errors are this module's, not the file's
+            raise ConfigError(  # not an SQLite file, or a damaged one
                 f"rating database {str(self.path)!r} cannot be used ({exc}); "
                 "give the file `storytelling rate --db` wrote, or a new path"
             ) from exc
@@ -195,6 +239,13 @@ class RatingDB:
         Raises:
             ConfigError: The database already holds pairs.
         """
+        for name, stories in systems.items():
+            keys = [(s.seed, s.index) for s in stories]
+            if any(s.system != name for s in stories) or len(set(keys)) != len(keys):
+                raise ConfigError(
+                    f"system {name!r}: each of its stories must carry its name and a seed "
+                    "and index of its own"
+                )
         pairs = build_pairs(systems)
         with self.transaction() as db:
             if db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]:
@@ -233,6 +284,11 @@ class RatingDB:
     def _left_is_a(self, salt: str, rater: str, pair_id: int) -> bool:
         return _digest(salt, "side", rater, pair_id)[0] & 1 == 0
 
+    @staticmethod
+    def _token(salt: str, rater: str, pair_id: int, left_story: int) -> str:
+        message = "\0".join(("pair", rater, str(pair_id), str(left_story))).encode("utf-8")
+        return hmac.new(salt.encode("utf-8"), message, hashlib.sha256).hexdigest()[:32]
+
     def next_pair(self, rater: str) -> Pair | None:
         """The next pair ``rater`` has not answered (their own random order and sides)."""
         rater = check_rater(rater)
@@ -254,7 +310,30 @@ class RatingDB:
             )
         if not self._left_is_a(salt, rater, row["id"]):
             a, b = b, a
-        return Pair(row["id"], a, b)
+        return Pair(row["id"], a, b, self._token(salt, rater, row["id"], a["id"]))
+
+    def vote_token(self, rater: str, token: str, choice: str) -> bool:
+        """``vote`` on the pair whose ``Pair.token`` the page gave ``rater``.
+
+        Raises:
+            ConfigError: An unknown choice, or a token this database never gave this rater
+                (a stale, altered or other rater's form).
+        """
+        rater = check_rater(rater)
+        if choice not in CHOICES:
+            raise ConfigError(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
+        salt = self.meta("salt")
+        given = str(token).encode("utf-8")
+        with self.connect() as db:
+            rows = db.execute("SELECT id, story_a, story_b FROM pairs").fetchall()
+        for row in rows:
+            left = row["story_a"] if self._left_is_a(salt, rater, row["id"]) else row["story_b"]
+            if hmac.compare_digest(self._token(salt, rater, row["id"], left).encode(), given):
+                return self.vote(rater, row["id"], left, choice)
+        raise ConfigError(
+            f"this answer's pair ({str(token)[:40]!r}) is not one the page showed rater "
+            f"{rater!r}; reload the page"
+        )
 
     def vote(self, rater: str, pair_id: int, left_story: int, choice: str) -> bool:
         """Store ``rater``'s answer on a pair; False if they had answered it already.
@@ -290,14 +369,17 @@ class RatingDB:
             return cur.rowcount == 1
 
     def progress(self, rater: str | None = None) -> dict[str, int]:
-        """Pairs in all, answered by ``rater`` (if given), and votes of everyone."""
+        """Pairs in all, answered (skips too) by ``rater`` if given, and of everyone the
+        votes that were not skips and the raters who cast at least one."""
         with self.connect() as db:
             out = {
                 "pairs": db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0],
                 "votes": db.execute("SELECT COUNT(*) FROM votes WHERE choice != 'skip'").fetchone()[
                     0
                 ],
-                "raters": db.execute("SELECT COUNT(DISTINCT rater) FROM votes").fetchone()[0],
+                "raters": db.execute(
+                    "SELECT COUNT(DISTINCT rater) FROM votes WHERE choice != 'skip'"
+                ).fetchone()[0],
             }
             if rater is not None:
                 out["done"] = db.execute(
@@ -359,8 +441,12 @@ def export_votes(db: RatingDB, path: str | Path) -> int:
     return len(rows)
 
 
-def eval_json_stories(path: Path, prompt: str = PAPER_PROMPT) -> tuple[list[RatedStory], list[Any]]:
+def eval_json_stories(
+    path: Path, prompt: str = PAPER_PROMPT, name: str | None = None
+) -> tuple[list[RatedStory], list[Any]]:
     """The stories of a ``storytelling eval --json`` file, and the graders it names.
+
+    The stories are the system ``name`` (default: ``source_name`` of the path).
 
     Its summary keeps the stories' texts and seed but not their prompt: ``prompt`` is the
     one they continue (``storytelling eval`` writes from the paper's prompt unless the
@@ -388,7 +474,8 @@ def eval_json_stories(path: Path, prompt: str = PAPER_PROMPT) -> tuple[list[Rate
             f"{str(path)!r} is not a `storytelling eval --json` summary (it needs a list of "
             "story 'texts' and a 'seed'); write one with `storytelling eval --json FILE`"
         )
-    stories = [RatedStory(str(path), seed, i, prompt, t) for i, t in enumerate(texts)]
+    system = source_name(str(path)) if name is None else name
+    stories = [RatedStory(system, seed, i, prompt, t) for i, t in enumerate(texts)]
     graders: list[Any] = []
     if isinstance(data.get("teacher"), str):
         graders.append(JudgeSpec(data["teacher"]))
@@ -407,8 +494,9 @@ def load_source(
     A source is a ``storytelling eval --json`` file (its stories as written; ``prompt`` is
     the one they continue), a ``storytelling train`` run folder or its ``checkpoint.zip``,
     or ``student:NAME`` (the untrained student). A run or a student writes ``stories``
-    stories at ``seed`` with ``evaluate`` (graded there by the heuristic only: the
-    graders grade them afterwards, story by story).
+    stories at ``seed`` with ``evaluate`` (graded there by the heuristic only, without
+    MAUVE: the graders grade them afterwards, story by story). The stories are named
+    ``source_name(source)``.
 
     Raises:
         ConfigError: A source of none of these kinds, or a run that writes from several
@@ -419,14 +507,14 @@ def load_source(
     from story_env.run.judging import JudgeSpec, default_judges
     from story_env.run_folder import CONFIG, read_json
 
-    path = Path(source)
+    path, name = Path(source), source_name(source)
     kwargs: dict[str, Any] = {"stories": stories, "seed": seed, "num_envs": num_envs}
-    kwargs.update(teacher="heuristic", judges=[], progress=False)
+    kwargs.update(teacher="heuristic", judges=[], progress=False, mauve=False)
     if source.startswith("student:") and not path.exists():
         summary = evaluate(student=source.removeprefix("student:"), **kwargs)
         teacher, teacher_kwargs, used = "heuristic", {}, PAPER_PROMPT
     elif path.is_file() and path.suffix == ".json":
-        return eval_json_stories(path, prompt)
+        return eval_json_stories(path, prompt, name)
     elif path.is_dir() or (path.is_file() and path.suffix == ".zip"):
         run = path if path.is_dir() else path.parent
         settings = run_settings(path, {})
@@ -444,7 +532,7 @@ def load_source(
             f"source {source!r} is not a run folder, a checkpoint .zip, an eval .json file or "
             "student:NAME; e.g. `storytelling rate runs/demo before.json`"
         )
-    written = [RatedStory(source, seed, i, used, text) for i, text in enumerate(summary["texts"])]
+    written = [RatedStory(name, seed, i, used, text) for i, text in enumerate(summary["texts"])]
     teacher_kwargs = dict(teacher_kwargs or {})
     return written, [JudgeSpec(teacher, teacher_kwargs), *default_judges(teacher, teacher_kwargs)]
 

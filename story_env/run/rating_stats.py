@@ -6,7 +6,8 @@
   with a 95% Wilson interval, and the ties beside it;
 - a Bradley-Terry rating per system (Elo-like scale: ``1000 + 400 log10(strength)``, the
   strengths' geometric mean 1; a tie counts half a win each way) with a 95% bootstrap
-  interval from resampling the votes;
+  interval from resampling the votes (a resample that leaves a system without a vote
+  is dropped: the interval comes from the resamples where every system played);
 - for each automatic grader (teacher or judge), the share of non-tie votes where it
   graded the people's choice higher, with a 95% Wilson interval.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from story_env.errors import DependencyMissingError
+from story_env.errors import DependencyMissingError, StorytellingError
 from story_env.run.rating import RatingDB
 
 #: Bootstrap rounds of the Bradley-Terry intervals.
@@ -26,6 +27,12 @@ BOOTSTRAP = 1000
 #: Virtual votes per two systems that met, half a win each way (a Bradley-Terry prior):
 #: a system that never won keeps a finite rating.
 BT_PRIOR = 1.0
+#: Most MM iterations of one Bradley-Terry fit before it is called non-convergent.
+BT_MAX_ITER = 10_000
+
+
+class ConvergenceError(StorytellingError, RuntimeError):
+    """The Bradley-Terry fit did not converge within its iteration limit."""
 
 
 def wilson(successes: int, trials: int) -> list[float] | None:
@@ -73,13 +80,26 @@ def _outcomes(votes: Sequence[dict[str, Any]], index: dict[str, int]) -> np.ndar
     return np.array(rows, dtype=float).reshape(-1, 3)
 
 
-def fit_bradley_terry(outcomes: np.ndarray, systems: int, prior: float = BT_PRIOR) -> np.ndarray:
+def fit_bradley_terry(
+    outcomes: np.ndarray,
+    systems: int,
+    prior: float = BT_PRIOR,
+    max_iter: int = BT_MAX_ITER,
+    tol: float = 1e-10,
+) -> np.ndarray:
     """Bradley-Terry strengths by Hunter's MM iteration, geometric mean 1.
 
     Args:
         outcomes: ``(votes, 3)`` rows of (i, j, score of i against j), scores in {0, .5, 1}.
         systems: How many systems.
         prior: Virtual votes added per two systems that met, split half a win each way.
+        max_iter: Most iterations.
+        tol: Converged when no strength moves by more than this in one iteration.
+
+    Raises:
+        ValueError: A system with no vote (its strength is not defined), or, with no
+            prior, one that never won nor tied (its strength would be 0).
+        ConvergenceError: No convergence within ``max_iter`` iterations.
     """
     wins = np.zeros((systems, systems))  # wins[i, j]: i's (fractional) wins over j
     i, j, s = outcomes[:, 0].astype(int), outcomes[:, 1].astype(int), outcomes[:, 2]
@@ -89,15 +109,29 @@ def fit_bradley_terry(outcomes: np.ndarray, systems: int, prior: float = BT_PRIO
     met = games > 0
     wins = wins + met * prior / 2
     games = wins + wins.T
+    unplayed = np.flatnonzero(games.sum(axis=1) == 0)
+    if len(unplayed):
+        raise ValueError(f"systems {unplayed.tolist()} have no vote: their strength is undefined")
+    winless = np.flatnonzero(wins.sum(axis=1) == 0)
+    if len(winless):
+        raise ValueError(
+            f"systems {winless.tolist()} never won nor tied: with no prior their strength "
+            "would be 0; give prior > 0"
+        )
     strength = np.ones(systems)
-    for _ in range(10_000):
+    step = np.inf
+    for _ in range(max_iter):
         denom = (games / (strength[:, None] + strength[None, :])).sum(axis=1)
-        new = np.where(denom > 0, wins.sum(axis=1) / np.where(denom > 0, denom, 1), 1.0)
+        new = wins.sum(axis=1) / denom
         new = new / np.exp(np.log(new).mean())
-        if np.max(np.abs(new - strength)) < 1e-10:
-            return new
+        step = float(np.max(np.abs(new - strength)))
         strength = new
-    return strength
+        if step < tol:
+            return strength
+    raise ConvergenceError(
+        f"the Bradley-Terry fit did not converge in {max_iter} iterations (last step "
+        f"{step:.3g}, tolerance {tol:g}); its strengths would be unreliable"
+    )
 
 
 def _rating(strength: np.ndarray) -> np.ndarray:
@@ -107,28 +141,38 @@ def _rating(strength: np.ndarray) -> np.ndarray:
 def bradley_terry(
     votes: Sequence[dict[str, Any]], rounds: int = BOOTSTRAP, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Each system's rating and its 95% bootstrap interval (percentiles of ``rounds``
-    refits on votes drawn with replacement), best first."""
-    names = sorted({v[k] for v in votes for k in ("left_system", "right_system")})
+    """Each system that has a vote (skips are none): its rating and its 95% bootstrap
+    interval, best first.
+
+    The interval is the percentile interval of refits on ``rounds`` resamples of the
+    votes drawn with replacement; a resample in which some system has no vote is dropped
+    (that system's strength is not defined there), and each row's ``resamples`` says how
+    many were kept. ``ci`` is ``None`` when none was.
+    """
+    decisive = [v for v in votes if v["choice"] != "skip"]
+    names = sorted({v[k] for v in decisive for k in ("left_system", "right_system")})
     index = {name: i for i, name in enumerate(names)}
-    outcomes = _outcomes(votes, index)
+    outcomes = _outcomes(decisive, index)
     if not len(outcomes):
         return []
     rating = _rating(fit_bradley_terry(outcomes, len(names)))
     rng = np.random.default_rng(seed)
-    draws = np.array(
-        [
-            _rating(
-                fit_bradley_terry(
-                    outcomes[rng.integers(0, len(outcomes), len(outcomes))], len(names)
-                )
-            )
-            for _ in range(rounds)
-        ]
-    )
-    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    draws = []
+    for _ in range(rounds):
+        sample = outcomes[rng.integers(0, len(outcomes), len(outcomes))]
+        if len(np.unique(sample[:, :2])) < len(names):
+            continue  # a system without a vote in this resample
+        draws.append(_rating(fit_bradley_terry(sample, len(names))))
+    low = high = None
+    if draws:
+        low, high = np.percentile(np.array(draws), [2.5, 97.5], axis=0)
     rows = [
-        {"system": n, "rating": float(rating[i]), "ci": [float(low[i]), float(high[i])]}
+        {
+            "system": n,
+            "rating": float(rating[i]),
+            "ci": None if low is None or high is None else [float(low[i]), float(high[i])],
+            "resamples": len(draws),
+        }
         for i, n in enumerate(names)
     ]
     return sorted(rows, key=lambda r: -r["rating"])
@@ -205,7 +249,11 @@ def results_text(res: dict[str, Any]) -> str:
         )
     lines.append("Bradley-Terry rating (1000 + 400 log10 strength; 95% bootstrap interval):")
     for r in res["bradley_terry"]:
-        lines.append(f"  {r['system']}: {r['rating']:.0f}  [{r['ci'][0]:.0f}, {r['ci'][1]:.0f}]")
+        ci = "no interval" if r["ci"] is None else f"[{r['ci'][0]:.0f}, {r['ci'][1]:.0f}]"
+        kept = r["resamples"]
+        dropped = res["bootstrap_rounds"] - kept
+        note = f"  ({kept} resamples; {dropped} left a system without a vote)" if dropped else ""
+        lines.append(f"  {r['system']}: {r['rating']:.0f}  {ci}{note}")
     lines.append("agreement of each grader with the people (non-tie votes):")
     for r in res["agreement"]:
         lines.append(

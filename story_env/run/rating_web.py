@@ -2,7 +2,9 @@
 
 A Starlette app over a rating database (``story_env.run.rating``): ``/`` asks for a
 rater name, then shows that rater one pair at a time (sides and order drawn per rater,
-system names hidden) until every pair is answered; ``/vote`` stores an answer;
+system names hidden) until every pair is answered; ``/vote`` stores an answer (the form
+names the pair by an opaque token and carries the session's CSRF token, checked against
+its cookie);
 ``/results`` and ``/results.json`` show what the votes say
 (``story_env.run.rating_stats``). Pages are Jinja2 templates with autoescape on: a story
 is model output and always shows as text.
@@ -11,6 +13,9 @@ is model output and always shows as text.
 from __future__ import annotations
 
 import argparse
+import hmac
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -19,6 +24,8 @@ from story_env.errors import ConfigError, DependencyMissingError
 from story_env.run.rating import MAX_RATER, RatingDB, check_rater
 
 _INSTALL = 'pip install "storytelling[rate]"'
+#: The cookie holding a browser session's CSRF token (the vote form carries it too).
+CSRF_COOKIE = "rating_csrf"
 
 
 def _templates() -> Any:
@@ -48,7 +55,7 @@ def create_app(db: RatingDB | str | Path) -> Any:
     def page(status: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(template.render(max_rater=MAX_RATER, **context), status_code=status)
 
-    def home_page(rater: str | None) -> HTMLResponse:
+    def home_page(rater: str | None, csrf: str) -> HTMLResponse:
         if not rater:
             return page(page="name", rater="")
         try:
@@ -57,7 +64,9 @@ def create_app(db: RatingDB | str | Path) -> Any:
             return page(400, page="error", message=str(exc))
         progress = store.progress(rater)
         pair = store.next_pair(rater)
-        response = page(page="pair" if pair else "done", rater=rater, pair=pair, progress=progress)
+        response = page(
+            page="pair" if pair else "done", rater=rater, pair=pair, progress=progress, csrf=csrf
+        )
         response.set_cookie("rater", quote(rater), samesite="strict", httponly=True)
         return response
 
@@ -68,20 +77,34 @@ def create_app(db: RatingDB | str | Path) -> Any:
         if rater is None and request.cookies.get("rater"):
             target = "/?rater=" + request.cookies["rater"]  # kept quoted, as it was set
             return RedirectResponse(target, status_code=303)
-        return await run_in_threadpool(home_page, rater)
+        csrf = request.cookies.get(CSRF_COOKIE, "")
+        if not re.fullmatch(r"[0-9a-f]{32}", csrf):
+            csrf = secrets.token_hex(16)  # a new browser session
+        response = await run_in_threadpool(home_page, rater, csrf)
+        response.set_cookie(CSRF_COOKIE, csrf, samesite="strict", httponly=True)
+        return response
 
     def store_vote(form: dict[str, list[str]]) -> Response:
         field = {k: v[0] for k, v in form.items() if v}
         try:
             rater = check_rater(field.get("rater"))
-            pair, left = int(field.get("pair", "")), int(field.get("left", ""))
-            store.vote(rater, pair, left, field.get("choice", ""))
-        except ValueError as exc:  # ConfigError is a ValueError; so is a bad number
+            store.vote_token(rater, field.get("pair", ""), field.get("choice", ""))
+        except ValueError as exc:  # ConfigError is a ValueError
             return page(400, page="error", message=str(exc))
         return RedirectResponse("/?rater=" + quote(rater), status_code=303)
 
     async def vote(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        sent = (form.get("csrf") or [""])[0].encode("utf-8")
+        expected = request.cookies.get(CSRF_COOKIE, "").encode("utf-8")
+        if not expected or not hmac.compare_digest(sent, expected):
+            return page(
+                403,
+                page="error",
+                message="this answer did not come from the rating page of this browser (its "
+                "CSRF token is missing or does not match the session's cookie); open the "
+                "rating page again and answer there",
+            )
         return await run_in_threadpool(store_vote, form)
 
     async def results_page(request: Request) -> Response:
@@ -101,21 +124,24 @@ def create_app(db: RatingDB | str | Path) -> Any:
 
 
 def prepare(db: RatingDB, args: argparse.Namespace) -> None:
-    """Fill an empty database from ``args.sources``; check a filled one names the same."""
-    from story_env.run.judging import parse_judge
-    from story_env.run.rating import grade_stories, load_source
+    """Fill an empty database from ``args.sources``; check a filled one names the same.
 
-    sources = list(args.sources)
+    Each source is named by ``source_name`` (files and folders by their absolute path), so
+    one file written two ways is refused as a duplicate, not rated against itself.
+    """
+    from story_env.run.judging import parse_judge
+    from story_env.run.rating import check_distinct, grade_stories, load_source
+
+    given = list(args.sources)
+    sources = check_distinct(given)
     stored = db.sources()
     if stored is not None:
-        if sources and sources != stored:
+        if given and stored not in (sources, given):  # as given: a database from before
             raise ConfigError(
                 f"{str(db.path)!r} holds the pairs of {stored}, not of {sources}; give the "
                 "same sources, none (to carry on rating), or a new --db"
             )
         return
-    if len(set(sources)) != len(sources):
-        raise ConfigError(f"a source is given twice in {sources}; give each once")
     if len(sources) < 2:
         raise ConfigError(
             f"{str(db.path)!r} holds no pairs yet: give two or more sources (run folders, "
@@ -123,8 +149,8 @@ def prepare(db: RatingDB, args: argparse.Namespace) -> None:
             "`storytelling rate runs/demo before.json`"
         )
     systems, named = {}, {}
-    for source in sources:
-        systems[source], graders = load_source(
+    for name, source in zip(sources, given, strict=True):
+        systems[name], graders = load_source(
             source, stories=args.stories, seed=args.seed, num_envs=args.num_envs, prompt=args.prompt
         )
         named.update((g.label, g) for g in graders)
@@ -146,6 +172,12 @@ def cmd_rate(args: argparse.Namespace) -> int:
     from story_env.run.rating import export_votes
     from story_env.run.rating_stats import results, results_text
 
+    if args.results and args.sources:
+        raise ConfigError(
+            f"--results {args.results} reads a filled database and takes no sources (got "
+            f"{' '.join(args.sources)}); drop them, or fill a database with "
+            "`storytelling rate SOURCES --db FILE` first"
+        )
     if args.json and not args.results:
         raise ConfigError(
             f"--json {args.json} goes with --results DB; e.g. --results ratings.db --json -"
@@ -200,6 +232,14 @@ def add_rate(p: argparse.ArgumentParser) -> None:
     from story_env.arguments import positive_int, seed
     from story_env.prompts import PAPER_PROMPT
 
+    p.description = (
+        "Blind pairwise rating of stories by people. With two or more sources and a new "
+        "--db, write and grade their stories and fill the database with their pairs; then "
+        "serve the rating page (http://HOST:PORT/, results on /results) until Ctrl-C "
+        "stops it. Without sources, carry on rating the pairs --db holds. --results DB "
+        "prints what the votes say and exits."
+    )
+    fill = " (only when filling a new --db; ignored after)"
     p.add_argument(
         "sources",
         nargs="*",
@@ -207,7 +247,11 @@ def add_rate(p: argparse.ArgumentParser) -> None:
         "student:NAME; omit them to carry on rating the pairs --db holds",
     )
     p.add_argument("--db", default="ratings.db", help="the rating database (default: ratings.db)")
-    p.add_argument("--results", metavar="DB", help="print what the votes in DB say, then exit")
+    p.add_argument(
+        "--results",
+        metavar="DB",
+        help="print what the votes in DB say, then exit (takes no sources)",
+    )
     p.add_argument(
         "--json",
         metavar="FILE",
@@ -219,29 +263,34 @@ def add_rate(p: argparse.ArgumentParser) -> None:
         "--stories",
         type=positive_int,
         default=16,
-        help="stories each run or student writes (default: 16)",
+        help=f"stories each run or student writes (default: 16){fill}",
     )
     p.add_argument(
-        "--seed", type=seed, default=0, help="seed the stories are written at (default: 0)"
+        "--seed", type=seed, default=0, help=f"seed the stories are written at (default: 0){fill}"
     )
     p.add_argument(
-        "--num-envs", type=positive_int, default=16, help="stories written at once (default: 16)"
+        "--num-envs",
+        type=positive_int,
+        default=16,
+        help=f"stories written at once (default: 16){fill}",
     )
     p.add_argument(
         "--prompt",
         default=PAPER_PROMPT,
         help="the prompt the stories of eval .json files continue (the file does not "
-        "record it; default: the paper's, which `storytelling eval` writes from)",
+        f"record it; default: the paper's, which `storytelling eval` writes from){fill}",
     )
     p.add_argument(
         "--grader",
         action="append",
         metavar="NAME[:MODEL|:JSON]",
         help="a teacher that grades every story, to compare with the people "
-        "(repeatable; default: the teachers and judges the sources name)",
+        f"(repeatable; default: the teachers and judges the sources name){fill}",
     )
-    p.add_argument("--no-grade", action="store_true", help="no automatic grades")
-    p.add_argument("--prepare-only", action="store_true", help="fill --db, then exit")
+    p.add_argument("--no-grade", action="store_true", help=f"no automatic grades{fill}")
+    p.add_argument(
+        "--prepare-only", action="store_true", help="fill --db, then exit (serve no page)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     p.set_defaults(func=cmd_rate)
