@@ -202,7 +202,13 @@ def test_a_failure_of_rank_0_during_setup_stops_both_processes_with_one_error(tm
         text=True,
         check=True,
     )
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    def files() -> dict[str, bytes]:  # the run's files, not the lock (its holder's PID)
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} | {
+            ".storytelling.lock": b""
+        }
+
+    before = files()
     started = time.perf_counter()
     resumed = subprocess.run(
         [*cmd, "--steps", "128", "--resume"],
@@ -216,10 +222,11 @@ def test_a_failure_of_rank_0_during_setup_stops_both_processes_with_one_error(tm
     said = [line for line in resumed.stderr.splitlines() if "storytelling: error" in line]
     assert len(said) == 1, resumed.stderr[-3000:]  # rank 0 says it; rank 1 stays quiet
     assert "it trained in 1 process(es) and this launch started 2" in said[0]
-    assert "Traceback" not in resumed.stderr.split("ChildFailedError")[0]
+    # no traceback of ours (the launcher prints its own ChildFailedError)
+    assert "story_env/" not in resumed.stderr, resumed.stderr[-3000:]
     assert elapsed < 120, elapsed
     # refused before any write: the run folder is the one-process run's
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert files() == before
 
 
 # --- the launch's settings (fast) ----------------------------------------------------------
