@@ -137,3 +137,105 @@ def test_a_new_config_field_becomes_a_flag_with_its_help_in_train_and_compare(mo
     args = parser.parse_args(["train", "--out", "run", "--warmup-stories", "3", "--steps", "2e4"])
     assert commands._config(args).warmup_stories == 3 and args.steps == 20_000
     assert "_FIELDS" not in inspect.getsource(commands)
+
+
+def test_every_command_s_help_starts_with_what_it_does(capsys):
+    from story_env.registry import registry
+    from story_env.run.cli import build_parser
+
+    parser = build_parser()
+    for entry in registry().entries("command"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([entry.name, "--help"])
+        out = capsys.readouterr().out
+        # argparse: the usage, a blank line, then the description (wrapped)
+        opening = out.split("\n\n")[1]
+        assert " ".join(opening.split()) == " ".join(entry.description.split()), entry.name
+
+
+def _launched(monkeypatch, rank: int, processes: int = 2) -> None:
+    """This process as ``rank`` of a launch (the launcher's variables)."""
+    for name in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", str(processes))
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_command_other_than_train_refuses_a_multi_process_launch(monkeypatch, capsys, rank):
+    _launched(monkeypatch, rank)
+    assert main(["play", "--student", "ngram", "--episodes", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert "--- story" not in out  # refused before it ran
+    if rank == 0:
+        assert err.count("\n") == 1
+        assert err.startswith(
+            "storytelling: error: `storytelling play` runs in one process, but this launch "
+            "started 2 (WORLD_SIZE=2); run it in one process, without accelerate launch"
+        )
+    else:
+        assert err == ""  # rank 0 says it for the launch
+
+
+def test_compare_under_a_launch_writes_nothing(monkeypatch, capsys, tmp_path):
+    _launched(monkeypatch, 0, processes=4)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--out", str(out), "--steps", "64"]) == 2
+    assert "`storytelling compare` runs in one process" in capsys.readouterr().err
+    assert not out.exists()
+
+
+class FailingTrain:
+    """Failure injection: ``train`` that fails at once with ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __call__(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_under_a_launch_an_error_every_rank_has_is_printed_by_rank_0(
+    monkeypatch, capsys, tmp_path, rank
+):
+    from story_env.errors import ConfigError, TeacherError
+    from story_env.run import training
+
+    _launched(monkeypatch, rank)
+    argv = ["train", "--algorithm", "grpo", "--student", "tiny", "--out", str(tmp_path / "r")]
+    monkeypatch.setattr(training, "train", FailingTrain(ConfigError("bad setting")))
+    assert main(argv) == 2  # train is the command a launch runs: no refusal
+    err = capsys.readouterr().err
+    assert err == ("storytelling: error: bad setting\n" if rank == 0 else "")
+    # a failure at run time may be this rank's alone: it says it, with its rank
+    monkeypatch.setattr(training, "train", FailingTrain(TeacherError("the judge is down")))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    tag = "" if rank == 0 else "rank 1 of 2: "
+    assert err == f"storytelling: error: {tag}the judge is down\n"
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_ctrl_c_under_a_launch_is_reported_by_rank_0_alone(monkeypatch, capsys, tmp_path, rank):
+    from story_env.run import training
+
+    _launched(monkeypatch, rank)
+    monkeypatch.setattr(training, "train", FailingTrain(KeyboardInterrupt()))
+    argv = ["train", "--algorithm", "grpo", "--student", "tiny", "--out", str(tmp_path / "r")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    if rank == 0:
+        assert err.startswith("storytelling: interrupted.") and "accelerate launch" in err
+    else:
+        assert err == ""
+
+
+def test_the_ctrl_c_hint_of_a_command_other_than_train_does_not_say_train(monkeypatch):
+    from story_env.run.cli import resume_hint
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    hint = resume_hint(["compare", "--out", "runs/cmp"])
+    assert "train" not in hint and "accelerate" not in hint
+    assert hint.endswith("storytelling compare --out runs/cmp --resume")
+    assert resume_hint(["eval", "--checkpoint", "x"]) == "Run the command again to start it over."

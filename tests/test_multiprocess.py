@@ -18,8 +18,15 @@ from pathlib import Path
 import pytest
 from launching import accelerate_train, one_thread_env
 
-from story_env.errors import ConfigError
-from story_env.run.processes import ProcessGroup, check_processes, process_count, process_index
+from story_env.errors import ConfigError, GradingError, StorytellingError, UnknownPluginError
+from story_env.run.processes import (
+    ProcessGroup,
+    check_processes,
+    handed_error,
+    process_count,
+    process_index,
+    rebuilt_error,
+)
 
 BUDGET = 3000
 NUM_ENVS = 4  # completions per process and optimizer step
@@ -180,6 +187,48 @@ def test_rloo_trains_in_two_processes_with_one_story_log(tmp_path):
     assert [r["env"] for r in rows] == list(range(8)) * (len(rows) // 8)
 
 
+@pytest.mark.slow
+def test_a_failure_of_rank_0_during_setup_stops_both_processes_with_one_error(tmp_path):
+    """Rank 0 refuses to resume a one-process run in two (``from_main``); rank 1 gets the
+    refusal from it, and the launch ends at once with the message printed once."""
+    pytest.importorskip("trl")
+    cmd = launch_cmd(tmp_path, "--steps", "64", "--checkpoint-every", "32")
+    del cmd[cmd.index("--algo-kwargs") : cmd.index("--algo-kwargs") + 2]  # groups of 4
+    single = cmd[cmd.index("-m") + 1 :]  # the train command, without the launcher
+    subprocess.run(
+        [sys.executable, "-m", *single],
+        env=one_thread_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    def files() -> dict[str, bytes]:  # the run's files, not the lock (its holder's PID)
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} | {
+            ".storytelling.lock": b""
+        }
+
+    before = files()
+    started = time.perf_counter()
+    resumed = subprocess.run(
+        [*cmd, "--steps", "128", "--resume"],
+        env=one_thread_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,  # without the hand-off rank 1 would wait for rank 0 until killed
+    )
+    elapsed = time.perf_counter() - started
+    assert resumed.returncode != 0
+    said = [line for line in resumed.stderr.splitlines() if "storytelling: error" in line]
+    assert len(said) == 1, resumed.stderr[-3000:]  # rank 0 says it; rank 1 stays quiet
+    assert "it trained in 1 process(es) and this launch started 2" in said[0]
+    # no traceback of ours (the launcher prints its own ChildFailedError)
+    assert "story_env/" not in resumed.stderr, resumed.stderr[-3000:]
+    assert elapsed < 120, elapsed
+    # refused before any write: the run folder is the one-process run's
+    assert files() == before
+
+
 # --- the launch's settings (fast) ----------------------------------------------------------
 def test_rank_and_process_count_come_from_the_launcher_variables(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
@@ -254,3 +303,94 @@ def test_after_ctrl_c_a_launched_run_is_resumed_by_its_launch_command(monkeypatc
     assert resume_hint(argv).endswith(
         "the same launch command (accelerate launch ... train ...) plus --resume"
     )
+
+
+class RecordingBroadcast:
+    """Failure injection: stands in for accelerate's ``broadcast_object_list`` in one
+    process. Rank 0's call pickles what it sends (as gloo does); a later call on another
+    rank receives the last thing sent, unpickled."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def __call__(self, box: list, from_process: int = 0) -> list:
+        import pickle
+
+        assert from_process == 0
+        if box[0] is not None:  # rank 0 sends
+            self.sent.append(pickle.dumps(box[0]))
+        else:  # another rank receives
+            box[0] = pickle.loads(self.sent[-1])
+        return box
+
+
+def _hand_over(monkeypatch, failure: BaseException) -> tuple[BaseException, BaseException]:
+    """Rank 0's ``from_main`` failing with ``failure``, then rank 1's; the two errors."""
+    import accelerate.utils
+
+    broadcast = RecordingBroadcast()
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", broadcast)
+
+    def work():
+        raise failure
+
+    with pytest.raises(BaseException) as on_rank_0:
+        ProcessGroup(2, 0).from_main(work)
+    assert len(broadcast.sent) == 1, "rank 0 did not release the other processes"
+    with pytest.raises(BaseException) as on_rank_1:
+        ProcessGroup(2, 1).from_main(lambda: pytest.fail("work ran on rank 1"))
+    return on_rank_0.value, on_rank_1.value
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        UnknownPluginError("teacher", "lama", ["heuristic", "llama"]),
+        GradingError("the judge answered nothing", kind="format"),
+        ConfigError("bad --steps"),
+    ],
+    ids=["unknown-plugin", "grading", "config"],
+)
+def test_rank_0s_project_error_reaches_the_other_ranks_as_the_same_error(monkeypatch, failure):
+    pytest.importorskip("accelerate")
+    own, handed = _hand_over(monkeypatch, failure)
+    assert own is failure  # rank 0 raises its own error
+    assert type(handed) is type(failure) and str(handed) == str(failure)
+    assert getattr(handed, "kind", None) == getattr(failure, "kind", None)
+    assert handed.handed_from_main
+
+
+@pytest.mark.parametrize(
+    "failure, said",
+    [
+        (KeyboardInterrupt(), "rank 0 stopped with KeyboardInterrupt"),
+        (OSError(28, "No space left on device"), "OSError: [Errno 28] No space left on device"),
+        (SystemExit(3), "rank 0 stopped with SystemExit: 3"),
+    ],
+    ids=["ctrl-c", "os-error", "exit"],
+)
+def test_any_failure_of_rank_0_releases_the_other_ranks(monkeypatch, failure, said):
+    pytest.importorskip("accelerate")
+    own, handed = _hand_over(monkeypatch, failure)
+    assert own is failure
+    assert type(handed) is StorytellingError and said in str(handed)
+    assert handed.handed_from_main
+
+
+def test_the_hand_off_is_plain_strings_that_any_process_can_unpickle():
+    import pickle
+
+    unknown = UnknownPluginError("teacher", "lama", ["llama"])
+    with pytest.raises(TypeError):  # why the error object itself is not sent
+        pickle.loads(pickle.dumps(unknown))
+    sent = handed_error(GradingError("timed out", kind="timeout"))
+    assert sent == ("GradingError", "timed out", "timeout")
+    assert all(type(part) is str for part in handed_error(unknown))
+    assert rebuilt_error("GradingError", "timed out", "timeout").kind == "timeout"
+    assert rebuilt_error("GradingError", "no kind").kind == "backend"  # the class default
+    generic = rebuilt_error("ValueError", "bad")  # a name that is not the project's
+    assert (
+        type(generic) is StorytellingError and str(generic) == "rank 0 stopped with ValueError: bad"
+    )
+    for not_an_error in ("Iterable", "describe_os_error"):  # names in errors, not its errors
+        assert type(rebuilt_error(not_an_error, "x")) is StorytellingError

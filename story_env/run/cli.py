@@ -39,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     for entry in registry().entries("command"):
         # argparse formats help with %: a literal percent sign in a description is doubled
         help_line = entry.description.replace("%", "%%")
-        p = sub.add_parser(entry.name, help=help_line, aliases=list(entry.aliases))
+        # the description opens `storytelling NAME --help`; argparse %-formats it only
+        # when it holds %(prog), so it is passed as written
+        p = sub.add_parser(
+            entry.name,
+            help=help_line,
+            description=entry.description,
+            aliases=list(entry.aliases),
+        )
+        p.set_defaults(command_name=entry.name)  # the registered name, not the alias typed
         entry.obj(p)
     return parser
 
@@ -51,10 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     status 2; so do file errors (``OSError``: they name the path) that escaped a more
     specific message. A closed output pipe (``storytelling plugins | head -1``) ends
     the command quietly.
+
+    Under a multi-process launch only ``train`` runs (``check_one_process``), and an
+    error every process has (``said_by_rank_0``) is printed by rank 0 alone.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)  # loads the plugins: their errors are one line
+        check_one_process(args.command_name)
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
         return status
@@ -66,11 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _quiet_broken_pipe()
     except StorytellingError as exc:
         message = " ".join(redact_text(str(exc)).splitlines())  # one line, always
-        print(f"storytelling: error: {message}", file=sys.stderr)
+        _say_error(message, every_rank_has_it=said_by_rank_0(exc))
         return 2
     except ValueError as exc:
         if "null byte" not in str(exc):
             raise
+        if _launch()[0] != 0:  # the same command line in every process: rank 0 says it
+            return 2
         print(
             "storytelling: error: a path given contains a NUL byte (\\0), which no file name "
             "can hold; check the paths on the command line and in the config",
@@ -79,12 +93,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
-        print(
-            f"storytelling: error: cannot use file{where}: {redact_text(str(exc.strerror or exc))}; check the "
+        _say_error(
+            f"cannot use file{where}: {redact_text(str(exc.strerror or exc))}; check the "
             "path, its permissions and the free disk space",
-            file=sys.stderr,
+            every_rank_has_it=False,
         )
         return 2
+
+
+def check_one_process(command: str) -> None:
+    """Refuse a multi-process launch of any command but ``train``.
+
+    Only ``train`` shares one run folder between the processes of ``accelerate launch``
+    or ``torchrun``; any other command would run as that many full copies writing the
+    same files.
+
+    Raises:
+        ConfigError: the launch started more than one process and ``command`` is not
+            ``train``.
+    """
+    from story_env.errors import ConfigError
+    from story_env.run.processes import process_count
+
+    count = process_count()
+    if count > 1 and command != "train":
+        raise ConfigError(
+            f"`storytelling {command}` runs in one process, but this launch started {count} "
+            f"(WORLD_SIZE={count}); run it in one process, without accelerate launch or "
+            "torchrun (only `storytelling train` trains in several)"
+        )
+
+
+def said_by_rank_0(exc: BaseException) -> bool:
+    """Whether rank 0 reports ``exc`` too, so the other processes can leave it unsaid.
+
+    True for an error handed over from rank 0 (``ProcessGroup.from_main``) and for an
+    error in the command line, its config or its plugins, the same in every process;
+    a failure at run time (a teacher, a file) may be one process's own.
+    """
+    from story_env.errors import (
+        ConfigError,
+        DependencyMissingError,
+        DuplicatePluginError,
+        PluginLoadError,
+        UnknownPluginError,
+    )
+
+    inputs = (
+        ConfigError,
+        UnknownPluginError,
+        DependencyMissingError,
+        DuplicatePluginError,
+        PluginLoadError,
+    )
+    return bool(getattr(exc, "handed_from_main", False)) or isinstance(exc, inputs)
+
+
+def _say_error(message: str, *, every_rank_has_it: bool) -> None:
+    """Print ``storytelling: error: MESSAGE``: on rank 0 always; on another rank only an
+    error of its own, named with its rank (rank 0 may not have it)."""
+    rank, count = _launch()
+    if rank == 0:
+        print(f"storytelling: error: {message}", file=sys.stderr)
+    elif not every_rank_has_it:
+        print(f"storytelling: error: rank {rank} of {count}: {message}", file=sys.stderr)
 
 
 def resume_hint(argv: Sequence[str]) -> str:
@@ -94,7 +166,7 @@ def resume_hint(argv: Sequence[str]) -> str:
 
     if not argv or argv[0] not in ("train", "compare"):
         return "Run the command again to start it over."
-    if _launch()[1] > 1:  # several processes: the launcher's command resumes them
+    if argv[0] == "train" and _launch()[1] > 1:  # the launcher's command resumes them
         return (
             "The run folder keeps its last checkpoint; continue with the same launch "
             "command (accelerate launch ... train ...) plus --resume"

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from story_env import errors
 from story_env.errors import ConfigError, StorytellingError
 
 T = TypeVar("T")
@@ -99,7 +100,14 @@ class ProcessGroup:
         return cls(state.num_processes, state.process_index)
 
     def from_main(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on rank 0 and hand its result (or its error) to every process."""
+        """Run ``work`` on rank 0 and hand its result (or its error) to every process.
+
+        An error on rank 0 travels as plain strings (``handed_error``): its class name,
+        message and kind. Rank 0 raises its own error; the other processes raise the
+        project's error of that name rebuilt from the strings (``rebuilt_error``), so an
+        error that does not pickle or unpickle cleanly, or one that is not an
+        ``Exception`` (Ctrl-C), still releases them at once.
+        """
         if self.count == 1:
             return work()
         from accelerate.utils import broadcast_object_list
@@ -108,16 +116,14 @@ class ProcessGroup:
         if self.main:
             try:
                 box[0] = (True, work())
-            except StorytellingError as exc:
-                box[0] = (False, exc)
-            except Exception as exc:
-                box[0] = (False, StorytellingError(f"rank 0 failed: {type(exc).__name__}: {exc}"))
+            except BaseException as exc:
+                box[0] = (False, handed_error(exc))
                 broadcast_object_list(box, from_process=0)
                 raise
         broadcast_object_list(box, from_process=0)
         ok, value = box[0]
         if not ok:
-            raise value
+            raise rebuilt_error(*value)
         return value
 
     def gather(self, items: list[Any]) -> list[Any]:
@@ -134,3 +140,38 @@ class ProcessGroup:
             from accelerate import PartialState
 
             PartialState().wait_for_everyone()
+
+
+def handed_error(exc: BaseException) -> tuple[str, str, str]:
+    """What rank 0 tells the other processes about its error: plain strings only.
+
+    The class name, the message and the error's ``kind`` (``GradingError``'s failure
+    kind; empty when it has none). The exception object itself is not sent: unpickling
+    it calls its constructor with the message alone, which fails for
+    ``UnknownPluginError`` and drops ``GradingError``'s kind.
+    """
+    kind = getattr(exc, "kind", "")
+    return type(exc).__name__, str(exc), kind if isinstance(kind, str) else ""
+
+
+def rebuilt_error(name: str, message: str, kind: str = "") -> StorytellingError:
+    """The error a process other than rank 0 raises for rank 0's ``handed_error``.
+
+    The ``story_env.errors`` class of that name when there is one (``except
+    UnknownPluginError`` works on every rank), with the same message and kind; for any
+    other error (``OSError``, ``KeyboardInterrupt``...) a ``StorytellingError`` that names
+    it. Either way it carries ``handed_from_main = True``: rank 0 reports the error, so
+    the command line leaves it unsaid on the other ranks.
+    """
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, StorytellingError):
+        # not cls(message): a class's own constructor may want other arguments
+        exc = cls.__new__(cls)
+        Exception.__init__(exc, message)
+        if kind:
+            exc.kind = kind  # type: ignore[attr-defined]
+    else:
+        said = f": {message}" if message else ""
+        exc = StorytellingError(f"rank 0 stopped with {name}{said}")
+    exc.handed_from_main = True  # type: ignore[attr-defined]
+    return exc
