@@ -164,7 +164,7 @@ def test_mauve_of_one_distribution_is_high_and_of_two_apart_is_low():
     p, q = rng.normal(size=(64, 32)), rng.normal(size=(64, 32))
     apart = rng.normal(size=(64, 32)) + 3.0
     same, low, high = div.mauve_ci(p, q, resamples=20)
-    assert same > 0.8 and 0.0 <= low <= high <= 1.0
+    assert same > 0.8 and 0.0 <= low <= high <= 1.0 + div.MAUVE_TOLERANCE
     assert div.mauve_ci(apart, q, resamples=20)[0] < 0.2
     with pytest.raises(ConfigError, match="at least 2"):
         div.mauve_ci(p[:1], q)
@@ -229,8 +229,9 @@ def test_eval_with_mauve_prints_it_beside_real_stories(random_lm_student, capsys
     assert main([*args, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     figures = json.loads(out.read_text())["diversity"]
+    top = 1.0 + div.MAUVE_TOLERANCE  # rounding may pass 1 (1.0000000000000002 is seen)
     for row in (figures, figures["reference"]):
-        assert 0.0 <= row["mauve"][0] <= 1.0 and 0.0 <= row["mauve"][1] <= row["mauve"][2] <= 1.0
+        assert 0.0 <= row["mauve"][0] <= top and 0.0 <= row["mauve"][1] <= row["mauve"][2] <= top
     assert figures["seconds"]["mauve"] > 0 and "MAUVE against 20 other real stories" in printed
 
 
