@@ -14,7 +14,7 @@ import pytest
 from story_env.errors import ConfigError, DependencyMissingError
 from story_env.run import diversity as div
 from story_env.run.cli import main
-from story_env.run.stats import bootstrap_ci, jackknife_ci
+from story_env.run.stats import BOOTSTRAP_RESAMPLES, bootstrap_ci, jackknife_ci, mean_ci
 
 HAND_MADE = ["The cat sat", "the cat ran", "a dog"]
 
@@ -28,7 +28,7 @@ def test_distinct_n_matches_hand_counts():
     assert div.distinct_n(HAND_MADE, 3) == 1.0
     # punctuation stays on its word: "cat." is not "cat"
     assert div.distinct_n(["cat. cat", "cat"], 1) == pytest.approx(2 / 3)
-    assert div.distinct_n(["a", "b"], 2) == 0.0  # no bigram at all
+    assert div.distinct_n(["a", "b"], 2) is None  # no bigram at all: undefined, not 0
     with pytest.raises(ConfigError, match="n >= 1"):
         div.distinct_n(HAND_MADE, 0)
 
@@ -42,7 +42,7 @@ def test_compression_ratio_is_lower_for_repetitive_stories():
     assert div.compression_ratio(repeated) < 0.05 < 0.5 < div.compression_ratio(varied)
     joined = "\n".join(HAND_MADE).encode()  # the definition: zlib bytes / raw bytes
     assert div.compression_ratio(HAND_MADE) == len(zlib.compress(joined)) / len(joined)
-    assert div.compression_ratio([""]) == 0.0
+    assert div.compression_ratio([""]) is None  # no text: undefined, not 0
 
 
 def test_top_opening_and_its_share_on_a_hand_made_set():
@@ -90,9 +90,73 @@ def test_distinct_n_interval_is_a_jackknife_that_repeats_cannot_bias():
     x = np.arange(10.0)
     mean, _lo, hi = jackknife_ci(lambda keep: x[keep].mean(), 10)
     assert (hi - mean) == pytest.approx(1.96 * x.std(ddof=1) / np.sqrt(10))
-    # a share's interval is cut to [0, 1]: three stories give a wide normal interval
+    # a normal interval, reported uncut: three stories give one past 1. Leaving out each
+    # story: "c d a b e" 5/5, "a b a b e" 3/5, "a b c d" 4/4
     few = div.diversity(["a b", "c d", "a b e"], mauve=False)["distinct_1"]
-    assert 0.0 <= few[1] < few[0] < few[2] == 1.0
+    left_out = np.array([1.0, 0.6, 1.0])
+    se = np.sqrt(2 / 3 * ((left_out - left_out.mean()) ** 2).sum())
+    assert few == pytest.approx([5 / 7, 5 / 7 - 1.96 * se, 5 / 7 + 1.96 * se])
+    assert few[2] > 1.0
+
+
+def test_undefined_figures_are_none_with_the_reason_and_na_in_tables():
+    # "a b" and "c" hold no 3-gram at all; only "a b c" holds a 3-gram, so leaving it out
+    # leaves none: distinct-3 has a value but no delete-one interval
+    none = div.diversity(["a b", "c"], mauve=False)
+    assert none["distinct_3"] is None and none["distinct_2"] is None  # one bigram, "a b"
+    assert none["not_measured"]["distinct_3"] == "no 3-grams: no story has 3 words"
+    assert none["distinct_1"] == pytest.approx([1.0, 1.0, 1.0])  # defined: measured
+    lonely = div.diversity(["a b c", "d e"], mauve=False)
+    assert lonely["distinct_3"] is None and lonely["distinct_2"] is not None
+    assert "leaving out one story leaves no 3-grams" in lonely["not_measured"]["distinct_3"]
+    assert "distinct_1" not in lonely["not_measured"]
+    assert div.diversity([""], mauve=False)["compression_ratio"] is None
+    table = div.table_lines([("few words", none)])
+    row = next(line for line in table if line.startswith("| few words"))
+    assert row.split(" | ")[1:4] == ["1.000 [1.000, 1.000]", "n/a", "n/a"]
+    assert "few words distinct-3: no 3-grams: no story has 3 words" in table[-1]
+    text = "\n".join(div.text_lines(none))
+    assert "these stories' distinct-3: no 3-grams" in text
+    assert "real stories' distinct-3: no 3-grams" in text  # real stories of 2 and 1 words
+    with pytest.raises(ConfigError, match="without item 0"):
+        jackknife_ci(lambda keep: div.distinct_n(["a b c", "d e"], 3) if 0 in keep else None, 2)
+
+
+def test_words_per_story_mean_is_the_evaluations_own_interval():
+    rng = random.Random(2)
+    stories = [" ".join(["w"] * rng.randint(1, 40)) for _ in range(30)]
+    words = [len(s.split()) for s in stories]
+    assert div.diversity(stories, mauve=False)["words_mean"] == list(mean_ci(words))
+    assert f"{BOOTSTRAP_RESAMPLES:,} resamples" in div.DIVERSITY_CI_METHOD
+
+
+class _FakeMauve:
+    """Failure injection: a stand-in for the mauve-text module returning a set value."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def compute_mauve(self, **_: object) -> object:
+        return type("Out", (), {"mauve": self.value})()
+
+
+def test_mauve_past_one_by_more_than_rounding_is_an_error_not_a_clamp(monkeypatch):
+    rng = np.random.default_rng(0)
+    p, q = rng.normal(size=(8, 4)), rng.normal(size=(8, 4))
+    rounding = 1.0 + 1e-12
+    monkeypatch.setattr(div, "_mauve_module", lambda: _FakeMauve(rounding))
+    assert div.mauve_ci(p, q, resamples=3) == (rounding, rounding, rounding)  # kept as it is
+    monkeypatch.setattr(div, "_mauve_module", lambda: _FakeMauve(1.01))
+    with pytest.raises(RuntimeError, match=r"MAUVE 1\.01, outside \[0, 1\]"):
+        div.mauve_ci(p, q, resamples=3)
+
+
+def test_no_mauve_help_says_when_mauve_runs_and_how_to_install_it(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "runs whenever there are 20 stories or more" in help_text
+    assert "pip install 'storytelling[mauve]'" in help_text
 
 
 def test_mauve_of_one_distribution_is_high_and_of_two_apart_is_low():
@@ -100,7 +164,7 @@ def test_mauve_of_one_distribution_is_high_and_of_two_apart_is_low():
     p, q = rng.normal(size=(64, 32)), rng.normal(size=(64, 32))
     apart = rng.normal(size=(64, 32)) + 3.0
     same, low, high = div.mauve_ci(p, q, resamples=20)
-    assert same > 0.8 and 0.0 <= low <= high <= 1.0
+    assert same > 0.8 and 0.0 <= low <= high <= 1.0 + div.MAUVE_TOLERANCE
     assert div.mauve_ci(apart, q, resamples=20)[0] < 0.2
     with pytest.raises(ConfigError, match="at least 2"):
         div.mauve_ci(p[:1], q)
@@ -137,6 +201,7 @@ def test_eval_json_and_text_carry_the_diversity_figures(random_lm_student, capsy
     assert figures["top_opening"] == div.top_opening(texts)[0]
     assert figures["mauve"] is None and figures["reference"]["stories"] == 6
     assert "teacher_score" in result and "words" in result  # the old keys stay
+    assert result["words"] == figures["words_mean"]  # one interval of words per story
     assert "diversity and distribution:" in printed
     assert f"{figures['distinct_1'][0]:.3f}" in printed
     assert "real stories, same lengths" in printed and "MAUVE not measured: --no-mauve" in printed
@@ -164,8 +229,9 @@ def test_eval_with_mauve_prints_it_beside_real_stories(random_lm_student, capsys
     assert main([*args, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     figures = json.loads(out.read_text())["diversity"]
+    top = 1.0 + div.MAUVE_TOLERANCE  # rounding may pass 1 (1.0000000000000002 is seen)
     for row in (figures, figures["reference"]):
-        assert 0.0 <= row["mauve"][0] <= 1.0 and 0.0 <= row["mauve"][1] <= row["mauve"][2] <= 1.0
+        assert 0.0 <= row["mauve"][0] <= top and 0.0 <= row["mauve"][1] <= row["mauve"][2] <= top
     assert figures["seconds"]["mauve"] > 0 and "MAUVE against 20 other real stories" in printed
 
 

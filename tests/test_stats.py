@@ -9,10 +9,16 @@ import pytest
 
 from story_env.errors import ConfigError
 from story_env.run.stats import (
+    BOOTSTRAP_RESAMPLES,
+    CI_METHOD,
     SEEDS_CI_METHOD,
+    bootstrap_ci,
     improvement_ci,
     iqm,
     iqm_ci,
+    jackknife_ci,
+    mean_ci,
+    percentile_ci,
     probability_of_improvement,
 )
 
@@ -77,6 +83,28 @@ def test_probability_of_improvement_interval():
 def test_bad_scores_are_refused_with_the_value(call):
     with pytest.raises(ConfigError, match=r"seed|finite|task"):
         call()
+
+
+# --- statistics of a set of stories ------------------------------------------------------
+def test_mean_ci_is_the_bootstrap_of_the_mean():
+    values = np.random.default_rng(3).random(37)
+    want = bootstrap_ci(lambda idx: values[idx].mean(axis=1), 37, resamples=BOOTSTRAP_RESAMPLES)
+    assert mean_ci(values) == want
+    assert f"{BOOTSTRAP_RESAMPLES:,} resamples" in CI_METHOD
+    assert percentile_ci(np.arange(101.0)) == (2.5, 97.5)
+
+
+def test_jackknife_interval_is_not_cut_and_refuses_an_undefined_value():
+    # a share of 3 items: the normal interval passes 1 and is reported as it is
+    hits = np.array([1.0, 1.0, 0.0])
+    value, low, high = jackknife_ci(lambda keep: hits[keep].mean(), 3)
+    assert value == pytest.approx(2 / 3) and (low, high) == pytest.approx((0.04 / 3, 3.96 / 3))
+    assert high > 1.0  # se = 1/3: 2/3 + 1.96 / 3
+    # undefined for the whole set, or for one delete-one set: an error naming it
+    with pytest.raises(ConfigError, match="the whole set"):
+        jackknife_ci(lambda keep: None, 3)
+    with pytest.raises(ConfigError, match="without item 2"):
+        jackknife_ci(lambda keep: float("nan") if 2 not in keep else 0.5, 3)
 
 
 # --- compare over 2 algorithms x 3 seeds --------------------------------------------------

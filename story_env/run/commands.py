@@ -271,7 +271,8 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-mauve",
         action="store_true",
-        help="leave MAUVE out of the diversity figures (it loads SmolLM2-135M and needs "
+        help="leave MAUVE out of the diversity figures. By default it runs whenever there "
+        "are 20 stories or more (it loads SmolLM2-135M and needs "
         "pip install 'storytelling[mauve]')",
     )
 

@@ -39,7 +39,13 @@ from typing import Any
 import numpy as np
 
 from story_env.errors import ConfigError, DependencyMissingError
-from story_env.run.stats import SET_RESAMPLES, bootstrap_ci, jackknife_ci
+from story_env.run.stats import (
+    BOOTSTRAP_RESAMPLES,
+    bootstrap_ci,
+    jackknife_ci,
+    mean_ci,
+    percentile_ci,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ logger = logging.getLogger(__name__)
 MIN_MAUVE_STORIES = 20
 #: Bootstrap resamples of MAUVE (each one clusters both sets again).
 MAUVE_RESAMPLES = 100
+#: How far past [0, 1] a MAUVE value may lie by rounding (kept as it is); farther raises.
+MAUVE_TOLERANCE = 1e-9
 #: The local model whose hidden states are MAUVE's features.
 FEATURE_MODEL = "SmolLM2-135M-Instruct (last hidden layer, mean over the story's tokens)"
 #: Tokens of a story that its features read.
@@ -55,10 +63,11 @@ FEATURE_TOKENS = 256
 #: How the intervals of ``diversity`` are computed.
 DIVERSITY_CI_METHOD = (
     "95% intervals over stories: delete-one jackknife for distinct-n and the compression "
-    "ratio (a bootstrap's repeated stories would bias them down; distinct-n's cut to [0, 1]); "
-    "percentile bootstrap for "
-    f"the opening share and words per story ({SET_RESAMPLES:,} resamples, seed 0) and for "
-    f"MAUVE ({MAUVE_RESAMPLES} resamples of both sets, seed 0)"
+    "ratio (a bootstrap's repeated stories would bias them down; a normal interval, not "
+    "cut: with few stories it can pass 1); percentile bootstrap for the opening share and "
+    f"words per story ({BOOTSTRAP_RESAMPLES:,} resamples, seed 0; the mean's interval is the "
+    f"evaluation's own `words`) and for MAUVE ({MAUVE_RESAMPLES} resamples of both sets, "
+    "seed 0)"
 )
 #: How to install MAUVE's packages when they are missing.
 MAUVE_INSTALL = "pip install 'storytelling[mauve]' (mauve-text, faiss-cpu, scikit-learn)"
@@ -81,24 +90,29 @@ def _ngram_ids(stories: Sequence[str], n: int) -> list[np.ndarray]:
     return out
 
 
-def distinct_n(stories: Sequence[str], n: int) -> float:
-    """Unique n-grams over all n-grams of the stories (0.0 when they hold none).
+def distinct_n(stories: Sequence[str], n: int) -> float | None:
+    """Unique n-grams over all n-grams of the stories; ``None`` (undefined, not 0) when
+    they hold none.
 
     >>> distinct_n(["the cat sat", "the cat ran"], 1)
     0.6666666666666666
     """
     if n < 1:
         raise ConfigError(f"distinct-n needs n >= 1, got {n}")
-    ids = _ngram_ids(stories, n)
+    return _distinct(_ngram_ids(stories, n))
+
+
+def _distinct(ids: Sequence[np.ndarray]) -> float | None:
+    """Unique ids over all ids of the stories' n-gram ids; ``None`` when there are none."""
     total = sum(len(x) for x in ids)
-    return len(np.unique(np.concatenate(ids))) / total if total else 0.0
+    return len(np.unique(np.concatenate(ids))) / total if total else None
 
 
-def compression_ratio(stories: Sequence[str]) -> float:
-    """zlib's compressed bytes over the raw bytes of the stories joined by newlines (0.0
-    for no text): lower is more repetitive."""
+def compression_ratio(stories: Sequence[str]) -> float | None:
+    """zlib's compressed bytes over the raw bytes of the stories joined by newlines:
+    lower is more repetitive. ``None`` (undefined, not 0) when there is no text."""
     raw = "\n".join(stories).encode("utf-8")
-    return len(zlib.compress(raw)) / len(raw) if raw else 0.0
+    return len(zlib.compress(raw)) / len(raw) if raw else None
 
 
 def opening(story: str) -> str:
@@ -116,21 +130,44 @@ def top_opening(stories: Sequence[str]) -> tuple[str, float]:
     return text, count / len(stories)
 
 
+def _jackknife_figure(
+    out: dict[str, Any], key: str, statistic: Any, n: int, undefined: str, left_out: str
+) -> None:
+    """``out[key] = [value, low, high]`` by ``jackknife_ci``; or ``None``, with the
+    reason in ``out["not_measured"][key]``: ``undefined`` when the whole set has no
+    value, ``left_out`` when a set leaving one story out has none (no interval)."""
+    if statistic(np.arange(n)) is None:
+        out[key], out["not_measured"][key] = None, undefined
+        return
+    try:
+        out[key] = list(jackknife_ci(statistic, n))
+    except ConfigError:
+        out[key], out["not_measured"][key] = None, left_out
+
+
 def _set_metrics(stories: Sequence[str]) -> dict[str, Any]:
-    """Every metric but MAUVE, each ``[value, low, high]``."""
+    """Every metric but MAUVE, each ``[value, low, high]``, or ``None`` and the reason in
+    ``not_measured`` where it is undefined."""
     n = len(stories)
-    out: dict[str, Any] = {"stories": n}
+    out: dict[str, Any] = {"stories": n, "not_measured": {}}
     for k in (1, 2, 3):
         ids = _ngram_ids(stories, k)
-
-        def distinct(keep: np.ndarray, ids: list[np.ndarray] = ids) -> float:
-            grams = [ids[i] for i in keep]
-            total = sum(len(g) for g in grams)
-            return len(np.unique(np.concatenate(grams))) / total if total else 0.0
-
-        out[f"distinct_{k}"] = list(jackknife_ci(distinct, n, (0.0, 1.0)))
-    out["compression_ratio"] = list(
-        jackknife_ci(lambda keep: compression_ratio([stories[i] for i in keep]), n)
+        _jackknife_figure(
+            out,
+            f"distinct_{k}",
+            lambda keep, ids=ids: _distinct([ids[i] for i in keep]),
+            n,
+            f"no {k}-grams: no story has {k} words",
+            f"no interval: leaving out one story leaves no {k}-grams (only one story has "
+            f"{k} words or more)",
+        )
+    _jackknife_figure(
+        out,
+        "compression_ratio",
+        lambda keep: compression_ratio([stories[i] for i in keep]),
+        n,
+        "no text: the story is empty",
+        "no interval: leaving out one story leaves no text",
     )
     text, _ = top_opening(stories)
     opens = np.array([opening(s) == text for s in stories], dtype=float)
@@ -138,7 +175,7 @@ def _set_metrics(stories: Sequence[str]) -> dict[str, Any]:
     out["top_opening_stories"] = int(opens.sum())
     out["top_opening_share"] = list(bootstrap_ci(lambda idx: opens[idx].mean(axis=1), n))
     words = np.array([len(story_words(s)) for s in stories], dtype=float)
-    out["words_mean"] = list(bootstrap_ci(lambda idx: words[idx].mean(axis=1), n))
+    out["words_mean"] = list(mean_ci(words))  # the evaluation's `words`, the same numbers
     for name, q in (("words_q1", 25), ("words_median", 50), ("words_q3", 75)):
         out[name] = list(bootstrap_ci(lambda idx, q=q: np.percentile(words[idx], q, axis=1), n))
     return out
@@ -262,7 +299,14 @@ def mauve_ci(
 
     def score(p: np.ndarray, q: np.ndarray) -> float:
         value = float(mauve.compute_mauve(p_features=p, q_features=q, seed=25).mauve)
-        return min(value, 1.0)  # the area under its curve can pass 1 by a rounding error
+        # an area under a curve in the unit square: a rounding error may pass 1 (kept as
+        # it is), anything more is a bug in MAUVE's computation, not a figure to report
+        if not -MAUVE_TOLERANCE <= value <= 1.0 + MAUVE_TOLERANCE:
+            raise RuntimeError(
+                f"mauve-text returned MAUVE {value!r}, outside [0, 1] by more than "
+                f"{MAUVE_TOLERANCE:g}: a bug in its computation; pass --no-mauve meanwhile"
+            )
+        return value
 
     rng = np.random.default_rng(0)
     # one thread: a call on 64 stories takes ~0.03 s so, and ~1 s with the BLAS and
@@ -273,8 +317,7 @@ def mauve_ci(
             score(p[rng.integers(0, len(p), len(p))], q[rng.integers(0, len(q), len(q))])
             for _ in range(resamples)
         ]
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return value, float(low), float(high)
+    return value, *percentile_ci(boot)
 
 
 # --- real stories ---------------------------------------------------------------------
@@ -315,9 +358,13 @@ def diversity(
         ``{"ci_method", "stories", "distinct_1", "distinct_2", "distinct_3",
         "compression_ratio", "top_opening", "top_opening_stories", "top_opening_share",
         "words_mean", "words_q1", "words_median", "words_q3", "mauve", "mauve_features",
-        "mauve_note", "seconds", "reference": {the same for real stories, "source"}}``;
-        each figure ``[value, low, high]``; ``mauve`` ``None`` when not measured, and
-        ``mauve_note`` why (else ``None``).
+        "mauve_note", "not_measured", "seconds", "reference": {the same for real stories,
+        "source"}}``; each figure ``[value, low, high]``. A figure that is undefined
+        (distinct-3 of stories under 3 words, or one whose delete-one interval is) is
+        ``None``, never a stand-in number, and ``not_measured`` maps its key to the
+        reason; ``mauve`` is ``None`` when not measured, and ``mauve_note`` says why
+        (else ``None``). ``words_mean`` is ``mean_ci`` of the words per story: an
+        evaluation's ``words``, the same numbers.
     """
     if not stories:
         raise ConfigError("diversity needs at least one story")
@@ -361,17 +408,28 @@ COLUMNS = (
 
 
 def cell(figures: dict[str, Any], key: str) -> str:
-    """One figure of ``diversity`` as table text: ``value [low, high]``."""
+    """One figure of ``diversity`` as table text: ``value [low, high]``; ``n/a`` when
+    it was not measured (``not_measured`` or ``mauve_note`` say why)."""
     value = figures.get(key)
     if value is None:
-        return "not measured"
+        return "n/a"
     digits = 1 if key.startswith("words") else 3
     return f"{value[0]:.{digits}f} [{value[1]:.{digits}f}, {value[2]:.{digits}f}]"
 
 
+def _not_measured(label: str, figures: dict[str, Any]) -> list[str]:
+    """``label distinct-3: no 3-grams ...`` for each figure but MAUVE left ``n/a``."""
+    names = dict(COLUMNS)
+    return [
+        f"{label} {names.get(key, key)}: {why}"
+        for key, why in figures.get("not_measured", {}).items()
+    ]
+
+
 def table_lines(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     """A markdown table of ``diversity`` figures, one row per ``(label, figures)``, the
-    top opening named beside its share."""
+    top opening named beside its share; below it, why each ``n/a`` but MAUVE's (which
+    the caller explains) was not measured."""
     lines = [
         "| stories | " + " | ".join(name for _, name in COLUMNS) + " | top opening |",
         "|---|" + "---|" * (len(COLUMNS) + 1),
@@ -379,7 +437,8 @@ def table_lines(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     for label, figures in rows:
         cells = [cell(figures, key) for key, _ in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_opening_text(figures)} |")
-    return lines
+    why = [line for label, figures in rows for line in _not_measured(label, figures)]
+    return [*lines, "", "n/a, not measured: " + "; ".join(why) + "."] if why else lines
 
 
 def _opening_text(figures: dict[str, Any]) -> str:
@@ -389,7 +448,7 @@ def _opening_text(figures: dict[str, Any]) -> str:
 
 def text_lines(figures: dict[str, Any]) -> list[str]:
     """``diversity``'s figures as plain text, the evaluated stories beside the real ones
-    (``storytelling eval``'s printout)."""
+    (``storytelling eval``'s printout); ``n/a`` where a figure was not measured, with why."""
     ref = figures["reference"]
     width = 26
     lines = [
@@ -398,6 +457,8 @@ def text_lines(figures: dict[str, Any]) -> list[str]:
     for key, name in COLUMNS:
         lines.append(f"{name:18s} {cell(figures, key):{width}s} {cell(ref, key)}")
     lines.append(f"{'top opening':18s} {_opening_text(figures):{width}s} {_opening_text(ref)}")
+    why = [*_not_measured("these stories'", figures), *_not_measured("real stories'", ref)]
+    lines += [f"(n/a, not measured: {line})" for line in why]
     seconds = figures["seconds"]
     took = f"{seconds['metrics']:.1f} s" + (
         f", MAUVE {seconds['mauve']:.1f} s" if "mauve" in seconds else ""

@@ -25,7 +25,7 @@ from story_env.run.algorithms import (
     build_algorithm,
 )
 from story_env.run.config import TrainConfig
-from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, diversity
+from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, diversity, story_words
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, uses_masks
@@ -156,16 +156,7 @@ def evaluate(
     (``story_env.run.diversity``); ``mauve=False`` leaves MAUVE out (it loads
     SmolLM2-135M and needs the ``mauve`` extra, checked before any story is written).
     """
-    if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
-        raise ConfigError(
-            f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
-        )
-    if stories > MAX_STORIES:
-        raise ConfigError(f"stories must be <= {MAX_STORIES}, got {stories}; e.g. --stories 64")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
-        raise ConfigError(f"num_envs must be a whole number from 1 to {MAX_ENVS}, got {num_envs!r}")
+    _check_counts(stories, seed, num_envs)
     import torch
 
     from story_env.run.trl_training import trl_student_folder
@@ -215,6 +206,24 @@ def evaluate(
     results = [info for _, info in wave[:stories]]
     venv.close()
     return _summary(results, seed, teacher, judge_specs, progress, mauve)
+
+
+def _check_counts(stories: Any, seed: Any, num_envs: Any) -> None:
+    """Refuse a number of stories, a seed or a number of envs ``evaluate`` cannot use.
+
+    Raises:
+        ConfigError: The value, named with its range and an example.
+    """
+    if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
+        raise ConfigError(
+            f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
+        )
+    if stories > MAX_STORIES:
+        raise ConfigError(f"stories must be <= {MAX_STORIES}, got {stories}; e.g. --stories 64")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
+        raise ConfigError(f"num_envs must be a whole number from 1 to {MAX_ENVS}, got {num_envs!r}")
 
 
 def _policy_and_env(
@@ -267,8 +276,9 @@ def _summary(
     mauve: bool = True,
 ) -> dict[str, Any]:
     """Mean and 95% CI per dimension and of the teacher score; the stories (``texts``) and
-    their words (each story's count in ``story_words``, their mean and CI in ``words``);
-    the judges' grades; the stories' diversity beside real stories (``diversity``)."""
+    their words (each story's count in ``story_words``, their mean and CI in ``words``:
+    ``diversity``'s ``words_mean``, one computation); the judges' grades; the stories'
+    diversity beside real stories (``diversity``)."""
     summary: dict[str, Any] = {"stories": len(results), "seed": seed, "teacher": teacher}
     summary["ci_method"] = CI_METHOD
     for dim in results[0]["scores"]:
@@ -277,12 +287,13 @@ def _summary(
     # length is reported beside every grade: a grader that prefers short text can be
     # gamed by writing less, and the words per story show when a gain came with that
     summary["texts"] = [r["story"] for r in results]
-    summary["story_words"] = [len(text.split()) for text in summary["texts"]]
-    summary["words"] = mean_ci(summary["story_words"])
+    summary["story_words"] = [len(story_words(text)) for text in summary["texts"]]
+    figures = diversity(summary["texts"], mauve=mauve)
+    summary["words"] = tuple(figures["words_mean"])
     summary["samples"] = summary["texts"][:3]
     requests = [StoryRequest(r["prompt"], r["story"]) for r in results]
     summary["judges"] = judge_stories(judges, requests, progress=progress)
-    summary["diversity"] = diversity(summary["texts"], mauve=mauve)
+    summary["diversity"] = figures
     return summary
 
 

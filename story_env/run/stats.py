@@ -9,9 +9,18 @@ import numpy as np
 
 from story_env.errors import ConfigError
 
+#: Resamples of every percentile bootstrap here unless told otherwise.
+BOOTSTRAP_RESAMPLES = 10_000
 #: How ``mean_ci`` computes its interval (reported with every evaluation).
-CI_METHOD = "95% percentile bootstrap of the mean (10,000 resamples, seed 0)"
-_BOOTSTRAP_RESAMPLES = 10_000
+CI_METHOD = f"95% percentile bootstrap of the mean ({BOOTSTRAP_RESAMPLES:,} resamples, seed 0)"
+_CHUNK = 1_000_000  # numbers per bootstrap draw: bounded memory for many items
+
+
+def percentile_ci(stats: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of a statistic's bootstrap values: the ends of
+    its 95% percentile interval (every bootstrap of this project reads them here)."""
+    low, high = np.percentile(np.asarray(stats, dtype=float), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def mean_ci(
@@ -19,13 +28,14 @@ def mean_ci(
 ) -> tuple[float, float, float]:
     """Mean and 95% confidence interval of the mean, by percentile bootstrap.
 
-    The interval is the 2.5th and 97.5th percentiles of the means of 10,000 resamples
-    (with replacement, seeded, so the same values give the same interval). A resampled
-    mean lies between the smallest and largest value, so the interval never leaves the
-    range the scores live in (a score in [0, 1] never gets a bound below 0), and nothing
-    is clipped; a normal approximation (mean +- 1.96 s / sqrt(n)) did leave it for
-    scores near the ends. With one value there is no spread to resample: the interval
-    is ``bounds`` if given (nothing is known), else the value itself.
+    ``bootstrap_ci`` of the mean: the interval is the 2.5th and 97.5th percentiles of the
+    means of ``BOOTSTRAP_RESAMPLES`` resamples (with replacement, seeded, so the same
+    values give the same interval). A resampled mean lies between the smallest and
+    largest value, so the interval never leaves the range the scores live in (a score in
+    [0, 1] never gets a bound below 0), and nothing is clipped; a normal approximation
+    (mean +- 1.96 s / sqrt(n)) did leave it for scores near the ends. With one value
+    there is no spread to resample: the interval is ``bounds`` if given (nothing is
+    known), else the value itself.
 
     Args:
         values: Finite scores.
@@ -41,22 +51,9 @@ def mean_ci(
         raise ConfigError(f"mean_ci got a value that is not finite: {arr[~np.isfinite(arr)][0]}")
     if bounds is not None and ((arr < bounds[0]).any() or (arr > bounds[1]).any()):
         raise ConfigError(f"mean_ci got values outside {list(bounds)}: {arr.min()}..{arr.max()}")
-    mean = float(arr.mean())
-    if len(arr) == 1:
-        low, high = bounds if bounds is not None else (mean, mean)
-        return mean, float(low), float(high)
-    rng = np.random.default_rng(0)
-    chunk = max(1, 1_000_000 // len(arr))  # rows per draw: bounded memory for large n
-    means = np.concatenate(
-        [
-            arr[
-                rng.integers(0, len(arr), size=(min(chunk, _BOOTSTRAP_RESAMPLES - k), len(arr)))
-            ].mean(axis=1)
-            for k in range(0, _BOOTSTRAP_RESAMPLES, chunk)
-        ]
-    )
-    low, high = np.percentile(means, [2.5, 97.5])
-    return mean, float(low), float(high)
+    if len(arr) == 1 and bounds is not None:
+        return float(arr[0]), float(bounds[0]), float(bounds[1])
+    return bootstrap_ci(lambda idx: arr[idx].mean(axis=1), len(arr))
 
 
 # --- few seeds: Agarwal et al. 2021 -----------------------------------------------------
@@ -68,9 +65,9 @@ def mean_ci(
 
 #: How ``iqm_ci`` and ``improvement_ci`` compute their intervals (reported with them).
 SEEDS_CI_METHOD = (
-    "95% percentile stratified bootstrap over seeds (10,000 resamples, seed 0; Agarwal et al. 2021)"
+    f"95% percentile stratified bootstrap over seeds ({BOOTSTRAP_RESAMPLES:,} resamples, seed 0; "
+    "Agarwal et al. 2021)"
 )
-_CHUNK = 1_000_000  # numbers per bootstrap draw: bounded memory for many seeds
 
 
 def _seed_scores(values: Sequence[float] | Sequence[Sequence[float]], what: str) -> np.ndarray:
@@ -116,13 +113,8 @@ def _resample(arr: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarr
     return arr[picks, np.arange(tasks)].reshape(count, seeds * tasks)
 
 
-def _percentile_ci(stats: np.ndarray) -> tuple[float, float]:
-    low, high = np.percentile(stats, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def iqm_ci(
-    values: Sequence[float] | Sequence[Sequence[float]], *, resamples: int = _BOOTSTRAP_RESAMPLES
+    values: Sequence[float] | Sequence[Sequence[float]], *, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float, float]:
     """Interquartile mean over seeds and its 95% stratified bootstrap interval.
 
@@ -141,7 +133,7 @@ def iqm_ci(
     stats = np.concatenate(
         [_trimmed(_resample(arr, rng, min(per, resamples - k))) for k in range(0, resamples, per)]
     )
-    return float(_trimmed(arr.reshape(1, -1))[0]), *_percentile_ci(stats)
+    return float(_trimmed(arr.reshape(1, -1))[0]), *percentile_ci(stats)
 
 
 def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -184,7 +176,7 @@ def improvement_ci(
     x: Sequence[float] | Sequence[Sequence[float]],
     y: Sequence[float] | Sequence[Sequence[float]],
     *,
-    resamples: int = _BOOTSTRAP_RESAMPLES,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> tuple[float, float, float]:
     """P(X > Y) (``probability_of_improvement``) and its 95% stratified bootstrap
     interval: X's and Y's seeds are resampled separately (within each task).
@@ -202,19 +194,15 @@ def improvement_ci(
         ra = _resample(a, rng, count).reshape(count, a.shape[0], tasks)
         rb = _resample(b, rng, count).reshape(count, b.shape[0], tasks)
         stats.append(_improvement(ra, rb))
-    return float(_improvement(a[None], b[None])[0]), *_percentile_ci(np.concatenate(stats))
+    return float(_improvement(a[None], b[None])[0]), *percentile_ci(np.concatenate(stats))
 
 
 # --- statistics of a set of stories --------------------------------------------------------
-#: Resamples of ``bootstrap_ci`` unless told otherwise.
-SET_RESAMPLES = 1_000
-
-
 def bootstrap_ci(
     statistic: Callable[[np.ndarray], np.ndarray],
     n: int,
     *,
-    resamples: int = SET_RESAMPLES,
+    resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """A statistic of ``n`` items and its 95% percentile bootstrap interval.
@@ -242,11 +230,11 @@ def bootstrap_ci(
             for k in range(0, resamples, per)
         ]
     )
-    return value, *_percentile_ci(stats)
+    return value, *percentile_ci(stats)
 
 
 def jackknife_ci(
-    statistic: Callable[[np.ndarray], float], n: int, bounds: tuple[float, float] | None = None
+    statistic: Callable[[np.ndarray], float | None], n: int
 ) -> tuple[float, float, float]:
     """A statistic of a set of ``n`` items and its 95% delete-one jackknife interval.
 
@@ -255,20 +243,38 @@ def jackknife_ci(
     almost nothing), where a bootstrap's resamples, a third of them repeats, would shift
     every value down. ``statistic`` takes the indices of the items to use; the interval
     is ``value +- 1.96 * se`` with ``se**2 = (n - 1) / n * sum((t_i - mean(t))**2)`` over
-    the ``n`` sets that leave one item out (Efron and Stein 1981). A normal interval knows
-    no range: with ``bounds`` (the statistic's range, e.g. ``(0, 1)`` for a share) its
-    ends are cut to it, which only happens for a handful of items.
+    the ``n`` sets that leave one item out (Efron and Stein 1981). It is a normal
+    interval and is reported as computed, never cut: for a statistic with a range (a
+    share in [0, 1]) and a handful of items its ends can pass the range's, which says
+    the interval is that wide, not that a value out there can occur.
 
     Returns:
         ``(value, low, high)``; with one item the interval is the value itself.
+
+    Raises:
+        ConfigError: The statistic is undefined (``None`` or not finite) for the whole
+            set or for a set that leaves one item out (e.g. distinct-3 when only one
+            story holds a 3-gram): an interval from the other sets would be invented.
     """
     everything = np.arange(n)
-    value = float(statistic(everything))
+    value = _defined(statistic(everything), "the whole set")
     if n == 1:
         return value, value, value
-    left_out = np.array([statistic(np.delete(everything, i)) for i in range(n)], dtype=float)
+    left_out = np.array(
+        [
+            _defined(statistic(np.delete(everything, i)), f"the set without item {i}")
+            for i in range(n)
+        ]
+    )
     se = float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
-    low, high = value - 1.96 * se, value + 1.96 * se
-    if bounds is not None:
-        low, high = max(low, bounds[0]), min(high, bounds[1])
-    return value, low, high
+    return value, value - 1.96 * se, value + 1.96 * se
+
+
+def _defined(value: float | None, which: str) -> float:
+    """``value`` as a float, or a ConfigError saying which set left the statistic undefined."""
+    if value is None or not np.isfinite(value):
+        raise ConfigError(
+            f"jackknife_ci: the statistic is undefined ({value}) for {which}; it has no "
+            "delete-one interval (report it as not measured)"
+        )
+    return float(value)
