@@ -452,6 +452,10 @@ def test_the_rl_settings_are_a_train_config_and_old_flat_folders_still_resume(tm
     other = dataclasses.replace(config, rl=dataclasses.replace(config.rl, num_envs=8))
     with pytest.raises(ConfigError, match=r"rl.num_envs 16 -> 8"):
         _guard(other, folder)
+    # another algorithm keeps its own settings, not the paper's PPO's
+    story = ReproConfig.from_json(EXAMPLES / "ladder-story.json")
+    assert story.rl.algorithm == "ppo_story" and story.rl.algo_kwargs == {}
+    assert story.rl_config("ckpt", control=True, seed=0).teacher == "random"
     # a new folder keeps the nested form, and reads back as the same config
     new = tmp_path / "new"
     new.mkdir()

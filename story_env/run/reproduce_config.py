@@ -44,7 +44,7 @@ _FLAT_RL = (
 
 def _rl(settings: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
     """The experiment's RL settings: a ``TrainConfig`` as given, or a mapping of its fields
-    over ``RL_DEFAULTS``."""
+    over ``RL_DEFAULTS`` (whose ``algo_kwargs`` are PPO's: they hold only for ``ppo``)."""
     if isinstance(settings, TrainConfig):
         return settings
     if settings is not None and not isinstance(settings, Mapping):
@@ -59,8 +59,11 @@ def _rl(settings: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
             f"rl sets {stage}, which each stage sets itself (student: the checkpoint; steps and "
             "word_budget: interactive_words; seed: seeds); drop them from rl"
         )
+    defaults = dict(RL_DEFAULTS)
+    if given.get("algorithm", defaults["algorithm"]) != defaults["algorithm"]:
+        del defaults["algo_kwargs"]  # the paper's PPO settings; another algorithm: its own
     try:
-        return TrainConfig(**{**RL_DEFAULTS, **given})
+        return TrainConfig(**{**defaults, **given})
     except TypeError as exc:  # an unknown field
         raise ConfigError(f"rl: {exc}; rl takes TrainConfig's fields (docs/training.md)") from exc
 
