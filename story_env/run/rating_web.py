@@ -233,7 +233,8 @@ def add_rate(p: argparse.ArgumentParser) -> None:
     from story_env.prompts import PAPER_PROMPT
 
     p.description = (
-        "Blind pairwise rating of stories by people. With two or more sources and a new "
+        "Blind pairwise rating of stories by people in a web page; win rates, ratings. "
+        "With two or more sources and a new "
         "--db, write and grade their stories and fill the database with their pairs; then "
         "serve the rating page (http://HOST:PORT/, results on /results) until Ctrl-C "
         "stops it. Without sources, carry on rating the pairs --db holds. --results DB "
