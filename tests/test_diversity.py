@@ -269,30 +269,14 @@ def test_compare_reports_each_runs_diversity_beside_real_stories(random_lm_stude
     # seed and judges) and grades it again once the run trained further
     saved = tmp_path / "ppo-seed0" / "eval.json"
     saved.write_text(json.dumps({**ev, "texts": ["kept " + t for t in ev["texts"]]}))
-    compare(
-        base,
-        ["ppo"],
-        [0],
-        tmp_path,
-        eval_stories=4,
-        progress=False,
-        judges=[],
-        mauve=False,
-        resume=True,
-    )
+
+    def resume(config):
+        compare(config, ["ppo"], [0], tmp_path, eval_stories=4, progress=False, judges=[],
+                mauve=False, resume=True)  # fmt: skip
+
+    resume(base)
     assert json.loads(saved.read_text())["texts"][0].startswith("kept ")
-    further = dataclasses.replace(base, steps=128)
-    compare(
-        further,
-        ["ppo"],
-        [0],
-        tmp_path,
-        eval_stories=4,
-        progress=False,
-        judges=[],
-        mauve=False,
-        resume=True,
-    )
+    resume(dataclasses.replace(base, steps=128))
     again = json.loads(saved.read_text())
     assert not again["texts"][0].startswith("kept ") and again["checkpoint_steps"] >= 128
 

@@ -231,6 +231,7 @@ def _port(text: str) -> int:
 def add_rate(p: argparse.ArgumentParser) -> None:
     from story_env.arguments import positive_int, seed
     from story_env.prompts import PAPER_PROMPT
+    from story_env.run.commands import _JSON_HELP
 
     p.description = (
         "Blind pairwise rating of stories by people in a web page; win rates, ratings. "
@@ -256,8 +257,7 @@ def add_rate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json",
         metavar="FILE",
-        help="with --results: also write them as JSON to "
-        "FILE; with '-', print the JSON instead of the text",
+        help="with --results: " + _JSON_HELP,
     )
     p.add_argument("--export", metavar="FILE", help="write every vote to FILE (.jsonl or .csv)")
     p.add_argument(
