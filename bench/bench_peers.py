@@ -73,6 +73,7 @@ from typing import Any
 SYSTEMS = {
     "ppo": "ours, PPO (2 epochs)",
     "ppo_story": "ours, PPO, story advantage (2 epochs)",
+    "ppo_story1": "ours, PPO, story advantage (1 epoch)",
     "grpo": "ours, grpo (TRL plugin)",
     "trl": "TRL GRPOTrainer, plain",
     "trl2": "TRL GRPOTrainer, num_iterations 2",
@@ -93,6 +94,7 @@ STORY_KWARGS = {
 OURS = {  # system -> algorithm, algo_kwargs
     "ppo": ("ppo", PPO_KWARGS),
     "ppo_story": ("ppo_story", STORY_KWARGS),
+    "ppo_story1": ("ppo_story", {**STORY_KWARGS, "n_epochs": 1}),
     "grpo": ("grpo", {"learning_rate": LR, "num_generations": GROUP}),
 }
 TRL_MISSING = (
@@ -495,9 +497,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     systems = args.systems
-    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo", "ppo_story"}:
+    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo", "ppo_story", "ppo_story1"}:
         print(TRL_MISSING)
-        systems = [s for s in systems if s in ("ppo", "ppo_story")]
+        systems = [s for s in systems if not s.startswith(("grpo", "trl"))]
     _quiet()
     from story_env.agents.students.tiny import build_tiny
 

@@ -75,3 +75,19 @@ def test_compare_with_a_prompt_file_evaluates_each_run_with_it(random_lm_student
     argv += [*SMALL, *PPO, "--algorithms", "ppo", "--seeds", "0", "--eval-stories", "2"]
     assert main([*argv, "--no-judge", "--out", str(tmp_path / "cmp")]) == 0
     assert "| ppo | 0 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("student", ["ngram", "random"])
+def test_eval_of_a_student_without_a_language_model_writes_with_its_agent(
+    student, capsys, tmp_path
+):
+    """``random`` and ``ngram`` have no causal LM to build a policy from: ``eval`` grades
+    what their own agent writes (as ``play`` does), into a folder it creates."""
+    result = tmp_path / "new" / "folder" / "eval.json"
+    argv = ["eval", "--student", student, "--teacher", "heuristic", "--stories", "4"]
+    flags = ["--num-envs", "2", "--no-judge", "--no-mauve", "--no-progress"]
+    assert main([*argv, *flags, "--json", str(result)]) == 0
+    assert f"student {student} (untrained): 4 stories" in capsys.readouterr().out
+    written = json.loads(result.read_text())
+    assert len(written["texts"]) == 4 and all(isinstance(t, str) for t in written["texts"])
+    assert 0.0 <= written["teacher_score"][0] <= 1.0

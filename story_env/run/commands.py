@@ -30,7 +30,11 @@ def _json_out(args: argparse.Namespace, result: Any) -> bool:
     if target == "-":
         print(text)
         return True
-    Path(target).write_text(text + "\n", encoding="utf-8")
+    from story_env.run_folder import write_atomic
+
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text + "\n", "--json file")
     return False
 
 
@@ -233,7 +237,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     if _json_out(args, result):
         return 0
-    what = args.checkpoint or f"student {args.student or 'tiny'} (untrained policy)"
+    what = args.checkpoint or f"student {args.student or 'tiny'} (untrained)"
     print(f"{what}: {result['stories']} stories, seed {result['seed']}")
     words = result["words"]
     print(f"  words per story {words[0]:.1f}  95% CI [{words[1]:.1f}, {words[2]:.1f}]")

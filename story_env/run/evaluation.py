@@ -20,7 +20,7 @@ import numpy as np
 from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.arguments import MAX_ENVS, MAX_STORIES
 from story_env.errors import ConfigError
-from story_env.registry import get_algorithm
+from story_env.registry import UnknownPluginError, get_algorithm, registry, resolve_student
 from story_env.run.algorithms import (
     build_algorithm,
 )
@@ -30,6 +30,7 @@ from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, uses_masks
 from story_env.run_folder import CHECKPOINT, STORIES, load_model
+from story_env.student import is_trainable
 from story_env.teacher import StoryRequest
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ def evaluate(
         teacher_kwargs=dict(teacher_kwargs or {}),
         **env,
     )
+    if model is None and checkpoint is None and top_p is None and top_k is None:
+        model = _baseline_agent(config, seed)
     if model is not None:
         if checkpoint is not None or top_p is not None or top_k is not None:
             raise ConfigError(
@@ -224,6 +227,18 @@ def _check_counts(stories: Any, seed: Any, num_envs: Any) -> None:
         raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
         raise ConfigError(f"num_envs must be a whole number from 1 to {MAX_ENVS}, got {num_envs!r}")
+
+
+def _baseline_agent(config: TrainConfig, seed: int) -> Any:
+    """The agent of a student with no causal LM (``random``, ``ngram``), which writes as
+    it is (there is no policy to build from it); ``None`` for a trainable student."""
+    try:
+        if registry().get("student", config.student).trainable:
+            return None
+    except UnknownPluginError:
+        return None  # a model folder: an ``hf`` student
+    student = resolve_student(config.student, dict(config.student_kwargs))
+    return None if is_trainable(student) else student.make_agent(seed=seed)
 
 
 def _policy_and_env(
