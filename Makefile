@@ -27,9 +27,9 @@ install: $(STAMP)
 DEMO_EVAL := --student tiny --stories 64 --seed 0 --num-envs 16
 DEMO_LM   := --teacher lm --teacher-kwargs '{"dtype": "bfloat16"}'
 demo: $(STAMP)
-	$(BIN)/storytelling eval $(DEMO_LM) $(DEMO_EVAL)
+	$(BIN)/storytelling eval $(DEMO_LM) $(DEMO_EVAL) --json runs/demo-before.json
 	$(BIN)/storytelling train --student tiny $(DEMO_LM) --steps 80000 --resume --out runs/demo
-	$(BIN)/storytelling eval --checkpoint runs/demo $(DEMO_EVAL)
+	$(BIN)/storytelling eval --checkpoint runs/demo $(DEMO_EVAL) --json runs/demo-after.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
