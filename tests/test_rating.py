@@ -383,8 +383,9 @@ def test_one_file_or_folder_written_two_ways_is_one_source(tmp_path, monkeypatch
     _eval_json(tmp_path / "a.json", "A")
     _eval_json(tmp_path / "b.json", "B")
     (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")  # a run folder and its checkpoint
     db = ["--db", "r.db", "--prepare-only", "--no-grade"]
-    for first, second in (("a.json", "./a.json"), ("run", "run/")):
+    for first, second in (("a.json", "./a.json"), ("run", "run/"), ("run", "run/checkpoint.zip")):
         assert main(["rate", first, second, "b.json", *db]) == 2
         err = capsys.readouterr().err
         assert f"sources {first!r} and {second!r} are the same source" in err

@@ -107,11 +107,17 @@ def source_name(source: str) -> str:
 
     A file or folder is named by its absolute path with links resolved (``a.json``,
     ``./a.json`` and ``runs/demo/`` name the same source as their full path does);
-    ``student:NAME`` stays as given (unless a file of that name exists).
+    ``student:NAME`` stays as given (unless a file of that name exists). A run folder's
+    ``checkpoint.zip`` is named by its folder: both give the same trained policy.
     """
+    from story_env.run_folder import CHECKPOINT, CONFIG
+
     if source.startswith("student:") and not Path(source).exists():
         return source
-    return str(Path(source).expanduser().resolve())
+    path = Path(source).expanduser().resolve()
+    if path.name == CHECKPOINT and (path.parent / CONFIG).is_file():
+        path = path.parent
+    return str(path)
 
 
 def check_distinct(sources: Sequence[str]) -> list[str]:
