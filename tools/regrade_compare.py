@@ -1,0 +1,78 @@
+"""A comparison's statistics again from its runs' ``eval.json`` files (maintainers).
+
+``storytelling compare --resume`` re-grades a run whose evaluation is out of date, which
+needs the run's checkpoint; results/ keeps evaluations in git but not weights. When some
+runs of a committed comparison are retrained (a changed default) and the others'
+checkpoints are gone, this recomputes ``compare``'s figures from the evaluations as they
+are: each algorithm's interquartile mean over seeds per grader with its stratified
+bootstrap interval, the probability of improvement of each pair
+(``story_env.run.comparison.seed_statistics``), and each algorithm's mean diversity over
+the seeds that recorded it::
+
+    python tools/regrade_compare.py results/compare_defaults \\
+        --algorithms ppo_story,grpo,ppo --judges lm:gemma
+
+It prints the figures and writes them to ``statistics.json`` in the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from story_env.run.comparison import seed_statistics
+
+DIVERSITY = ("distinct_1", "distinct_2", "distinct_3", "compression_ratio", "top_opening_share")
+
+
+def load_runs(folder: Path, algorithms: Sequence[str]) -> list[tuple[str, int, dict, float, float]]:
+    """``(algorithm, seed, evaluation, 0, 0)`` for every ``ALGORITHM-seedN/eval.json``."""
+    rows = []
+    for name in algorithms:
+        runs = sorted(
+            folder.glob(f"{name}-seed*/eval.json"),
+            key=lambda p: int(p.parent.name.rsplit("seed", 1)[1]),
+        )
+        if not runs:
+            raise SystemExit(f"error: no {name}-seed*/eval.json in {folder}")
+        for path in runs:
+            seed = int(path.parent.name.rsplit("seed", 1)[1])
+            rows.append((name, seed, json.loads(path.read_text("utf-8")), 0.0, 0.0))
+    return rows
+
+
+def mean_diversity(rows: Sequence[tuple[str, int, dict, float, float]]) -> dict[str, Any]:
+    """Each algorithm's mean of each diversity figure over the seeds that recorded it."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(r[0] for r in rows):
+        figures = [r[2]["diversity"] for r in rows if r[0] == name and "diversity" in r[2]]
+        out[name] = {"seeds": len(figures)} | {
+            key: statistics.fmean(f[key][0] for f in figures) for key in DIVERSITY if figures
+        }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tools/regrade_compare.py")
+    parser.add_argument("folder", type=Path, help="a storytelling compare --out folder")
+    parser.add_argument("--algorithms", required=True, help="comma-separated, in table order")
+    parser.add_argument("--judges", default="", help="comma-separated judge labels, e.g. lm:gemma")
+    args = parser.parse_args(argv)
+    algorithms = [a for a in args.algorithms.split(",") if a]
+    judges = [j for j in args.judges.split(",") if j]
+    rows = load_runs(args.folder, algorithms)
+    graders = {"teacher": "teacher", **{f"judge {j}": j for j in judges}}
+    result = seed_statistics(rows, algorithms, graders) | {"diversity": mean_diversity(rows)}
+    text = json.dumps(result, indent=2) + "\n"
+    (args.folder / "statistics.json").write_text(text, encoding="utf-8")
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
