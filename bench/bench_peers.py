@@ -499,7 +499,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     systems = args.systems
-    if importlib.util.find_spec("trl") is None and set(systems) - {"ppo", "ppo_story", "ppo_story2"}:
+    if importlib.util.find_spec("trl") is None and set(systems) - {
+        "ppo",
+        "ppo_story",
+        "ppo_story2",
+    }:
         print(TRL_MISSING)
         systems = [s for s in systems if not s.startswith(("grpo", "trl"))]
     _quiet()
