@@ -499,13 +499,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     systems = args.systems
-    if importlib.util.find_spec("trl") is None and set(systems) - {
-        "ppo",
-        "ppo_story",
-        "ppo_story2",
-    }:
+    needs_trl = [s for s in systems if s not in OURS or OURS[s][0] == "grpo"]
+    if importlib.util.find_spec("trl") is None and needs_trl:
         print(TRL_MISSING)
-        systems = [s for s in systems if not s.startswith(("grpo", "trl"))]
+        systems = [s for s in systems if s not in needs_trl]
     _quiet()
     from story_env.agents.students.tiny import build_tiny
 

@@ -35,14 +35,12 @@ def load_runs(folder: Path, algorithms: Sequence[str]) -> list[tuple[str, int, d
     rows = []
     for name in algorithms:
         runs = sorted(
-            folder.glob(f"{name}-seed*/eval.json"),
-            key=lambda p: int(p.parent.name.rsplit("seed", 1)[1]),
+            (int(path.parent.name.rsplit("seed", 1)[1]), path)
+            for path in folder.glob(f"{name}-seed*/eval.json")
         )
         if not runs:
             raise SystemExit(f"error: no {name}-seed*/eval.json in {folder}")
-        for path in runs:
-            seed = int(path.parent.name.rsplit("seed", 1)[1])
-            rows.append((name, seed, json.loads(path.read_text("utf-8")), 0.0, 0.0))
+        rows += [(name, seed, json.loads(p.read_text("utf-8")), 0.0, 0.0) for seed, p in runs]
     return rows
 
 

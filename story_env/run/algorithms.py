@@ -32,27 +32,35 @@ def refusal_reason(spec: AlgorithmSpec) -> str | None:
     return None
 
 
+def untrainable_student(name: str, kwargs: Mapping[str, Any]) -> Any:
+    """The student ``name`` if it has no causal LM to fine-tune (``random``, ``ngram``),
+    created once; ``None`` if it has one.
+
+    A student registered with ``trainable=True`` (or a model folder) has one and is not
+    created here; any other student is created and checked.
+    """
+    try:
+        if registry().get("student", name).trainable:
+            return None
+    except UnknownPluginError:
+        return None  # a model folder (an ``hf`` student), or a name the env will refuse
+    student = resolve_student(name, kwargs)
+    return None if is_trainable(student) else student
+
+
 def check_trainable(name: str, kwargs: Mapping[str, Any]) -> None:
     """The LM-student contract, checked before a run builds anything.
 
-    ``train`` fine-tunes the student's ``model``, a causal LM with an LM head. A student
-    registered with ``trainable=True`` (or a model folder) has one; any other student is
-    created once and checked.
+    ``train`` fine-tunes the student's ``model``, a causal LM with an LM head.
 
     Raises:
         ConfigError: The student has no causal LM; the message names those that do.
     """
-    reg = registry()
-    try:
-        if reg.get("student", name).trainable:
-            return
-    except UnknownPluginError:
-        return  # a model folder (an ``hf`` student), or a name the env will refuse
-    student = resolve_student(name, kwargs)
-    if is_trainable(student):
+    student = untrainable_student(name, kwargs)
+    if student is None:
         return
     model = getattr(student, "model", None)
-    trainable = sorted(e.name for e in reg.entries("student") if e.trainable)
+    trainable = sorted(e.name for e in registry().entries("student") if e.trainable)
     raise ConfigError(
         f"student {name!r} cannot be trained: `storytelling train` fine-tunes a causal "
         f"language model and {name!r} has none ({type(model).__name__}). Students that can "

@@ -20,17 +20,14 @@ import numpy as np
 from story_env.agents.rl.reference import ReferenceVecEnv
 from story_env.arguments import MAX_ENVS, MAX_STORIES
 from story_env.errors import ConfigError
-from story_env.registry import UnknownPluginError, get_algorithm, registry, resolve_student
-from story_env.run.algorithms import (
-    build_algorithm,
-)
+from story_env.registry import get_algorithm
+from story_env.run.algorithms import build_algorithm, untrainable_student
 from story_env.run.config import TrainConfig
 from story_env.run.diversity import MIN_MAUVE_STORIES, check_mauve, diversity, story_words
 from story_env.run.judging import JudgeSpec, judge_stories, resolve_judges
 from story_env.run.stats import CI_METHOD, mean_ci
 from story_env.run.training import story_wave, uses_masks
 from story_env.run_folder import CHECKPOINT, STORIES, load_model
-from story_env.student import is_trainable
 from story_env.teacher import StoryRequest
 
 logger = logging.getLogger(__name__)
@@ -232,13 +229,8 @@ def _check_counts(stories: Any, seed: Any, num_envs: Any) -> None:
 def _baseline_agent(config: TrainConfig, seed: int) -> Any:
     """The agent of a student with no causal LM (``random``, ``ngram``), which writes as
     it is (there is no policy to build from it); ``None`` for a trainable student."""
-    try:
-        if registry().get("student", config.student).trainable:
-            return None
-    except UnknownPluginError:
-        return None  # a model folder: an ``hf`` student
-    student = resolve_student(config.student, dict(config.student_kwargs))
-    return None if is_trainable(student) else student.make_agent(seed=seed)
+    student = untrainable_student(config.student, dict(config.student_kwargs))
+    return None if student is None else student.make_agent(seed=seed)
 
 
 def _policy_and_env(
