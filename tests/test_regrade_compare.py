@@ -37,6 +37,8 @@ def test_statistics_come_from_the_evaluations_as_they_are(tmp_path, tool, capsys
     assert pair["teacher"]["p"] == pytest.approx(1.0)  # every x seed above every y seed
     assert pair["judge lm:gemma"]["p"] == pytest.approx(0.0)
     assert result["diversity"]["x"]["distinct_3"] == pytest.approx(0.815)
+    assert result["diversity"]["x"]["range"]["distinct_3"] == pytest.approx([0.8, 0.83])
+    assert "mauve" not in result["diversity"]["x"]  # not measured: no figure, not a 0
     assert result["diversity"]["y"] == {"seeds": 0}
 
 

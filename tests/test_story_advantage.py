@@ -225,3 +225,72 @@ def test_story_advantage_refuses_settings_it_cannot_honour(student, algo_kwargs,
     venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=16)
     with pytest.raises(ConfigError, match=message):
         build_algorithm(config, venv)
+
+
+def test_rollout_novelty_is_the_share_of_a_storys_bigrams_no_other_story_holds():
+    from story_env.agents.rl.novelty import rollout_novelty
+
+    stories = ["Once upon a time", "once upon a hill", "A dog barked loudly", "Hi", ""]
+    # bigrams of story 0: once-upon, upon-a (both in story 1), a-time (its own): 1/3
+    got = rollout_novelty(stories)
+    np.testing.assert_allclose(got, [1 / 3, 1 / 3, 1.0, 0.0, 0.0])
+    assert rollout_novelty(["the cat sat on the cat"]).tolist() == [1.0]
+
+
+@pytest.mark.parametrize("deferred", [True, False])
+def test_novelty_adds_its_weight_times_each_storys_novelty_to_its_grade(student, deferred):
+    """Two models, same seed: their first rollouts are the same stories; with
+    ``novelty_coef`` each story's grade row gains the coefficient times its novelty."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from story_env.agents.rl.novelty import rollout_novelty
+
+    class FirstRollout(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if not hasattr(self, "rewards"):
+                self.rewards = self.locals["rollout_buffer"].rewards.copy()
+                self.texts = dict(self.locals["texts"])
+
+    seen = {}
+    for coef in (0.0, 0.5):
+        config = TrainConfig(
+            algorithm="ppo_story",
+            student=student,
+            num_envs=4,
+            max_new_tokens=16,
+            kl_coef=0.0,
+            algo_kwargs={"n_steps": 32, "novelty_coef": coef},
+        )
+        venv = make_sb3_vec_env(num_envs=4, student=student, max_new_tokens=16)
+        venv.defer_grading(deferred)
+        model = build_algorithm(config, venv)
+        seen[coef] = FirstRollout()
+        model.learn(32 * 4, callback=seen[coef])
+    plain, bonus = seen[0.0], seen[0.5]
+    assert plain.texts == bonus.texts and len(plain.texts) >= 4
+    want = plain.rewards.copy()
+    cells, stories = zip(*plain.texts.items(), strict=True)
+    for (row, i), novelty in zip(cells, rollout_novelty(stories), strict=True):
+        want[row, i] += 0.5 * novelty
+    np.testing.assert_allclose(bonus.rewards, want, rtol=1e-6)
+    assert not np.allclose(bonus.rewards, plain.rewards)
+
+
+def test_novelty_coef_must_be_a_finite_non_negative_number(student):
+    for bad, message in (
+        (-0.1, r"novelty_coef must be >= 0.*got -0.1"),
+        (float("nan"), "novelty_coef"),
+    ):
+        config = TrainConfig(
+            algorithm="ppo_story",
+            student=student,
+            num_envs=2,
+            max_new_tokens=16,
+            algo_kwargs={"novelty_coef": bad},
+        )
+        venv = make_sb3_vec_env(num_envs=2, student=student, max_new_tokens=16)
+        with pytest.raises(ConfigError, match=message):
+            build_algorithm(config, venv)

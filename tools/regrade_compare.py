@@ -6,8 +6,8 @@ runs of a committed comparison are retrained (a changed default) and the others'
 checkpoints are gone, this recomputes ``compare``'s figures from the evaluations as they
 are: each algorithm's interquartile mean over seeds per grader with its stratified
 bootstrap interval, the probability of improvement of each pair
-(``story_env.run.comparison.seed_statistics``), and each algorithm's mean diversity over
-the seeds that recorded it::
+(``story_env.run.comparison.seed_statistics``), and each algorithm's mean diversity (and the
+seeds' range) over the seeds that recorded it::
 
     python tools/regrade_compare.py results/compare_defaults \\
         --algorithms ppo_story,grpo,ppo --judges lm:gemma
@@ -27,7 +27,14 @@ from typing import Any
 
 from story_env.run.comparison import seed_statistics
 
-DIVERSITY = ("distinct_1", "distinct_2", "distinct_3", "compression_ratio", "top_opening_share")
+DIVERSITY = (
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "compression_ratio",
+    "top_opening_share",
+    "mauve",
+)
 
 
 def load_runs(folder: Path, algorithms: Sequence[str]) -> list[tuple[str, int, dict, float, float]]:
@@ -45,13 +52,17 @@ def load_runs(folder: Path, algorithms: Sequence[str]) -> list[tuple[str, int, d
 
 
 def mean_diversity(rows: Sequence[tuple[str, int, dict, float, float]]) -> dict[str, Any]:
-    """Each algorithm's mean of each diversity figure over the seeds that recorded it."""
+    """Each algorithm's mean of each diversity figure over the seeds that recorded it, and
+    in ``range`` the lowest and highest seed's (MAUVE only where it was measured)."""
     out: dict[str, Any] = {}
     for name in dict.fromkeys(r[0] for r in rows):
         figures = [r[2]["diversity"] for r in rows if r[0] == name and "diversity" in r[2]]
-        out[name] = {"seeds": len(figures)} | {
-            key: statistics.fmean(f[key][0] for f in figures) for key in DIVERSITY if figures
-        }
+        out[name] = {"seeds": len(figures)}
+        for key in DIVERSITY:
+            values = [f[key][0] for f in figures if f.get(key) is not None]
+            if values:
+                out[name][key] = statistics.fmean(values)
+                out[name].setdefault("range", {})[key] = [min(values), max(values)]
     return out
 
 

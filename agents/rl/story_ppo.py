@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from story_env.agents.rl.advantages import story_advantages
 from story_env.agents.rl.buffers import EpisodeRolloutBuffer
+from story_env.agents.rl.novelty import rollout_novelty
 from story_env.agents.rl.reference import RolloutReference, adapt_kl_coef
 from story_env.errors import ConfigError
 from story_env.rewards import finite_number
@@ -60,6 +61,9 @@ class StoryPPO(PPO):
         kl_target: If set, adapt ``kl_coef`` after each rollout toward this KL
             (nats/token).
         story_tokens: The longest a story can be (default: the env's ``max_new_tokens``).
+        novelty_coef: Weight of a story's novelty within its rollout, added to its grade
+            before standardisation (``story_env.agents.rl.novelty``; default 0: off). The
+            grade the env logs stays the teacher's.
         **kwargs: Any other ``PPO`` argument. ``normalize_advantage`` must stay false (the
             story advantage arrives standardised; SB3's per-minibatch normalisation would
             rescale the KL term); the critic's ``vf_coef`` is 0.
@@ -85,6 +89,7 @@ class StoryPPO(PPO):
         kl_coef: float = 0.01,
         kl_target: float | None = None,
         story_tokens: int | None = None,
+        novelty_coef: float = 0.0,
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -101,6 +106,8 @@ class StoryPPO(PPO):
             )
         if finite_number("kl_coef", kl_coef) < 0:
             raise ConfigError(f"kl_coef must be >= 0, got {kl_coef}")
+        if finite_number("novelty_coef", novelty_coef) < 0:
+            raise ConfigError(f"novelty_coef must be >= 0 (0 turns it off), got {novelty_coef}")
         if kl_target is not None and not finite_number("kl_target", kl_target) > 0:
             raise ConfigError(f"kl_target must be > 0 (or None), got {kl_target}")
         if story_tokens is None and env is not None:
@@ -116,6 +123,7 @@ class StoryPPO(PPO):
         if batch_size is None:
             batch_size = n_steps * (env.num_envs if env is not None else 1)
         self.kl_coef, self.kl_target, self.story_tokens = float(kl_coef), kl_target, story_tokens
+        self.novelty_coef = float(novelty_coef)
         self.reference: RolloutReference | None = None
         super().__init__(
             policy,
@@ -165,6 +173,7 @@ class StoryPPO(PPO):
         env.env_method("release")  # the slots held at the last rollout's end
         callback.on_rollout_start()
         pending: list[tuple[int, int, int]] = []  # (buffer row, env, timestep)
+        texts: dict[tuple[int, int], str] = {}  # (buffer row, env) -> a story graded there
         dones = np.zeros(env.num_envs, dtype=bool)
         for step in range(n_rollout_steps):
             with torch.no_grad():
@@ -181,10 +190,13 @@ class StoryPPO(PPO):
                 for i in np.flatnonzero(dones)
                 if "pending_grade" in infos[i]
             ]
+            texts.update(
+                {(step, i): infos[i]["story"] for i in range(len(infos)) if "story" in infos[i]}
+            )
             callback.update_locals(locals())
             if not callback.on_step():  # stopped mid-rollout: its graded stories still count
                 callback.update_locals(
-                    {"graded": self._grade_pending(env, rollout_buffer, pending)}
+                    {"graded": self._grade_pending(env, rollout_buffer, pending, texts)}
                 )
                 return False
             self._update_info_buffer(infos, dones)
@@ -197,25 +209,40 @@ class StoryPPO(PPO):
                 log_probs,
             )
             self._last_obs, self._last_episode_starts = new_obs, dones
-        graded = self._grade_pending(env, rollout_buffer, pending)
-        self._story_advantage(rollout_buffer, dones)
+        graded = self._grade_pending(env, rollout_buffer, pending, texts)
+        self._story_advantage(rollout_buffer, dones, texts)
         callback.update_locals({"graded": graded, "dones": dones})
         callback.on_rollout_end()
         return True
 
     def _grade_pending(
-        self, env: VecEnv, buffer: Any, pending: list[tuple[int, int, int]]
+        self,
+        env: VecEnv,
+        buffer: Any,
+        pending: list[tuple[int, int, int]],
+        texts: dict[tuple[int, int], str],
     ) -> list[tuple[int, int, dict[str, Any]]]:
-        """Grade the rollout's deferred stories in one batch; add each reward to its row."""
+        """Grade the rollout's deferred stories in one batch; add each reward to its row
+        and note its story in ``texts``."""
         if not pending:
             return []
         infos = env.env_method("grade_pending")[0]
         for (row, i, _), info in zip(pending, infos, strict=True):
             buffer.rewards[row, i] += info["reward"]
+            texts[row, i] = info["story"]
         return [(i, step, info) for (_, i, step), info in zip(pending, infos, strict=True)]
 
-    def _story_advantage(self, buffer: Any, dones: np.ndarray) -> None:
-        """The KL reference's pass, then each step's advantage (``story_advantages``)."""
+    def _story_advantage(
+        self, buffer: Any, dones: np.ndarray, texts: dict[tuple[int, int], str]
+    ) -> None:
+        """The novelty bonus (if any), the KL reference's pass, then each step's advantage
+        (``story_advantages``)."""
+        if self.novelty_coef and texts:
+            rows, stories = zip(*texts.items(), strict=True)
+            novelty = rollout_novelty(stories)
+            for (row, i), value in zip(rows, novelty, strict=True):
+                buffer.rewards[row, i] += self.novelty_coef * value
+            self.logger.record("story_advantage/novelty_mean", float(novelty.mean()))
         ref = None
         if self.reference is not None:
             ref = self.reference.rollout_logps(buffer)
