@@ -240,3 +240,16 @@ def test_the_ctrl_c_hint_of_a_command_other_than_train_does_not_say_train(monkey
     assert "train" not in hint and "accelerate" not in hint
     assert hint.endswith("storytelling compare --out runs/cmp --resume")
     assert resume_hint(["eval", "--checkpoint", "x"]) == "Run the command again to start it over."
+
+
+def test_a_json_file_inside_the_run_folder_is_refused_before_any_work(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--steps", "16", "--json", str(run / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"--json '{run / 't.json'}' is inside the run folder" in err
+    assert f"--json '{tmp_path / 'run.json'}'" in err  # the fix: beside the folder
+    assert not run.exists()  # refused before the folder was made
+    run.mkdir()
+    (run / "checkpoint.json").write_text("{}")  # eval reads a run folder by this file
+    assert main(["eval", "--checkpoint", str(run), "--json", str(run / "after.json")]) == 2
+    assert "is inside the run folder" in capsys.readouterr().err

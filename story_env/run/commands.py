@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from story_env.arguments import count, json_object, name_list, pick, positive_int, seed, seed_list
-from story_env.errors import StorytellingError
+from story_env.errors import ConfigError, StorytellingError
 
 _JSON_HELP = "also write the result as JSON to FILE; with '-', print the JSON instead of the text"
 
@@ -36,6 +36,27 @@ def _json_out(args: argparse.Namespace, result: Any) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text + "\n", "--json file")
     return False
+
+
+def _json_beside_run(args: argparse.Namespace, run: str | None) -> None:
+    """Refuse a ``--json`` file inside the run folder ``run``, before any work: a run
+    folder holds only the run's own files, so a later ``train --resume`` would refuse it.
+
+    Raises:
+        ConfigError: The file would land in the run folder under a name no run writes.
+    """
+    from story_env.run_owner import RUN_FILES
+
+    target = getattr(args, "json", None)
+    if not target or target == "-" or not run:
+        return
+    path, folder = Path(target).resolve(), Path(run).resolve()
+    if path.parent == folder and path.name not in RUN_FILES:
+        raise ConfigError(
+            f"--json {target!r} is inside the run folder {run!r}, which holds only the run's "
+            f"own files (a later --resume would refuse the folder); write it beside the "
+            f"folder, e.g. --json {str(Path(run).with_suffix('')) + '.json'!r}"
+        )
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -157,6 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from story_env.run.training import train
 
     config = _config(args)
+    _json_beside_run(args, args.out)
     summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     if not is_main_process():
         return 0  # a multi-process run: rank 0 reports it
@@ -225,7 +247,10 @@ def _duration(seconds: float) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from story_env.run.evaluation import evaluate
+    from story_env.run_folder import CHECKPOINT_META
 
+    if args.checkpoint and (Path(args.checkpoint) / CHECKPOINT_META).is_file():
+        _json_beside_run(args, args.checkpoint)  # a run folder's
     shared = ("student", "student_kwargs", "teacher_kwargs", "seed", "num_envs")
     given = {k: getattr(args, k) for k in (*shared, "max_new_tokens")}
     result = evaluate(
