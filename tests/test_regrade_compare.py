@@ -40,6 +40,22 @@ def test_statistics_come_from_the_evaluations_as_they_are(tmp_path, tool, capsys
     assert result["diversity"]["x"]["range"]["distinct_3"] == pytest.approx([0.8, 0.83])
     assert "mauve" not in result["diversity"]["x"]  # not measured: no figure, not a 0
     assert result["diversity"]["y"] == {"seeds": 0}
+    assert result["pooled_diversity"]["x"] == {"stories": 0}  # no stories kept
+
+
+def test_pooled_diversity_reads_every_seeds_stories_as_one_set(tmp_path, tool):
+    stories = {0: ["the cat sat down", "a dog ran far"], 1: ["the cat sat up", "one owl flew"]}
+    for seed, texts in stories.items():
+        _eval(tmp_path, "x", seed, 0.5, 0.5)
+        path = tmp_path / f"x-seed{seed}" / "eval.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"texts": texts}))
+    assert tool("regrade_compare").main([str(tmp_path), "--algorithms", "x"]) == 0
+    pooled = json.loads((tmp_path / "statistics.json").read_text())["pooled_diversity"]["x"]
+    assert pooled["stories"] == 4
+    # 15 words, 12 distinct; 11 bigrams, "the cat" and "cat sat" twice: 9 distinct
+    assert pooled["distinct_1"][0] == pytest.approx(12 / 15)
+    assert pooled["distinct_2"][0] == pytest.approx(9 / 11)
+    assert pooled["top_opening"] == "the cat" and pooled["top_opening_share"][0] == 0.5
 
 
 def test_a_missing_algorithm_is_named(tmp_path, tool):

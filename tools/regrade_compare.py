@@ -6,8 +6,10 @@ runs of a committed comparison are retrained (a changed default) and the others'
 checkpoints are gone, this recomputes ``compare``'s figures from the evaluations as they
 are: each algorithm's interquartile mean over seeds per grader with its stratified
 bootstrap interval, the probability of improvement of each pair
-(``story_env.run.comparison.seed_statistics``), and each algorithm's mean diversity (and the
-seeds' range) over the seeds that recorded it::
+(``story_env.run.comparison.seed_statistics``), each algorithm's mean diversity (and the
+seeds' range) over the seeds that recorded it, and in ``pooled_diversity`` the diversity
+of all its seeds' stories as one set, with intervals over stories
+(``story_env.run.diversity.diversity``, no MAUVE)::
 
     python tools/regrade_compare.py results/compare_defaults \\
         --algorithms ppo_story,grpo,ppo --judges lm:gemma
@@ -66,6 +68,25 @@ def mean_diversity(rows: Sequence[tuple[str, int, dict, float, float]]) -> dict[
     return out
 
 
+def pooled_diversity(rows: Sequence[tuple[str, int, dict, float, float]]) -> dict[str, Any]:
+    """Each algorithm's stories over all its seeds as one set: each figure of
+    ``DIVERSITY`` but MAUVE as ``[value, low, high]``; ``{"stories": 0}`` when a run kept
+    no stories (an evaluation from before they were recorded)."""
+    from story_env.run.diversity import diversity
+
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(r[0] for r in rows):
+        runs = [r[2] for r in rows if r[0] == name]
+        if not all(run.get("texts") for run in runs):
+            out[name] = {"stories": 0}
+            continue
+        figures = diversity([t for run in runs for t in run["texts"]], mauve=False)
+        out[name] = {"stories": figures["stories"]} | {
+            key: figures[key] for key in (*DIVERSITY[:-1], "top_opening")
+        }
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tools/regrade_compare.py")
     parser.add_argument("folder", type=Path, help="a storytelling compare --out folder")
@@ -76,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     judges = [j for j in args.judges.split(",") if j]
     rows = load_runs(args.folder, algorithms)
     graders = {"teacher": "teacher", **{f"judge {j}": j for j in judges}}
-    result = seed_statistics(rows, algorithms, graders) | {"diversity": mean_diversity(rows)}
+    result = seed_statistics(rows, algorithms, graders) | {
+        "diversity": mean_diversity(rows),
+        "pooled_diversity": pooled_diversity(rows),
+    }
     text = json.dumps(result, indent=2) + "\n"
     (args.folder / "statistics.json").write_text(text, encoding="utf-8")
     print(text, end="")
