@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from launching import accelerate_train, one_thread_env
+from launching import accelerate_train, one_thread_env, run_launch
 
 from story_env.errors import ConfigError, GradingError, StorytellingError, UnknownPluginError
 from story_env.run.processes import (
@@ -116,13 +116,7 @@ def test_two_processes_share_one_run_folder_survive_kills_of_either_rank_and_eva
     second = _kill_rank_after(tmp_path, rank=0, steps=first["steps"] + 256, resume=True)
     assert second["processes"] == PROCESSES
 
-    done = subprocess.run(
-        launch_cmd(tmp_path, "--resume"),
-        env=one_thread_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_launch(launch_cmd(tmp_path, "--resume"))
     assert done.stdout.count("trained grpo on tiny") == 1, done.stdout  # rank 0 reports
     state = json.loads((tmp_path / "checkpoint.json").read_text())
     assert state["steps"] >= BUDGET and state["wall_s"] > second["wall_s"]
@@ -160,7 +154,7 @@ def test_a_resume_with_another_number_of_processes_is_refused(tmp_path):
     pytest.importorskip("trl")
     cmd = launch_cmd(tmp_path, "--steps", "300")
     del cmd[cmd.index("--algo-kwargs") : cmd.index("--algo-kwargs") + 2]  # groups of 4
-    subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True, check=True)
+    run_launch(cmd)
     config = (tmp_path / "config.json").read_text()
     single = cmd[cmd.index("-m") + 1 :]  # the same train command, without the launcher
     resumed = subprocess.run(
@@ -179,8 +173,7 @@ def test_rloo_trains_in_two_processes_with_one_story_log(tmp_path):
     pytest.importorskip("trl")
     cmd = launch_cmd(tmp_path, "--algorithm", "rloo", "--steps", "400")
     del cmd[cmd.index("--algo-kwargs") : cmd.index("--algo-kwargs") + 2]  # groups of 4
-    done = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_launch(cmd)
     state = json.loads((tmp_path / "checkpoint.json").read_text())
     assert state["algorithm"] == "rloo" and state["processes"] == PROCESSES
     rows = _check_story_log(tmp_path, state)

@@ -611,9 +611,8 @@ def test_one_served_teacher_grades_two_training_processes(llama_server, api_key,
     ``api`` teacher; every story of both comes back with a complete, valid grade."""
     pytest.importorskip("trl")
     import re
-    import subprocess
 
-    from launching import accelerate_train, one_thread_env
+    from launching import accelerate_train, run_launch
 
     _, url = llama_server
     teacher_kwargs = {
@@ -632,8 +631,7 @@ def test_one_served_teacher_grades_two_training_processes(llama_server, api_key,
         *("--teacher", "api", "--teacher-kwargs", json.dumps(teacher_kwargs)),
         *("--out", str(tmp_path), "--no-progress"),
     )
-    done = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_launch(cmd, timeout=600)
     state = json.loads((tmp_path / "checkpoint.json").read_text())
     rows = [json.loads(line) for line in (tmp_path / "stories.jsonl").read_text().splitlines()]
     assert state["processes"] == 2 and len(rows) == state["stories"] >= 16
