@@ -355,6 +355,7 @@ def test_report_tables_from_known_numbers(tmp_path):
     (tmp_path / "references.json").write_text(json.dumps(refs))
     table = write_report(config, results, {"rl/1000-seed0": 60.0, "rl/1000-seed1": 120.0}, tmp_path)
     assert "| 1,000 | 0.200 | 0.400 (0.300..0.500) | +0.200 | 10,000 (+9,000) |" in table
+    assert "20,000 interactive words of `ppo`;" in table  # the algorithm the runs used
     control = "| 10,000 + random-reward control |"
     assert f"{control} teacher `lm` | 0.400 | 0.200 (0.100..0.300) | -0.200 | +0.000 |" in table
     assert f"{control} judge `lm:gemma` | 0.200 | 0.100 (0.050..0.150) | -0.100 | +0.000 |" in table

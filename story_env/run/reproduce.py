@@ -8,7 +8,7 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
    by the teacher and the held-out judges: the ladder's two reference rows.
 3. ``start/<budget>``: each checkpoint before RL: the teacher's and judges' grades of
    its stories at fixed seeds, three of them as samples, and the probes.
-4. ``rl/<budget>-seed<s>``: PPO from each checkpoint against the teacher, for the same
+4. ``rl/<budget>-seed<s>``: RL (``rl.algorithm``) from each checkpoint against the teacher, for the same
    interactive word budget (prompt words + teacher words), at several seeds; graded
    and probed again after.
 5. ``control/<budget>-seed<s>``: the same RL with the random-reward teacher, from the
@@ -341,7 +341,7 @@ def _start_stage(config: ReproConfig, budget: int, out: Path, log: Callable[[str
 def _rl_stage(
     config: ReproConfig, stage: str, out: Path, progress: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Stages 4 and 5: PPO from one checkpoint (or with the random-reward control), with
+    """Stages 4 and 5: RL from one checkpoint (or with the random-reward control), with
     the teacher's and the judges' grades and the probes before and after."""
     kind, name = stage.split("/")
     budget, seed = (int(x) for x in name.split("-seed"))
@@ -350,7 +350,7 @@ def _rl_stage(
     rl = config.rl_config(ev["student"], control, seed)
     run_dir = out / kind / name
     log(
-        f"stage {stage}: PPO from the {budget:,}-word checkpoint, teacher {rl.teacher}, "
+        f"stage {stage}: {rl.algorithm} from the {budget:,}-word checkpoint, teacher {rl.teacher}, "
         f"{config.interactive_words:,} interactive words"
     )
     before = _load(out / "starts.json", {})[str(budget)]

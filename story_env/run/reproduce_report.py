@@ -172,7 +172,7 @@ def _teacher_lines(config: ReproConfig, rows: list[list[dict]]) -> list[str]:
     lines = [
         f"Teacher `{config.teacher}` score in [0, 1] (x9 = the paper's 0..9 sum), mean over "
         f"{config.eval_stories} stories at fixed seeds, before and after {config.interactive_words:,} "
-        f"interactive words of PPO; in parentheses the range (min..max) over seeds "
+        f"interactive words of `{config.rl.algorithm}`; in parentheses the range (min..max) over seeds "
         f"{list(config.seeds)}. NWP words equivalent: the pretraining words at which the "
         "start-of-RL curve (running maximum, interpolated linearly in log words) reaches "
         "the end score.",
