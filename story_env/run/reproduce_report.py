@@ -147,7 +147,7 @@ def _grade(run: dict[str, Any], grader: str, when: str) -> float | None:
     return None if value is None else value[0]
 
 
-def _start_end(runs: Sequence[dict[str, Any]], grader: str) -> np.ndarray | None:
+def start_end(runs: Sequence[dict[str, Any]], grader: str) -> np.ndarray | None:
     """(runs, 2): each run's start and end total by ``grader``; ``None`` if there is no
     run or one of them was not graded."""
     pairs = [(_grade(r, grader, "start"), _grade(r, grader, "end")) for r in runs]
@@ -195,7 +195,7 @@ def _judge_lines(rows: list[list[dict]]) -> list[str]:
     labels = sorted({k for runs in rows for r in runs for k in r.get("judges_end", {})})
     lines: list[str] = []
     for label in labels:
-        have = [runs for runs in rows if _start_end(runs, label) is not None]
+        have = [runs for runs in rows if start_end(runs, label) is not None]
         if not have:
             continue
         budgets = [runs[0]["budget"] for runs in have]
@@ -238,12 +238,12 @@ def _control_lines(config: ReproConfig, results: dict[str, Any]) -> list[str]:
         for grader in graders:
             name = f"teacher `{config.teacher}`" if grader == TEACHER else f"judge `{grader}`"
             row = f"| {b:,} + random-reward control | {name} |"
-            control = _start_end(runs, grader)
+            control = start_end(runs, grader)
             if control is None:
                 lines.append(f"{row} not graded | | | |")
                 continue
             start, end = control[:, 0].mean(), control[:, 1]
-            reward = _start_end(taught, grader)
+            reward = start_end(taught, grader)
             ref = "no run" if reward is None else f"{np.mean(reward[:, 1] - reward[:, 0]):+.3f}"
             lines.append(
                 f"{row} {start:.3f} | {_spread(end)} | {end.mean() - start:+.3f} | {ref} |"
