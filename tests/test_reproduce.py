@@ -223,6 +223,54 @@ def test_an_unfinished_run_without_its_weights_starts_over(smoke, tmp_path):
     assert again["results"]["rl/500-seed1"] == result["results"]["rl/500-seed1"]
 
 
+def test_stages_run_in_two_processes_in_dependency_order_and_a_failure_keeps_the_rest(
+    smoke, tmp_path
+):
+    """``jobs=2``: the stages left run two at a time in spawned processes; an RL run waits
+    for its checkpoint's start; this process records every result and calls ``on_stage``
+    once per stage; a failed stage lets the others finish and be recorded, then raises."""
+    config, out, result, _, _ = smoke
+    exp = tmp_path / "exp"
+    shutil.copytree(out, exp)
+    files = {
+        f: json.loads((exp / f).read_text()) for f in ("results.json", "starts.json", "audit.json")
+    }
+    redo = ["start/1000", "rl/1000-seed0", "rl/500-seed1", "control/2000-seed0", "rl/2000-seed1"]
+    for stage in redo:
+        kind, name = stage.split("/")
+        key = name if kind == "start" else stage
+        (files["starts.json"] if kind == "start" else files["results.json"]).pop(key)
+        files["audit.json"].pop(stage)
+    for name, data in files.items():
+        (exp / name).write_text(json.dumps(data))
+    for stage in redo[1:]:  # the runs train again (a copied run's student path differs)
+        shutil.rmtree(exp / stage)
+    # failure injection: a file where rl/2000-seed1's run folder goes
+    (exp / "rl" / "2000-seed1").write_text("in the way")
+    notes: list[str] = []
+    with pytest.raises(OSError, match="2000-seed1"):
+        run(config, exp, progress=False, log=lambda *_: None, jobs=2, on_stage=notes.append)
+    results = json.loads((exp / "results.json").read_text())
+    audited = json.loads((exp / "audit.json").read_text())
+    starts = json.loads((exp / "starts.json").read_text())
+    # the first two stages ran beside each other; none started after the failure
+    assert "1000" in starts and "rl/500-seed1" in results and "rl/2000-seed1" not in results
+    recorded = {s for s in redo if s in results or s.removeprefix("start/") in starts}
+    assert {s for s in redo if s in audited} == recorded  # each with its audit
+    if "rl/1000-seed0" in results:  # it started after its checkpoint's start was recorded
+        assert results["rl/1000-seed0"]["start"] == starts["1000"]["teacher"][0]
+    assert len(notes) == 2 * len(recorded) and all(" done in " in n for n in notes)
+
+    (exp / "rl" / "2000-seed1").unlink()  # mended
+    again = run(config, exp, progress=False, log=lambda *_: None, jobs=2, on_stage=notes.append)
+    assert set(again["results"]) == set(result["results"])
+    noted = sorted(n.split()[1] for n in notes)  # "stage S done in M min (k of n stages)"
+    assert noted == sorted([*redo, *(f"audit/{s}" for s in redo)])  # each stage once
+    assert set(again["timings"]) == set(plan(config))
+    with pytest.raises(ConfigError, match="jobs must be a whole number >= 1, got 0"):
+        run(config, exp, progress=False, log=lambda *_: None, jobs=0)
+
+
 def test_no_audit_stages_when_audit_is_off(smoke):
     config = smoke[0]
     stages = plan(dataclasses.replace(config, audit=False))

@@ -407,7 +407,14 @@ def cmd_reproduce(args: argparse.Namespace, on_stage: Callable[[str], None] | No
     else:
         config = ReproConfig()
     rates = (args.pretrain_rate, args.rl_rate, args.eval_rate, args.probe_rate)
-    result = run(config, args.out, progress=not args.no_progress, rates=rates, on_stage=on_stage)
+    result = run(
+        config,
+        args.out,
+        progress=not args.no_progress,
+        rates=rates,
+        on_stage=on_stage,
+        jobs=args.jobs,
+    )
     print(result["table"])
     print(f"wrote {args.out}/results.md, ladder.md, results.json, curves.png")
     return 0
@@ -430,6 +437,13 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
         help="evaluation stories/s (written, graded by the teacher and every judge) for the estimate",
     )
     p.add_argument("--probe-rate", type=float, default=30.0, help="probe items/s for the estimate")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="stages run at once after pretraining, each in its own process with cores/JOBS "
+        "threads (default 1: one by one)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 

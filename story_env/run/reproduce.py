@@ -26,9 +26,12 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +183,7 @@ def run(
     log: Callable[[str], None] = print,
     rates: Sequence[float] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment and write its results.
 
@@ -193,11 +197,18 @@ def run(
         on_stage: Called after each finished stage, once the report so far is written,
             with a one-line note (``"stage S done in M min (k of n stages)"``); the
             repository's ``tools/reproduce_committed.py`` commits the folder there.
+        jobs: Stages run at once after pretraining, each in its own process with
+            ``cores // jobs`` threads (``_run_in_processes``); 1 runs them one by one here.
+            Their messages then come without progress bars.
 
     Raises:
         ConfigError: The folder was started with other settings, or by the earlier
-            single-control version of this experiment.
+            single-control version of this experiment, or ``jobs`` is below 1.
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(
+            f"jobs must be a whole number >= 1, got {jobs!r}; 1 runs stages one by one"
+        )
     out = Path(out_dir)
     if config.audit and config.eval_stories >= MIN_MAUVE_STORIES:
         check_mauve()  # the audits measure MAUVE: its packages, before hours of stages
@@ -207,19 +218,14 @@ def run(
         _log_plan(config, out, rates, log)
     timings = _load(out / "timings.json", {})
     for stage in plan(config):
+        if jobs > 1 and stage != "pretrain":
+            _run_in_processes(config, out, jobs, timings, on_stage)
+            break
         if _done(config, out, stage):
             continue
         started = time.perf_counter()
-        _run_stage(config, stage, out, progress, log)
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
-        _save(out / "timings.json", timings)
-        if on_stage is not None:
-            write_report(config, _load(out / "results.json", {}), timings, out)
-            done = sum(_done(config, out, s) for s in plan(config))
-            on_stage(
-                f"stage {stage} done in {timings[stage] / 60:.1f} min "
-                f"({done} of {len(plan(config))} stages)"
-            )
+        _record(config, out, stage, _compute(config, stage, out, progress, log))
+        _finish_stage(config, out, stage, time.perf_counter() - started, timings, on_stage)
     results = _load(out / "results.json", {})
     table = write_report(config, results, timings, out)
     return {"results": results, "timings": timings, "table": table}
@@ -242,31 +248,160 @@ def _done(config: ReproConfig, out: Path, stage: str) -> bool:
     return stage in _load(out / "results.json", {})
 
 
-def _run_stage(
-    config: ReproConfig, stage: str, out: Path, progress: bool, log: Callable[[str], None]
+def _finish_stage(
+    config: ReproConfig,
+    out: Path,
+    stage: str,
+    seconds: float,
+    timings: dict[str, float],
+    on_stage: Callable[[str], None] | None,
 ) -> None:
+    """Count a recorded stage's time; with ``on_stage``, write the report so far and call it."""
+    timings[stage] = timings.get(stage, 0.0) + seconds
+    _save(out / "timings.json", timings)
+    if on_stage is not None:
+        write_report(config, _load(out / "results.json", {}), timings, out)
+        done = sum(_done(config, out, s) for s in plan(config))
+        on_stage(
+            f"stage {stage} done in {timings[stage] / 60:.1f} min "
+            f"({done} of {len(plan(config))} stages)"
+        )
+
+
+def _compute(
+    config: ReproConfig,
+    stage: str,
+    out: Path,
+    progress: bool,
+    log: Callable[[str], None],
+    samples: list[str] | None = None,
+) -> Any:
+    """Run ``stage`` and return what ``_record`` keeps of it (the pretraining run and an
+    RL run write their own folders; nothing else is written here). ``samples``: an audited
+    start's recorded stories, when its start stage ran in the same process and is not
+    recorded yet."""
     kind, _, name = stage.partition("/")
     if kind == "pretrain":
-        _pretrain_stage(config, out / "pretrain", progress, log)
-    elif kind == "references":
+        return _pretrain_stage(config, out / "pretrain", progress, log)
+    if kind == "references":
         log(f"stage {stage}: real and word-shuffled validation stories, graded")
         teacher = JudgeSpec(config.teacher, dict(config.teacher_kwargs))
-        refs = references(config.val_file, config.eval_stories, teacher, config.judge_specs)
-        _save(out / "references.json", refs)
-    elif kind == "start":
-        _start_stage(config, int(name), out, log)
-    elif kind == "audit":
-        audited = _load(out / "audit.json", {})
-        audited[name] = _audit_stage(config, name, out, log)
-        _save(out / "audit.json", audited)
-    else:
-        results = _load(out / "results.json", {})
-        results[stage] = _rl_stage(config, stage, out, progress, log)
-        _save(out / "results.json", results)
+        return references(config.val_file, config.eval_stories, teacher, config.judge_specs)
+    if kind == "start":
+        return _start_stage(config, int(name), out, log)
+    if kind == "audit":
+        return _audit_stage(config, name, out, log, samples)
+    return _rl_stage(config, stage, out, progress, log)
+
+
+def _record(config: ReproConfig, out: Path, stage: str, value: Any) -> None:
+    """Keep a computed stage's result in its file (written by one process only)."""
+    kind, _, name = stage.partition("/")
+    if kind == "pretrain":
+        return
+    if kind == "references":
+        _save(out / "references.json", value)
+        return
+    file, key = {"start": ("starts.json", name), "audit": ("audit.json", name)}.get(
+        kind, ("results.json", stage)
+    )
+    data = _load(out / file, {})
+    data[key] = value
+    _save(out / file, data)
     audited = _load(out / "audit.json", {})
     if kind != "audit" and stage in audited:  # an audit of the run this one replaced
         del audited[stage]
         _save(out / "audit.json", audited)
+
+
+def _units(config: ReproConfig, out: Path) -> list[list[str]]:
+    """The stages still to run after pretraining, each with its audit (which needs the
+    stage's weights: the same process runs both), in the plan's order."""
+    units: list[list[str]] = []
+    for stage in plan(config):
+        if stage == "pretrain" or stage.startswith("audit/"):
+            continue
+        audit_stage = f"audit/{stage}"
+        todo = [] if _done(config, out, stage) else [stage]
+        if config.audit and stage != "references" and (todo or not _done(config, out, audit_stage)):
+            todo.append(audit_stage)
+        if todo:
+            units.append(todo)
+    return units
+
+
+def _ready(out: Path, unit: Sequence[str]) -> bool:
+    """Whether ``unit`` can start: an RL run or control needs its checkpoint's start."""
+    kind, _, name = unit[0].partition("/")
+    if kind not in ("rl", "control"):
+        return True
+    return name.split("-seed")[0] in _load(out / "starts.json", {})
+
+
+def _unit_worker(
+    config: ReproConfig, unit: Sequence[str], out: Path, threads: int
+) -> tuple[list[tuple[str, Any, float]], BaseException | None]:
+    """Run a unit's stages in a pool process; return each finished one's result and time,
+    and the error that stopped the unit (``None`` if none)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    finished: list[tuple[str, Any, float]] = []
+    samples = None
+    try:
+        for stage in unit:
+            started = time.perf_counter()
+            value = _compute(config, stage, out, False, _print, samples)
+            if stage.startswith("start/"):
+                samples = value["samples"]
+            finished.append((stage, value, time.perf_counter() - started))
+    except Exception as exc:  # handed to the parent, which raises it
+        return finished, exc
+    return finished, None
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _run_in_processes(
+    config: ReproConfig,
+    out: Path,
+    jobs: int,
+    timings: dict[str, float],
+    on_stage: Callable[[str], None] | None,
+) -> None:
+    """Run the stages after pretraining ``jobs`` at a time, each stage with its audit in a
+    process of a pool (spawned: torch does not fork safely), ``cores // jobs`` threads
+    each. This process alone records results, writes the report and calls ``on_stage``,
+    in the order stages finish. A failed stage stops new ones from starting; the running
+    ones finish and are recorded, then its error is raised."""
+    units = _units(config, out)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    error: BaseException | None = None
+    running: dict[Future, list[str]] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        while running or (units and error is None):
+            ready = [u for u in units if _ready(out, u)] if error is None else []
+            for unit in ready[: jobs - len(running)]:
+                units.remove(unit)
+                running[pool.submit(_unit_worker, config, unit, out, threads)] = unit
+            if not running:  # nothing can start: a start stage failed earlier
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                del running[future]
+                done, failure = future.result()
+                try:  # a failure here too lets the running stages finish and be recorded
+                    for stage, value, seconds in done:
+                        _record(config, out, stage, value)
+                        _finish_stage(config, out, stage, seconds, timings, on_stage)
+                except Exception as exc:
+                    failure = failure or exc
+                error = error or failure
+    if error is not None:
+        raise error
 
 
 def _pretrain_stage(
@@ -302,12 +437,23 @@ def _pretrain_stage(
     write_atomic(pre / "done.json", "{}", "pretraining stage marker")
 
 
-def _audit_stage(config: ReproConfig, target: str, out: Path, log: Callable[[str], None]) -> dict:
-    """Stage 6: the evaluation of ``target`` (``start/<budget>`` or a run stage) audited."""
+def _audit_stage(
+    config: ReproConfig,
+    target: str,
+    out: Path,
+    log: Callable[[str], None],
+    samples: list[str] | None = None,
+) -> dict:
+    """Stage 6: the evaluation of ``target`` (``start/<budget>`` or a run stage) audited;
+    ``samples``: the start's recorded stories if they are not in ``starts.json`` yet."""
     kind, name = target.split("/")
     budget = int(name.split("-seed")[0])
     log(f"stage audit/{target}: its evaluation stories again: words, `{AUDIT_JUDGE}`, judges")
-    recorded = _load(out / "starts.json", {})[name]["samples"] if kind == "start" else None
+    recorded = None
+    if kind == "start":
+        recorded = (
+            samples if samples is not None else _load(out / "starts.json", {})[name]["samples"]
+        )
     checkpoint = None if kind == "start" else out / kind / name
     return audit(_eval_kwargs(config, budget, out), checkpoint, recorded)
 
@@ -326,16 +472,16 @@ def _eval_kwargs(config: ReproConfig, budget: int, out: Path) -> dict[str, Any]:
     }
 
 
-def _start_stage(config: ReproConfig, budget: int, out: Path, log: Callable[[str], None]) -> None:
+def _start_stage(
+    config: ReproConfig, budget: int, out: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
     """Stage 3: one checkpoint before RL, graded, sampled and probed (once for every seed)."""
     log(f"stage start/{budget}: the {budget:,}-word checkpoint before RL")
     ev = evaluate(**_eval_kwargs(config, budget, out), mauve=False)  # the audit's
     entry = {**_scores(ev), "samples": list(ev["samples"])}
     if config.probe_pairs:
         entry["probes"] = _probes(config, out / "pretrain" / checkpoint_name(budget))
-    starts = _load(out / "starts.json", {})
-    starts[str(budget)] = entry
-    _save(out / "starts.json", starts)
+    return entry
 
 
 def _rl_stage(
