@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -656,3 +657,29 @@ def test_report_shows_the_teachers_gain_within_story_length(tmp_path):
         "| 1,000 | 55.0 -> 65.0 | +0.150 (+0.150..+0.150) | +0.050 (+0.050..+0.050) | 50% |"
         in table
     )
+
+
+@pytest.mark.slow
+def test_the_stage_processes_end_with_a_killed_run(tmp_path):
+    """``--jobs 2`` killed with SIGKILL: its pool processes end too (no stage writes on
+    alone into a folder that the next run resumes)."""
+    import psutil
+
+    run_cmd = [sys.executable, "-m", "story_env.run.cli", "reproduce", "--smoke"]
+    parent = subprocess.Popen(
+        [*run_cmd, "--out", str(tmp_path / "exp"), "--jobs", "2", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    # a stage's first line comes from a pool process, once it is set up and working
+    for line in parent.stdout:
+        if line.startswith(("stage references", "stage start/")):
+            break
+    children = psutil.Process(parent.pid).children()
+    workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert len(workers) == 2, "the pool's two processes did not start"
+    parent.kill()
+    parent.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]

@@ -8,9 +8,9 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
    by the teacher and the held-out judges: the ladder's two reference rows.
 3. ``start/<budget>``: each checkpoint before RL: the teacher's and judges' grades of
    its stories at fixed seeds, three of them as samples, and the probes.
-4. ``rl/<budget>-seed<s>``: RL (``rl.algorithm``) from each checkpoint against the teacher, for the same
-   interactive word budget (prompt words + teacher words), at several seeds; graded
-   and probed again after.
+4. ``rl/<budget>-seed<s>``: RL (``rl.algorithm``) from each checkpoint against the
+   teacher, for the same interactive word budget (prompt words + teacher words), at
+   several seeds; graded and probed again after.
 5. ``control/<budget>-seed<s>``: the same RL with the random-reward teacher, from the
    control budgets, at every seed.
 6. ``audit/<stage>``: the stories of every start and run evaluation written again (same
@@ -25,10 +25,13 @@ Stages, each resumable (a finished stage is recorded and skipped next time):
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -66,6 +69,8 @@ from story_env.run_folder import (
     write_config,
 )
 
+#: prctl's option that signals a process when its parent ends (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 #: Seed of the evaluation stories (the same before and after RL, at every budget).
 EVAL_SEED = 10_000
 #: Seed of the probe items (the same items before and after RL).
@@ -338,14 +343,24 @@ def _ready(out: Path, unit: Sequence[str]) -> bool:
     return name.split("-seed")[0] in _load(out / "starts.json", {})
 
 
-def _unit_worker(
-    config: ReproConfig, unit: Sequence[str], out: Path, threads: int
-) -> tuple[list[tuple[str, Any, float]], BaseException | None]:
-    """Run a unit's stages in a pool process; return each finished one's result and time,
-    and the error that stopped the unit (``None`` if none)."""
+def _worker_init(threads: int, parent: int) -> None:
+    """A pool process's setup: (on Linux) its end with the run that started it, so a
+    killed run leaves no stage writing on alone, then its share of the cores."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it ended before the line above: no signal will come
+            os._exit(1)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _unit_worker(
+    config: ReproConfig, unit: Sequence[str], out: Path
+) -> tuple[list[tuple[str, Any, float]], BaseException | None]:
+    """Run a unit's stages in a pool process; return each finished one's result and time,
+    and the error that stopped the unit (``None`` if none)."""
     finished: list[tuple[str, Any, float]] = []
     samples = None
     try:
@@ -381,12 +396,12 @@ def _run_in_processes(
     error: BaseException | None = None
     running: dict[Future, list[str]] = {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(jobs, context, _worker_init, (threads, os.getpid())) as pool:
         while running or (units and error is None):
             ready = [u for u in units if _ready(out, u)] if error is None else []
             for unit in ready[: jobs - len(running)]:
                 units.remove(unit)
-                running[pool.submit(_unit_worker, config, unit, out, threads)] = unit
+                running[pool.submit(_unit_worker, config, unit, out)] = unit
             if not running:  # nothing can start: a start stage failed earlier
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
