@@ -191,6 +191,11 @@ def test_a_checkout_without_the_pretraining_weights_builds_them_again(smoke, tmp
     ]
     (rebuild,) = json.loads((pre / "rebuilds.json").read_text())
     assert rebuild["now"] == pytest.approx(rebuild["was"], rel=1e-4)
+    # the stage's time stays the first run's; the rebuild's is in its record
+    assert (
+        again["timings"]["pretrain"] == json.loads((out / "timings.json").read_text())["pretrain"]
+    )
+    assert rebuild["seconds"] > 0
     assert set(rebuild["was"]) == {str(b) for b in config.budgets}
 
 
