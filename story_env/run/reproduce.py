@@ -282,12 +282,9 @@ def _compute(
     out: Path,
     progress: bool,
     log: Callable[[str], None],
-    samples: list[str] | None = None,
 ) -> Any:
     """Run ``stage`` and return what ``_record`` keeps of it (the pretraining run and an
-    RL run write their own folders; nothing else is written here). ``samples``: an audited
-    start's recorded stories, when its start stage ran in the same process and is not
-    recorded yet."""
+    RL run write their own folders; nothing else is written here)."""
     kind, _, name = stage.partition("/")
     if kind == "pretrain":
         return _pretrain_stage(config, out / "pretrain", progress, log)
@@ -298,7 +295,7 @@ def _compute(
     if kind == "start":
         return _start_stage(config, int(name), out, log)
     if kind == "audit":
-        return _audit_stage(config, name, out, log, samples)
+        return _audit_stage(config, name, out, log)
     return _rl_stage(config, stage, out, progress, log)
 
 
@@ -322,28 +319,15 @@ def _record(config: ReproConfig, out: Path, stage: str, value: Any) -> None:
         _save(out / "audit.json", audited)
 
 
-def _units(config: ReproConfig, out: Path) -> list[list[str]]:
-    """The stages still to run after pretraining, each with its audit (which needs the
-    stage's weights: the same process runs both), in the plan's order."""
-    units: list[list[str]] = []
-    for stage in plan(config):
-        if stage == "pretrain" or stage.startswith("audit/"):
-            continue
-        audit_stage = f"audit/{stage}"
-        todo = [] if _done(config, out, stage) else [stage]
-        if config.audit and stage != "references" and (todo or not _done(config, out, audit_stage)):
-            todo.append(audit_stage)
-        if todo:
-            units.append(todo)
-    return units
-
-
-def _ready(out: Path, unit: Sequence[str]) -> bool:
-    """Whether ``unit`` can start: an RL run or control needs its checkpoint's start."""
-    kind, _, name = unit[0].partition("/")
-    if kind not in ("rl", "control"):
-        return True
-    return name.split("-seed")[0] in _load(out / "starts.json", {})
+def _ready(config: ReproConfig, out: Path, stage: str) -> bool:
+    """Whether ``stage`` can start: an audit needs its stage (and so its weights, on this
+    machine), an RL run or control its checkpoint's start."""
+    kind, _, name = stage.partition("/")
+    if kind == "audit":
+        return _done(config, out, name)
+    if kind in ("rl", "control"):
+        return _done(config, out, f"start/{name.split('-seed')[0]}")
+    return True
 
 
 def _worker_init(threads: int, parent: int) -> None:
@@ -359,23 +343,11 @@ def _worker_init(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _unit_worker(
-    config: ReproConfig, unit: Sequence[str], out: Path
-) -> tuple[list[tuple[str, Any, float]], BaseException | None]:
-    """Run a unit's stages in a pool process; return each finished one's result and time,
-    and the error that stopped the unit (``None`` if none)."""
-    finished: list[tuple[str, Any, float]] = []
-    samples = None
-    try:
-        for stage in unit:
-            started = time.perf_counter()
-            value = _compute(config, stage, out, False, _print, samples)
-            if stage.startswith("start/"):
-                samples = value["samples"]
-            finished.append((stage, value, time.perf_counter() - started))
-    except Exception as exc:  # handed to the parent, which raises it
-        return finished, exc
-    return finished, None
+def _stage_worker(config: ReproConfig, stage: str, out: Path) -> tuple[Any, float]:
+    """Run one stage in a pool process; its result (for ``_record``) and its seconds."""
+    started = time.perf_counter()
+    value = _compute(config, stage, out, False, _print)
+    return value, time.perf_counter() - started
 
 
 def _print(message: str) -> None:
@@ -389,35 +361,37 @@ def _run_in_processes(
     timings: dict[str, float],
     on_stage: Callable[[str], None] | None,
 ) -> None:
-    """Run the stages after pretraining ``jobs`` at a time, each stage with its audit in a
-    process of a pool (spawned: torch does not fork safely), ``cores // jobs`` threads
-    each. This process alone records results, writes the report and calls ``on_stage``,
-    in the order stages finish. A failed stage stops new ones from starting; the running
-    ones finish and are recorded, then its error is raised."""
-    units = _units(config, out)
+    """Run the stages after pretraining ``jobs`` at a time, each in a process of a pool
+    (spawned: torch does not fork safely) with ``cores // jobs`` threads, in the plan's
+    order as they become ready (``_ready``). This process alone records results, writes
+    the report and calls ``on_stage``, as each stage finishes. A failed stage stops new
+    ones from starting; the running ones finish and are recorded, then its error is
+    raised."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     error: BaseException | None = None
-    running: dict[Future, list[str]] = {}
+    running: dict[Future, str] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, context, _worker_init, (threads, os.getpid())) as pool:
-        while running or (units and error is None):
-            ready = [u for u in units if _ready(out, u)] if error is None else []
-            for unit in ready[: jobs - len(running)]:
-                units.remove(unit)
-                running[pool.submit(_unit_worker, config, unit, out)] = unit
-            if not running:  # nothing can start: a start stage failed earlier
+        while True:
+            if error is None:
+                todo = [
+                    s
+                    for s in plan(config)
+                    if s != "pretrain" and s not in running.values() and not _done(config, out, s)
+                ]
+                for stage in [s for s in todo if _ready(config, out, s)][: jobs - len(running)]:
+                    running[pool.submit(_stage_worker, config, stage, out)] = stage
+            if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                del running[future]
-                done, failure = future.result()
+                stage = running.pop(future)
                 try:  # a failure here too lets the running stages finish and be recorded
-                    for stage, value, seconds in done:
-                        _record(config, out, stage, value)
-                        _finish_stage(config, out, stage, seconds, timings, on_stage)
+                    value, seconds = future.result()
+                    _record(config, out, stage, value)
+                    _finish_stage(config, out, stage, seconds, timings, on_stage)
                 except Exception as exc:
-                    failure = failure or exc
-                error = error or failure
+                    error = error or exc
     if error is not None:
         raise error
 
@@ -458,23 +432,12 @@ def _pretrain_stage(
     write_atomic(pre / "done.json", "{}", "pretraining stage marker")
 
 
-def _audit_stage(
-    config: ReproConfig,
-    target: str,
-    out: Path,
-    log: Callable[[str], None],
-    samples: list[str] | None = None,
-) -> dict:
-    """Stage 6: the evaluation of ``target`` (``start/<budget>`` or a run stage) audited;
-    ``samples``: the start's recorded stories if they are not in ``starts.json`` yet."""
+def _audit_stage(config: ReproConfig, target: str, out: Path, log: Callable[[str], None]) -> dict:
+    """Stage 6: the evaluation of ``target`` (``start/<budget>`` or a run stage) audited."""
     kind, name = target.split("/")
     budget = int(name.split("-seed")[0])
     log(f"stage audit/{target}: its evaluation stories again: words, `{AUDIT_JUDGE}`, judges")
-    recorded = None
-    if kind == "start":
-        recorded = (
-            samples if samples is not None else _load(out / "starts.json", {})[name]["samples"]
-        )
+    recorded = _load(out / "starts.json", {})[name]["samples"] if kind == "start" else None
     checkpoint = None if kind == "start" else out / kind / name
     return audit(_eval_kwargs(config, budget, out), checkpoint, recorded)
 
