@@ -270,7 +270,17 @@ def test_stages_run_in_two_processes_in_dependency_order_and_a_failure_keeps_the
     assert sorted(n.split()[1] for n in notes) == sorted(recorded)  # once per stage
 
     (exp / "rl" / "2000-seed1").unlink()  # mended
-    again = run(config, exp, progress=False, log=lambda *_: None, jobs=2, on_stage=notes.append)
+    logged: list[str] = []
+    again = run(
+        config,
+        exp,
+        progress=False,
+        log=logged.append,
+        jobs=2,
+        on_stage=notes.append,
+        rates=(3e3, 1e2),
+    )
+    assert logged[-1] == "  (minutes one by one; the stages after pretraining run 2 at a time)"
     assert set(again["results"]) == set(result["results"])
     noted = sorted(n.split()[1] for n in notes)  # "stage S done in M min (k of n stages)"
     assert noted == sorted([*redo, *(f"audit/{s}" for s in redo)])  # each stage once

@@ -138,7 +138,11 @@ def estimate(
 
 
 def _log_plan(
-    config: ReproConfig, out: Path, rates: Sequence[float], log: Callable[[str], None]
+    config: ReproConfig,
+    out: Path,
+    rates: Sequence[float],
+    log: Callable[[str], None],
+    jobs: int = 1,
 ) -> None:
     """Say before it starts what each stage still to run will take."""
     est = estimate(config, *rates)
@@ -156,6 +160,8 @@ def _log_plan(
     for group, stages in groups.items():
         shown = ", ".join(stages) if len(stages) <= 3 else f"{stages[0]} .. {stages[-1]}"
         log(f"  {len(stages):3d} x {est[_kind(group)] / 60:6.1f} min  {shown}")
+    if jobs > 1:
+        log(f"  (minutes one by one; the stages after pretraining run {jobs} at a time)")
 
 
 def _guard(config: ReproConfig, out: Path) -> None:
@@ -220,7 +226,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     _guard(config, out)
     if rates is not None:
-        _log_plan(config, out, rates, log)
+        _log_plan(config, out, rates, log, jobs)
     timings = _load(out / "timings.json", {})
     for stage in plan(config):
         if jobs > 1 and stage != "pretrain":
