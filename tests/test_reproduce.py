@@ -623,6 +623,32 @@ def test_audit_table_from_known_numbers(tmp_path):
     )
 
 
+def test_audit_table_shows_the_rule_based_judge_once_when_it_is_also_a_judge(tmp_path):
+    config = ReproConfig(
+        budgets=(1_000, 10_000), seeds=(0,), rl={"teacher": "lm"}, judges=("lm:gemma", "heuristic")
+    )
+    results = {"rl/1000-seed0": _fake_run(1_000, 0, 0.2, 0.3, (0.5, 0.6))}
+
+    def entry(heuristic):
+        grade = [heuristic, 0, 1]
+        return {
+            "words": [70.0, 0, 0],
+            "heuristic": grade,
+            "judges": {"lm:gemma": [0.5, 0, 1], "heuristic": grade},
+        }
+
+    audit = {"start/1000": entry(0.6), "rl/1000-seed0": entry(0.7)}
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    table = write_report(config, results, {}, tmp_path)
+    header = next(line for line in table.splitlines() if "`lm:gemma`: start -> end" in line)
+    assert header.count("`heuristic`") == 1
+    row = (
+        "| 1,000 | 70.0 -> 70.0 (70.0..70.0) | 0.600 -> 0.700 (0.700..0.700) (+0.100) | "
+        "0.500 -> 0.500 (0.500..0.500) (+0.000) |"
+    )
+    assert row in table
+
+
 def test_the_ladder_config_differs_from_its_kl_per_step_variant_only_where_it_says():
     """ladder.json: the same experiment, with the KL charged per story (no pull
     toward short stories), the heuristic as a second judge of another kind, and no

@@ -356,7 +356,8 @@ def audit_lines(config: ReproConfig, results: dict[str, Any], audit: dict[str, A
             groups.setdefault((key.split("/")[0], r["budget"]), []).append(audit[key])
     if not groups:
         return []
-    labels = [spec.label for spec in config.judge_specs]
+    # the rule-based judge has its own column even when it is also one of the judges
+    labels = [spec.label for spec in config.judge_specs if spec.label != AUDIT_JUDGE]
     versions = next(iter(audit.values())).get("versions", {})
     lines = [
         "",
@@ -449,7 +450,7 @@ def ladder(config: ReproConfig, out: Path) -> str:
     and judges' totals before RL and three samples; the real and word-shuffled reference
     rows; the halfway goal under each judge."""
     starts, refs = _load(out / "starts.json"), _load(out / "references.json")
-    labels = [spec.label for spec in config.judge_specs]
+    labels = [spec.label for spec in config.judge_specs if spec.label != AUDIT_JUDGE]
     budgets = [b for b in sorted(config.budgets) if str(b) in starts]
     n_refs = refs.get("real", {}).get("stories", 0)
     lines = [
