@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def _folder(path, algorithm, starts, runs):
     """A reproduce folder with ``starts`` {budget: teacher} and ``runs`` {key: (start, end)}."""
@@ -70,3 +72,37 @@ def test_rungs_both_arms_ran_side_by_side_with_equivalents_on_one_curve(tmp_path
     assert not any(line.startswith("| 10,000 |") for line in lines)  # one arm ran it only
     control = [line for line in lines if "random-reward control" in line]
     assert len(control) == 2 and control[1].endswith("(0.150..0.150) (-0.050) |  |")
+
+
+def _log(folder, key, stories):
+    (folder / key).mkdir(parents=True)
+    lines = [json.dumps({"story": s, "teacher_score": 0.5}) for s in stories]
+    (folder / key / "stories.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_diversity_of_the_training_logs_first_and_last_stories(tmp_path, tool):
+    varied = [f"w{i} x{i} y{i} z{i}" for i in range(4)]  # distinct-3 1.0, every opening once
+    same = ["once there was a cat"] * 4  # 3 trigrams repeated: distinct-3 0.25, one opening
+    ppo = _folder(tmp_path / "ppo", "ppo", {1_000: 0.2}, {"rl/1000-seed0": (0.2, 0.3)})
+    story = _folder(
+        tmp_path / "story",
+        "ppo_story",
+        {1_000: 0.2},
+        {"rl/1000-seed0": (0.2, 0.3), "rl/1000-seed1": (0.2, 0.3)},
+    )
+    _log(ppo, "rl/1000-seed0", varied + varied[::-1])
+    _log(story, "rl/1000-seed0", varied + same)
+    _log(story, "rl/1000-seed1", varied + varied[:2] + same[:2])  # distinct-3 7/10, opening 2/4
+    out = tool("ladder_arms").diversity_table([ppo, story], window=4)
+    assert "| 1,000 | `ppo` (1 seed) | 1.000 -> 1.000 (1.000..1.000) | 0.250 -> 0.250" in out
+    assert (
+        "| 1,000 | `ppo_story` (2 seeds) | 1.000 -> 0.475 (0.250..0.700) | "
+        "0.250 -> 0.750 (0.500..1.000) |" in out
+    )
+
+
+def test_a_log_shorter_than_two_windows_is_refused_naming_it(tmp_path, tool):
+    ppo = _folder(tmp_path / "ppo", "ppo", {1_000: 0.2}, {"rl/1000-seed0": (0.2, 0.3)})
+    _log(ppo, "rl/1000-seed0", ["a b c"] * 5)
+    with pytest.raises(SystemExit, match="rl/1000-seed0/stories.jsonl holds 5 stories"):
+        tool("ladder_arms").diversity_table([ppo], window=4)
