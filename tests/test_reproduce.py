@@ -639,7 +639,13 @@ def test_audit_table_shows_the_rule_based_judge_once_when_it_is_also_a_judge(tmp
 
     audit = {"start/1000": entry(0.6), "rl/1000-seed0": entry(0.7)}
     (tmp_path / "audit.json").write_text(json.dumps(audit))
+    grades = {"teacher": [0.2, 0, 1], "judges": {"lm:gemma": [0.5, 0, 1], "heuristic": [0.6, 0, 1]}}
+    (tmp_path / "starts.json").write_text(json.dumps({"1000": grades}))
     table = write_report(config, results, {}, tmp_path)
+    # the ladder has no rule-based column of its own: there the judge keeps its column
+    ladder = (tmp_path / "ladder.md").read_text()
+    assert "| teacher `lm` | judge `lm:gemma` | judge `heuristic` |" in ladder
+    assert "| 0.200 [0.000, 1.000] | 0.500 [0.000, 1.000] | 0.600 [0.000, 1.000] |" in ladder
     header = next(line for line in table.splitlines() if "`lm:gemma`: start -> end" in line)
     assert header.count("`heuristic`") == 1
     row = (

@@ -450,7 +450,7 @@ def ladder(config: ReproConfig, out: Path) -> str:
     and judges' totals before RL and three samples; the real and word-shuffled reference
     rows; the halfway goal under each judge."""
     starts, refs = _load(out / "starts.json"), _load(out / "references.json")
-    labels = [spec.label for spec in config.judge_specs if spec.label != AUDIT_JUDGE]
+    labels = [spec.label for spec in config.judge_specs]
     budgets = [b for b in sorted(config.budgets) if str(b) in starts]
     n_refs = refs.get("real", {}).get("stories", 0)
     lines = [
