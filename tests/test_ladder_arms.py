@@ -93,16 +93,17 @@ def test_diversity_of_the_training_logs_first_and_last_stories(tmp_path, tool):
     _log(ppo, "rl/1000-seed0", varied + varied[::-1])
     _log(story, "rl/1000-seed0", varied + same)
     _log(story, "rl/1000-seed1", varied + varied[:2] + same[:2])  # distinct-3 7/10, opening 2/4
-    out = tool("ladder_arms").diversity_table([ppo, story], window=4)
-    assert "| 1,000 | `ppo` (1 seed) | 1.000 -> 1.000 (1.000..1.000) | 0.250 -> 0.250" in out
-    assert (
-        "| 1,000 | `ppo_story` (2 seeds) | 1.000 -> 0.475 (0.250..0.700) | "
-        "0.250 -> 0.750 (0.500..1.000) |" in out
+    out = tool("ladder_arms").table([ppo, story], ppo, window=4)
+    assert out.splitlines()[0].endswith(
+        "| distinct-3, first -> last 4 | top opening share, first -> last 4 |"
     )
+    assert "| 1.000 -> 1.000 (1.000..1.000) | 0.250 -> 0.250 (0.250..0.250) |" in out
+    row = next(line for line in out.splitlines() if "`ppo_story` (2 seeds)" in line)
+    assert row.endswith("| 1.000 -> 0.475 (0.250..0.700) | 0.250 -> 0.750 (0.500..1.000) |")
 
 
 def test_a_log_shorter_than_two_windows_is_refused_naming_it(tmp_path, tool):
     ppo = _folder(tmp_path / "ppo", "ppo", {1_000: 0.2}, {"rl/1000-seed0": (0.2, 0.3)})
     _log(ppo, "rl/1000-seed0", ["a b c"] * 5)
     with pytest.raises(SystemExit, match="rl/1000-seed0/stories.jsonl holds 5 stories"):
-        tool("ladder_arms").diversity_table([ppo], window=4)
+        tool("ladder_arms").table([ppo], ppo, window=4)

@@ -9,10 +9,10 @@ same curve for both arms, so the equivalents compare)::
 
     python tools/ladder_arms.py results/reproduction results/reproduction-story [--diversity]
 
-``--diversity`` adds what RL did to the variety of each arm's stories, read from the
-training logs (``rl/*/stories.jsonl``, ``control/*/stories.jsonl``: every arm writes
-them, where only some ran the audit with its evaluation stories): distinct-3 and the
-share of the most common two-word opening of each run's first and last ``--window``
+``--diversity`` adds two columns, what RL did to the variety of each arm's stories, read
+from the training logs (``rl/*/stories.jsonl``, ``control/*/stories.jsonl``: every arm
+writes them, where only some ran the audit with its evaluation stories): distinct-3 and
+the share of the most common two-word opening of each run's first and last ``--window``
 stories, mean over seeds, (min..max) of the last window.
 """
 
@@ -86,63 +86,59 @@ def _label(kind: str) -> str:
     return f"{budget:,}" + (" + random-reward control" if kind.startswith("control") else "")
 
 
-def table(folders: Sequence[Path], curve_folder: Path) -> str:
-    """The markdown table of the rungs every folder ran, one row per rung and arm."""
-    arms = [(_algorithm(f), _runs(f)) for f in folders]
+def table(folders: Sequence[Path], curve_folder: Path, window: int | None = None) -> str:
+    """The markdown table of the rungs every folder ran, one row per rung and arm; with
+    ``window``, two columns more: the training logs' diversity (``_diversity_cells``)."""
+    arms = [(f, _algorithm(f), _runs(f)) for f in folders]
     graders = [TEACHER]
-    for name in arms[0][1][next(iter(arms[0][1]))].get("judges_end", {}):
+    first_runs = arms[0][2]
+    for name in first_runs[next(iter(first_runs))].get("judges_end", {}):
         graders.append(name)
     curves = {g: _curve(curve_folder, g) for g in graders}
-    shared = _shared_rungs(arms)
     head = ["rung", "arm"]
     for g in graders:
         head += [f"{g}: start -> end (gain)", "NWP equivalent"]
+    if window is not None:
+        head += [
+            f"distinct-3, first -> last {window}",
+            f"top opening share, first -> last {window}",
+        ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for kind in shared:
-        for algorithm, runs in arms:
-            rows = [r for k, r in runs.items() if k.startswith(kind + "-")]
-            seeds = f"{len(rows)} seed" + ("s" if len(rows) != 1 else "")
+    for kind in _shared_rungs([(a, r) for _, a, r in arms]):
+        for folder, algorithm, runs in arms:
+            keys = sorted(k for k in runs if k.startswith(kind + "-"))
+            seeds = f"{len(keys)} seed" + ("s" if len(keys) != 1 else "")
             cells = [_label(kind), f"`{algorithm}` ({seeds})"]
             for g in graders:
+                rows = [runs[k] for k in keys]
                 cells += list(_cell(rows, g, None if "control" in kind else curves[g]))
+            if window is not None:
+                cells += _diversity_cells([folder / k / "stories.jsonl" for k in keys], window)
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _log_figures(log: Path, window: int) -> tuple[float, float, float, float]:
-    """Distinct-3 and top-opening share of a training log's first and last ``window``."""
+    """Distinct-3 of a training log's first and last ``window`` stories, then their
+    top-opening shares."""
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     if len(rows) < 2 * window:
         raise SystemExit(f"error: {log} holds {len(rows)} stories, fewer than 2 x {window}")
     first = [r["story"] for r in rows[:window]]
     last = [r["story"] for r in rows[-window:]]
-    figures = []
-    for stories in (first, last):
-        d3 = distinct_n(stories, 3)
-        figures += [float("nan") if d3 is None else d3, top_opening(stories)[1]]
-    return figures[0], figures[2], figures[1], figures[3]
+    d3 = [distinct_n(stories, 3) for stories in (first, last)]
+    d3 = [float("nan") if d is None else d for d in d3]
+    return d3[0], d3[1], top_opening(first)[1], top_opening(last)[1]
 
 
-def diversity_table(folders: Sequence[Path], window: int = WINDOW) -> str:
-    """Distinct-3 and top-opening share, first -> last ``window`` training stories of
-    every run, per rung both arms ran and arm: mean over seeds, (min..max) of the last."""
-    arms = [(f, _algorithm(f), _runs(f)) for f in folders]
-    lines = [
-        f"| rung | arm | distinct-3: first -> last {window} | "
-        f"top opening share: first -> last {window} |",
-        "|---|---|---|---|",
+def _diversity_cells(logs: Sequence[Path], window: int) -> list[str]:
+    """Distinct-3 and top-opening share of the logs' first -> last ``window`` stories:
+    mean over the runs, (min..max) of the last."""
+    figures = np.array([_log_figures(log, window) for log in logs])
+    return [
+        f"{start.mean():.3f} -> {end.mean():.3f} ({end.min():.3f}..{end.max():.3f})"
+        for start, end in ((figures[:, 0], figures[:, 1]), (figures[:, 2], figures[:, 3]))
     ]
-    for kind in _shared_rungs([(a, r) for _, a, r in arms]):
-        for folder, algorithm, runs in arms:
-            keys = sorted(k for k in runs if k.startswith(kind + "-"))
-            figures = np.array([_log_figures(folder / k / "stories.jsonl", window) for k in keys])
-            cells = [_label(kind), f"`{algorithm}` ({len(keys)} seed{'s' * (len(keys) != 1)})"]
-            for start, end in ((figures[:, 0], figures[:, 1]), (figures[:, 2], figures[:, 3])):
-                cells.append(
-                    f"{start.mean():.3f} -> {end.mean():.3f} ({end.min():.3f}..{end.max():.3f})"
-                )
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--diversity",
         action="store_true",
-        help="also the training logs' distinct-3 and top-opening share, first -> last stories",
+        help="two columns more: the training logs' distinct-3 and top-opening share, first -> last",
     )
     parser.add_argument(
         "--window", type=int, default=WINDOW, help=f"stories at each end of a log ({WINDOW})"
@@ -165,10 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.window < 1:
         parser.error(f"--window {args.window}: give at least one story")
-    print(table(args.folders, args.curve or args.folders[0]))
-    if args.diversity:
-        print()
-        print(diversity_table(args.folders, args.window))
+    window = args.window if args.diversity else None
+    print(table(args.folders, args.curve or args.folders[0], window))
     return 0
 
 
