@@ -229,6 +229,41 @@ def test_an_unfinished_run_without_its_weights_starts_over(smoke, tmp_path):
     assert again["results"]["rl/500-seed1"] == result["results"]["rl/500-seed1"]
 
 
+def test_a_moved_folders_run_with_its_weights_resumes_from_the_same_checkpoint(smoke, tmp_path):
+    """A run's config.json names its student by the path the experiment had when it ran:
+    in a copy elsewhere (or under another spelling of --out) the run resumes from the same
+    checkpoint at the new place, and says so; a run of another checkpoint is still refused."""
+    config, out, result, _, _ = smoke
+    exp = tmp_path / "exp"
+    shutil.copytree(out, exp)
+    results = json.loads((exp / "results.json").read_text())
+    del results["rl/500-seed1"]
+    (exp / "results.json").write_text(json.dumps(results))
+    run_config = exp / "rl" / "500-seed1" / "config.json"
+    assert json.loads(run_config.read_text())["student"] == str(
+        out / "pretrain" / "words-000000000500"
+    )
+    logged: list[str] = []
+    again = run(config, exp, progress=False, log=logged.append)
+    new = str(exp / "pretrain" / "words-000000000500")
+    assert json.loads(run_config.read_text())["student"] == new
+    assert f"the experiment's folder moved: resumes from {new}" in "\n".join(logged)
+    # resumed, not begun again: the run's story log still starts with the first run's
+    stories = (exp / "rl" / "500-seed1" / "stories.jsonl").read_text().splitlines()
+    first = (out / "rl" / "500-seed1" / "stories.jsonl").read_text().splitlines()
+    assert stories[: len(first) // 2] == first[: len(first) // 2]
+    assert again["results"]["rl/500-seed1"]["interactive_words"] >= config.interactive_words
+    # another checkpoint's name is not a move: the run's guard names the change
+    saved = json.loads(run_config.read_text())
+    saved["student"] = str(exp / "pretrain" / "words-000000001000")
+    run_config.write_text(json.dumps(saved))
+    results = json.loads((exp / "results.json").read_text())
+    del results["rl/500-seed1"]
+    (exp / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ConfigError, match="student"):
+        run(config, exp, progress=False, log=lambda *_: None)
+
+
 def test_stages_run_in_two_processes_in_dependency_order_and_a_failure_keeps_the_rest(
     smoke, tmp_path
 ):
@@ -250,7 +285,7 @@ def test_stages_run_in_two_processes_in_dependency_order_and_a_failure_keeps_the
         files["audit.json"].pop(stage)
     for name, data in files.items():
         (exp / name).write_text(json.dumps(data))
-    for stage in redo[1:]:  # the runs train again (a copied run's student path differs)
+    for stage in redo[1:]:  # the runs train again
         shutil.rmtree(exp / stage)
     # failure injection: a file where rl/2000-seed1's run folder goes
     (exp / "rl" / "2000-seed1").write_text("in the way")

@@ -474,6 +474,27 @@ def _start_stage(
     return entry
 
 
+def _follow_move(run_dir: Path, student: str, log: Callable[[str], None]) -> None:
+    """Point a run at its checkpoint's new path when the experiment's folder moved (a
+    copy elsewhere, another spelling of ``--out``): its ``config.json`` names the student
+    by the old path, and the resume guard would refuse the same checkpoint at the new one.
+    A student that is not the same checkpoint of this experiment is left for the guard."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    old = saved.get("student")
+    if (
+        old == student
+        or not isinstance(old, str)
+        or Path(old).parts[-2:] != Path(student).parts[-2:]
+    ):
+        return
+    saved["student"] = student
+    write_atomic(path, json.dumps(saved, indent=2), path.name)
+    log(f"{run_dir} began from {old}; the experiment's folder moved: resumes from {student}")
+
+
 def _rl_stage(
     config: ReproConfig, stage: str, out: Path, progress: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -493,6 +514,7 @@ def _rl_stage(
     if (run_dir / CHECKPOINT_META).exists() and not (run_dir / CHECKPOINT).exists():
         log(f"stage {stage}: {run_dir} has its log but not its weights (git keeps no weights)")
         shutil.rmtree(run_dir)  # an earlier checkout's unfinished run: it starts over
+    _follow_move(run_dir, rl.student, lambda text: log(f"stage {stage}: {text}"))
     summary = train(rl, run_dir, resume=(run_dir / CHECKPOINT_META).exists(), progress=progress)
     after = _scores(evaluate(checkpoint=run_dir, **ev, mauve=False))  # the audit's
     result = {
