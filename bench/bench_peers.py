@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
         [--systems ppo,ppo_story,ppo_story2,grpo,trl,trl2] [--judge lm] [--json FILE]
+    python bench/bench_peers.py --pool FILE [FILE ...]
 
 The systems train the same student (``tiny``) against the same teacher (``heuristic``)
 on the paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
@@ -50,7 +51,9 @@ and the teacher's gain: mean teacher score of the run's first and last 32 storie
 story log; TRL's graded completions in order), and that difference per 100 stories
 between the two windows' centres. ``--judge lm`` (or ``lm:gemma``...) also grades those
 stories with a held-out judge (``story_env.run.judging.parse_judge``); without it the
-held-out judge is not measured. ``--json FILE`` writes the table and every run.
+held-out judge is not measured. ``--json FILE`` writes the table and every run;
+``--pool`` reads such files (of different seeds) and prints the gains over all their runs
+per system, and each system's difference from the first one's, trains nothing.
 Without TRL installed the ``grpo`` and ``trl`` rows are skipped (one line says so).
 """
 
@@ -439,6 +442,65 @@ def print_table(rows: list[dict[str, Any]], judge: str | None) -> None:
                 print(f"{row['system']}: {ratio:.2f}x {base['system']}'s tokens/s")
 
 
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (sample standard deviation / sqrt(n); n >= 2)."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def pool(paths: list[Path]) -> list[str]:
+    """The runs of several ``--json`` files as one table: per system the seeds, and the
+    teacher's and the held-out judge's gain per 100 stories, mean (standard error) over
+    the seeds; then each other system's difference from the first system's, with a 95%
+    interval (normal; the runs of two systems are independent)."""
+    by_system: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in paths:
+        for run in json.loads(path.read_text())["runs"]:
+            seeds = by_system.setdefault(run["system"], {})
+            if run["seed"] in seeds:
+                raise SystemExit(
+                    f"error: {run['system']} seed {run['seed']} is in two runs ({path} and an "
+                    "earlier file): pool files of different seeds"
+                )
+            seeds[run["seed"]] = run
+    figures: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for system, seeds in by_system.items():
+        for key in ("teacher_gain", "judge_gain"):
+            values = [
+                r[key]["per_100"]
+                for r in seeds.values()
+                if (r.get(key) or {}).get("per_100") is not None
+            ]
+            if len(values) >= 2:
+                figures.setdefault(system, {})[key] = (*_mean_se(values), len(values))
+    lines = [
+        "| system | seeds | teacher gain / 100 stories | held-out judge gain / 100 stories |",
+        "|---|---|---|---|",
+    ]
+    for system, seeds in by_system.items():
+        cells = [
+            f"{figures[system][k][0]:+.4f} ({figures[system][k][1]:.4f})"
+            if k in figures.get(system, {})
+            else "not measured"
+            for k in ("teacher_gain", "judge_gain")
+        ]
+        lines.append(
+            f"| {SYSTEMS.get(system, system)} | {len(seeds)} | " + " | ".join(cells) + " |"
+        )
+    first, *others = list(figures)
+    for other in others:
+        for key, name in (("teacher_gain", "teacher"), ("judge_gain", "held-out judge")):
+            if key in figures[first] and key in figures[other]:
+                (m1, se1, _), (m2, se2, _) = figures[first][key], figures[other][key]
+                diff, se = m1 - m2, math.sqrt(se1**2 + se2**2)
+                lines.append(
+                    f"{name}: {first} - {other} = {diff:+.4f} (standard error {se:.4f}; 95% "
+                    f"interval {diff - 1.96 * se:+.4f} to {diff + 1.96 * se:+.4f})"
+                )
+    return lines
+
+
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -458,6 +520,13 @@ def _parse() -> argparse.Namespace:
         help="held-out judge of the first/last 32 stories (e.g. lm, lm:gemma; not random)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the table here")
+    parser.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="train nothing: pool the runs of these --json files (different seeds) into one table",
+    )
     args = parser.parse_args()
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(args.systems) - set(SYSTEMS))
@@ -494,6 +563,9 @@ def run_system(
 
 def main() -> None:
     args = _parse()
+    if args.pool:
+        print("\n".join(pool(args.pool)))
+        return
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     import torch
 

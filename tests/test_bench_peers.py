@@ -100,3 +100,43 @@ def test_ppo_story_runs_ppo_with_the_story_advantage(bench):
     # ends early waits), and the tokens counted are the stories' tokens, waits excluded
     stories = len(run["stories"])
     assert stories % 2 == 0 and 2 * 90 <= run["tokens"] <= 90 * stories
+
+
+def test_pool_joins_files_of_different_seeds_and_refuses_a_seed_twice(bench, tmp_path):
+    import json
+
+    def runs(system, seeds, teacher, judge):
+        return [
+            {
+                "system": system,
+                "seed": s,
+                "teacher_gain": {"per_100": t},
+                "judge_gain": {"per_100": j},
+            }
+            for s, t, j in zip(seeds, teacher, judge, strict=True)
+        ]
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(
+        json.dumps(
+            {
+                "runs": runs("ppo_story", [1, 2], [0.01, 0.03], [0.0, 0.02])
+                + runs("trl", [1, 2], [0.02, 0.02], [0.01, 0.01])
+            }
+        )
+    )
+    b.write_text(
+        json.dumps(
+            {"runs": runs("ppo_story", [3], [0.02], [0.01]) + runs("trl", [3], [0.02], [0.01])}
+        )
+    )
+    lines = bench.pool([a, b])
+    # ppo_story teacher: mean 0.02, sd 0.01, SE 0.01 / sqrt(3); trl: 0.02 with SE 0
+    assert f"| {bench.SYSTEMS['ppo_story']} | 3 | +0.0200 (0.0058) | +0.0100 (0.0058) |" in lines
+    assert f"| {bench.SYSTEMS['trl']} | 3 | +0.0200 (0.0000) | +0.0100 (0.0000) |" in lines
+    assert (
+        "held-out judge: ppo_story - trl = +0.0000 (standard error 0.0058; 95% interval "
+        "-0.0113 to +0.0113)" in lines
+    )
+    with pytest.raises(SystemExit, match="ppo_story seed 1 is in two runs"):
+        bench.pool([a, a])
