@@ -233,7 +233,7 @@ def test_a_moved_folders_run_with_its_weights_resumes_from_the_same_checkpoint(s
     """A run's config.json names its student by the path the experiment had when it ran:
     in a copy elsewhere (or under another spelling of --out) the run resumes from the same
     checkpoint at the new place, and says so; a run of another checkpoint is still refused."""
-    config, out, result, _, _ = smoke
+    config, out, _, _, _ = smoke
     exp = tmp_path / "exp"
     shutil.copytree(out, exp)
     results = json.loads((exp / "results.json").read_text())
