@@ -66,6 +66,7 @@ import importlib.util
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -442,13 +443,6 @@ def print_table(rows: list[dict[str, Any]], judge: str | None) -> None:
                 print(f"{row['system']}: {ratio:.2f}x {base['system']}'s tokens/s")
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error (sample standard deviation / sqrt(n); n >= 2)."""
-    n = len(values)
-    mean = sum(values) / n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-
-
 def pool(paths: list[Path]) -> list[str]:
     """The runs of several ``--json`` files as one table: per system the seeds, and the
     teacher's and the held-out judge's gain per 100 stories, mean (standard error) over
@@ -473,7 +467,8 @@ def pool(paths: list[Path]) -> list[str]:
                 if (r.get(key) or {}).get("per_100") is not None
             ]
             if len(values) >= 2:
-                figures.setdefault(system, {})[key] = (*_mean_se(values), len(values))
+                se = statistics.stdev(values) / math.sqrt(len(values))
+                figures.setdefault(system, {})[key] = (statistics.fmean(values), se, len(values))
     lines = [
         "| system | seeds | teacher gain / 100 stories | held-out judge gain / 100 stories |",
         "|---|---|---|---|",

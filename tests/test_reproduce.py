@@ -211,15 +211,20 @@ def test_a_folder_begun_before_a_setting_existed_resumes(smoke, tmp_path):
         run(dataclasses.replace(config, audit=False), exp, progress=False, log=lambda *_: None)
 
 
+def _forget(exp, stage):
+    """Drop ``stage``'s recorded result from the experiment in ``exp``: it runs again."""
+    results = json.loads((exp / "results.json").read_text())
+    del results[stage]
+    (exp / "results.json").write_text(json.dumps(results))
+
+
 def test_an_unfinished_run_without_its_weights_starts_over(smoke, tmp_path):
     """A later checkout holds an unfinished run's log and counters (committed or
     recovered) but not its weights: the stage runs again from the start."""
     config, out, result, _, _ = smoke
     exp = tmp_path / "exp"
     shutil.copytree(out, exp)
-    results = json.loads((exp / "results.json").read_text())
-    del results["rl/500-seed1"]
-    (exp / "results.json").write_text(json.dumps(results))
+    _forget(exp, "rl/500-seed1")
     (exp / "rl" / "500-seed1" / "checkpoint.zip").unlink()
     logged: list[str] = []
     again = run(config, exp, progress=False, log=logged.append)
@@ -236,9 +241,7 @@ def test_a_moved_folders_run_with_its_weights_resumes_from_the_same_checkpoint(s
     config, out, _, _, _ = smoke
     exp = tmp_path / "exp"
     shutil.copytree(out, exp)
-    results = json.loads((exp / "results.json").read_text())
-    del results["rl/500-seed1"]
-    (exp / "results.json").write_text(json.dumps(results))
+    _forget(exp, "rl/500-seed1")
     run_config = exp / "rl" / "500-seed1" / "config.json"
     assert json.loads(run_config.read_text())["student"] == str(
         out / "pretrain" / "words-000000000500"
@@ -257,9 +260,7 @@ def test_a_moved_folders_run_with_its_weights_resumes_from_the_same_checkpoint(s
     saved = json.loads(run_config.read_text())
     saved["student"] = str(exp / "pretrain" / "words-000000001000")
     run_config.write_text(json.dumps(saved))
-    results = json.loads((exp / "results.json").read_text())
-    del results["rl/500-seed1"]
-    (exp / "results.json").write_text(json.dumps(results))
+    _forget(exp, "rl/500-seed1")
     with pytest.raises(ConfigError, match="student"):
         run(config, exp, progress=False, log=lambda *_: None)
 

@@ -109,8 +109,8 @@ def table(folders: Sequence[Path], curve_folder: Path, window: int | None = None
             keys = sorted(k for k in runs if k.startswith(kind + "-"))
             seeds = f"{len(keys)} seed" + ("s" if len(keys) != 1 else "")
             cells = [_label(kind), f"`{algorithm}` ({seeds})"]
+            rows = [runs[k] for k in keys]
             for g in graders:
-                rows = [runs[k] for k in keys]
                 cells += list(_cell(rows, g, None if "control" in kind else curves[g]))
             if window is not None:
                 cells += _diversity_cells([folder / k / "stories.jsonl" for k in keys], window)

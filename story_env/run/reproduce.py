@@ -479,10 +479,9 @@ def _follow_move(run_dir: Path, student: str, log: Callable[[str], None]) -> Non
     copy elsewhere, another spelling of ``--out``): its ``config.json`` names the student
     by the old path, and the resume guard would refuse the same checkpoint at the new one.
     A student that is not the same checkpoint of this experiment is left for the guard."""
-    path = run_dir / "config.json"
-    if not path.is_file():
+    if not (run_dir / CONFIG).is_file():
         return
-    saved = json.loads(path.read_text())
+    saved = read_config(run_dir)
     old = saved.get("student")
     if (
         old == student
@@ -490,8 +489,7 @@ def _follow_move(run_dir: Path, student: str, log: Callable[[str], None]) -> Non
         or Path(old).parts[-2:] != Path(student).parts[-2:]
     ):
         return
-    saved["student"] = student
-    write_atomic(path, json.dumps(saved, indent=2), path.name)
+    write_config(run_dir, {**saved, "student": student})
     log(f"{run_dir} began from {old}; the experiment's folder moved: resumes from {student}")
 
 
