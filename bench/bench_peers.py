@@ -87,6 +87,8 @@ SYSTEMS = {
 PHASES = ("rollout", "reference", "teacher", "update", "checkpoint", "other")
 WINDOW = 32  # stories at each end of a run for the gain
 TEACHER, STUDENT, KL_COEF, LR, NUM_ENVS, GROUP, MAX_NEW = "heuristic", "tiny", 0.01, 1e-4, 16, 8, 90
+#: The reward: a registered teacher's name and its factory's keyword arguments (--teacher).
+TeacherSpec = tuple[str, dict[str, Any]]
 PPO_KWARGS = {"n_steps": 64, "batch_size": 512, "n_epochs": 2, "learning_rate": LR}
 # one rollout = one story length in every env, one minibatch: GRPO's 16 stories per step;
 # gradients clipped at TRL's norm (1.0; SB3's default is 0.5)
@@ -154,11 +156,11 @@ class PhaseTimer:
         return out
 
 
-def _teacher_class() -> type:
+def _teacher_class(teacher_spec: TeacherSpec) -> type:
     from story_env.registry import create_teacher
     from story_env.teacher import close_teacher
 
-    teacher = create_teacher(TEACHER)
+    teacher = create_teacher(teacher_spec[0], **teacher_spec[1])
     close_teacher(teacher)
     return type(teacher)
 
@@ -171,7 +173,7 @@ def _timed(timer: PhaseTimer, targets: list[tuple[type, str, Any]]) -> Iterator[
         yield
 
 
-def _trl_targets() -> list[tuple[type, str, Any]]:
+def _trl_targets(teacher: TeacherSpec) -> list[tuple[type, str, Any]]:
     from trl import GRPOTrainer
 
     def logps_phase(trainer: Any, model: Any, *_: Any, **__: Any) -> str:
@@ -182,11 +184,11 @@ def _trl_targets() -> list[tuple[type, str, Any]]:
         (GRPOTrainer, "_prepare_inputs", "rollout"),
         (GRPOTrainer, "_get_per_token_logps_and_entropies", logps_phase),
         (GRPOTrainer, "_save_checkpoint", "checkpoint"),
-        (_teacher_class(), "score", "teacher"),
+        (_teacher_class(teacher), "score", "teacher"),
     ]
 
 
-def _ppo_targets(name: str) -> list[tuple[type, str, Any]]:
+def _ppo_targets(name: str, teacher: TeacherSpec) -> list[tuple[type, str, Any]]:
     from story_env.agents.rl.reference import ReferenceVecEnv, RolloutReference
     from story_env.registry import get_algorithm
     from story_env.run.callbacks import RunCallback
@@ -198,7 +200,7 @@ def _ppo_targets(name: str) -> list[tuple[type, str, Any]]:
         (ReferenceVecEnv, "_reference_logp", "reference"),
         (RolloutReference, "rollout_logps", "reference"),
         (RunCallback, "save", "checkpoint"),
-        (_teacher_class(), "score", "teacher"),
+        (_teacher_class(teacher), "score", "teacher"),
     ]
 
 
@@ -212,7 +214,11 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def run_ours(
-    system: str, tokens: int, seed: int, changes: dict[str, Any] | None = None
+    system: str,
+    tokens: int,
+    seed: int,
+    changes: dict[str, Any] | None = None,
+    teacher: TeacherSpec = (TEACHER, {}),
 ) -> dict[str, Any]:
     """One run of our ``train`` (``ppo``, ``ppo_story`` or ``grpo``) on the shared task.
 
@@ -233,7 +239,8 @@ def run_ours(
     config = TrainConfig(
         algorithm=algorithm,
         student=STUDENT,
-        teacher=TEACHER,
+        teacher=teacher[0],
+        teacher_kwargs=teacher[1],
         prompts=(PAPER_PROMPT,),
         max_new_tokens=MAX_NEW,
         num_envs=num_envs,
@@ -243,7 +250,9 @@ def run_ours(
         algo_kwargs=algo_kwargs,
     )
     timer = PhaseTimer()
-    targets = _ppo_targets(algorithm) if algorithm.startswith("ppo") else _trl_targets()
+    targets = (
+        _ppo_targets(algorithm, teacher) if algorithm.startswith("ppo") else _trl_targets(teacher)
+    )
     with tempfile.TemporaryDirectory(prefix=f"bench_peers_{algorithm}_") as out:
         with _timed(timer, targets):
             summary = train(config, out, progress=False)
@@ -257,7 +266,9 @@ def run_ours(
     }
 
 
-def run_trl(tokens: int, seed: int, iterations: int = 1) -> dict[str, Any]:
+def run_trl(
+    tokens: int, seed: int, iterations: int = 1, teacher: TeacherSpec = (TEACHER, {})
+) -> dict[str, Any]:
     """One run of plain TRL ``GRPOTrainer``, set up as a TRL user would.
 
     ``iterations`` is TRL's ``num_iterations``: optimisation steps per batch of completions.
@@ -288,7 +299,9 @@ def run_trl(tokens: int, seed: int, iterations: int = 1) -> dict[str, Any]:
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    reward = teacher_reward_function(TEACHER, max_new_tokens=MAX_NEW, on_graded=graded)
+    reward = teacher_reward_function(
+        teacher[0], max_new_tokens=MAX_NEW, on_graded=graded, **teacher[1]
+    )
     batches = math.ceil(tokens / NUM_ENVS)  # every completion has at least one token
     timer = PhaseTimer()
     with tempfile.TemporaryDirectory(prefix="bench_peers_trl_") as out:
@@ -321,7 +334,7 @@ def run_trl(tokens: int, seed: int, iterations: int = 1) -> dict[str, Any]:
         )
         for printer in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(printer)
-        with _timed(timer, _trl_targets()):
+        with _timed(timer, _trl_targets(teacher)):
             start = time.perf_counter()
             trainer.train()
             wall = time.perf_counter() - start
@@ -447,7 +460,13 @@ def pool(paths: list[Path]) -> list[str]:
     """The runs of several ``--json`` files as one table: per system the seeds, and the
     teacher's and the held-out judge's gain per 100 stories, mean (standard error) over
     the seeds; then each other system's difference from the first system's, with a 95%
-    interval (normal; the runs of two systems are independent)."""
+    interval (normal; the runs of two systems are independent).
+
+    A second table measures each run's gain from the common start: the mean of every
+    run's first window, all systems together (they all start from the same student, so
+    their first windows differ by sampling alone, which the start line checks), to the
+    run's last window. Its differences between systems are the differences of their last
+    windows, free of the first windows' sampling noise."""
     by_system: dict[str, dict[int, dict[str, Any]]] = {}
     for path in paths:
         for run in json.loads(path.read_text())["runs"]:
@@ -458,22 +477,66 @@ def pool(paths: list[Path]) -> list[str]:
                     "earlier file): pool files of different seeds"
                 )
             seeds[run["seed"]] = run
-    figures: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for system, seeds in by_system.items():
+    runs = {system: list(seeds.values()) for system, seeds in by_system.items()}
+    lines = _pooled_table(runs, lambda run, key: run[key]["per_100"], "gain / 100 stories")
+    starts = {
+        key: [r[key]["first"] for rs in runs.values() for r in rs if _has_windows(r, key)]
+        for key in ("teacher_gain", "judge_gain")
+    }
+    if all(len(v) >= 2 for v in starts.values()):
+        common = {key: statistics.fmean(v) for key, v in starts.items()}
+
+        def from_start(run: dict[str, Any], key: str) -> float | None:
+            if not _has_windows(run, key):
+                return None
+            stories = run["teacher_gain"]["stories"]
+            return (run[key]["last"] - common[key]) * 100 / (stories - WINDOW)
+
+        lines += [
+            "",
+            "From the common start (teacher {teacher_gain:.4f}, judge {judge_gain:.4f}):".format(
+                **common
+            ),
+        ]
+        lines += _pooled_table(runs, from_start, "gain / 100 stories from the common start")
+        lines += _pooled_differences(
+            runs, lambda run, key: run[key]["first"] if _has_windows(run, key) else None, "start"
+        )
+    return lines
+
+
+def _has_windows(run: dict[str, Any], key: str) -> bool:
+    windows = run.get(key) or {}
+    return all(windows.get(part) is not None for part in ("first", "last")) and bool(
+        (run.get("teacher_gain") or {}).get("stories")
+    )
+
+
+def _figures(
+    runs: dict[str, list[dict[str, Any]]], value: Callable[[dict[str, Any], str], float | None]
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per system and key (teacher_gain, judge_gain): mean and standard error over runs."""
+    figures: dict[str, dict[str, tuple[float, float]]] = {}
+    for system, system_runs in runs.items():
         for key in ("teacher_gain", "judge_gain"):
-            values = [
-                r[key]["per_100"]
-                for r in seeds.values()
-                if (r.get(key) or {}).get("per_100") is not None
-            ]
+            values = [v for r in system_runs if r.get(key) and (v := value(r, key)) is not None]
             if len(values) >= 2:
                 se = statistics.stdev(values) / math.sqrt(len(values))
-                figures.setdefault(system, {})[key] = (statistics.fmean(values), se, len(values))
+                figures.setdefault(system, {})[key] = (statistics.fmean(values), se)
+    return figures
+
+
+def _pooled_table(
+    runs: dict[str, list[dict[str, Any]]],
+    value: Callable[[dict[str, Any], str], float | None],
+    what: str,
+) -> list[str]:
+    figures = _figures(runs, value)
     lines = [
-        "| system | seeds | teacher gain / 100 stories | held-out judge gain / 100 stories |",
+        f"| system | seeds | teacher {what} | held-out judge {what} |",
         "|---|---|---|---|",
     ]
-    for system, seeds in by_system.items():
+    for system, system_runs in runs.items():
         cells = [
             f"{figures[system][k][0]:+.4f} ({figures[system][k][1]:.4f})"
             if k in figures.get(system, {})
@@ -481,17 +544,31 @@ def pool(paths: list[Path]) -> list[str]:
             for k in ("teacher_gain", "judge_gain")
         ]
         lines.append(
-            f"| {SYSTEMS.get(system, system)} | {len(seeds)} | " + " | ".join(cells) + " |"
+            f"| {SYSTEMS.get(system, system)} | {len(system_runs)} | " + " | ".join(cells) + " |"
         )
+    return lines + _pooled_differences(runs, value, "")
+
+
+def _pooled_differences(
+    runs: dict[str, list[dict[str, Any]]],
+    value: Callable[[dict[str, Any], str], float | None],
+    label: str,
+) -> list[str]:
+    """Each other system's difference from the first, per key, with its 95% interval."""
+    figures = _figures(runs, value)
+    if not figures:
+        return []
     first, *others = list(figures)
+    lines = []
     for other in others:
         for key, name in (("teacher_gain", "teacher"), ("judge_gain", "held-out judge")):
             if key in figures[first] and key in figures[other]:
-                (m1, se1, _), (m2, se2, _) = figures[first][key], figures[other][key]
+                (m1, se1), (m2, se2) = figures[first][key], figures[other][key]
                 diff, se = m1 - m2, math.sqrt(se1**2 + se2**2)
                 lines.append(
-                    f"{name}: {first} - {other} = {diff:+.4f} (standard error {se:.4f}; 95% "
-                    f"interval {diff - 1.96 * se:+.4f} to {diff + 1.96 * se:+.4f})"
+                    f"{name}{' ' + label if label else ''}: {first} - {other} = {diff:+.4f} "
+                    f"(standard error {se:.4f}; 95% interval {diff - 1.96 * se:+.4f} to "
+                    f"{diff + 1.96 * se:+.4f})"
                 )
     return lines
 
@@ -508,6 +585,17 @@ def _parse() -> argparse.Namespace:
         "--systems",
         default="ppo,ppo_story,grpo,trl,trl2",
         help="comma-separated: ppo,ppo_story,grpo,trl,trl2",
+    )
+    parser.add_argument(
+        "--teacher",
+        default=TEACHER,
+        help=f"the reward: a registered teacher (default {TEACHER}; lm is the demo's)",
+    )
+    parser.add_argument(
+        "--teacher-kwargs",
+        type=json.loads,
+        default={},
+        help='JSON keyword arguments of the teacher, e.g. \'{"dtype": "bfloat16"}\'',
     )
     parser.add_argument(
         "--judge",
@@ -527,8 +615,19 @@ def _parse() -> argparse.Namespace:
     unknown = sorted(set(args.systems) - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
-    if args.judge and args.judge.split(":")[0] in ("random", TEACHER):
-        parser.error(f"--judge {args.judge}: a held-out judge is neither random nor the reward")
+    if not isinstance(args.teacher_kwargs, dict):
+        parser.error(f"--teacher-kwargs {args.teacher_kwargs!r}: give a JSON object")
+    if args.judge:
+        from story_env.run.judging import parse_judge
+
+        judge = parse_judge(args.judge)
+        same_model = dict(judge.kwargs).get("model") == args.teacher_kwargs.get("model")
+        if judge.name == "random" or (judge.name == args.teacher and same_model):
+            parser.error(
+                f"--judge {args.judge}: a held-out judge is neither random nor the reward "
+                f"(--teacher {args.teacher}); e.g. --judge lm:gemma"
+            )
+    args.teacher = (args.teacher, args.teacher_kwargs)
     if min(args.tokens, args.repeats, args.threads) < 1:
         parser.error("--tokens, --repeats and --threads must be >= 1")
     return args
@@ -545,12 +644,16 @@ def _quiet() -> None:
 
 
 def run_system(
-    system: str, tokens: int, seed: int, changes: dict[str, Any] | None = None
+    system: str,
+    tokens: int,
+    seed: int,
+    changes: dict[str, Any] | None = None,
+    teacher: TeacherSpec = (TEACHER, {}),
 ) -> dict[str, Any]:
     if system.startswith("trl"):
-        run = run_trl(tokens, seed, iterations=2 if system == "trl2" else 1)
+        run = run_trl(tokens, seed, iterations=2 if system == "trl2" else 1, teacher=teacher)
     else:
-        run = run_ours(system, tokens, seed, changes)
+        run = run_ours(system, tokens, seed, changes, teacher)
     run.update(system=system, seed=seed, tokens_per_s=run["tokens"] / run["wall_s"])
     run["teacher_gain"] = teacher_gain([s["teacher_score"] for s in run["stories"]])
     return run
@@ -583,7 +686,7 @@ def main() -> None:
     runs = []
     for repeat in range(args.repeats):
         for system in systems:
-            run = run_system(system, args.tokens, args.seed + repeat)
+            run = run_system(system, args.tokens, args.seed + repeat, teacher=args.teacher)
             run["repeat"] = repeat
             runs.append(run)
             print(

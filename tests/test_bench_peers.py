@@ -75,6 +75,18 @@ def test_judge_must_be_held_out(bench, monkeypatch, judge):
         bench._parse()
 
 
+def test_the_judge_is_held_out_from_the_chosen_teacher(bench, monkeypatch):
+    argv = ["bench_peers.py", "--teacher", "lm", "--teacher-kwargs", '{"dtype": "bfloat16"}']
+    monkeypatch.setattr(sys, "argv", [*argv, "--judge", "lm:gemma"])
+    assert bench._parse().teacher == ("lm", {"dtype": "bfloat16"})
+    monkeypatch.setattr(sys, "argv", [*argv, "--judge", "lm"])  # the reward itself
+    with pytest.raises(SystemExit):
+        bench._parse()
+    monkeypatch.setattr(sys, "argv", ["bench_peers.py", "--teacher-kwargs", "[1]"])
+    with pytest.raises(SystemExit):
+        bench._parse()
+
+
 def test_systems_are_checked(bench, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_peers.py", "--systems", "ppo,trl"])
     assert bench._parse().systems == ["ppo", "trl"]
@@ -140,3 +152,32 @@ def test_pool_joins_files_of_different_seeds_and_refuses_a_seed_twice(bench, tmp
     )
     with pytest.raises(SystemExit, match="ppo_story seed 1 is in two runs"):
         bench.pool([a, a])
+
+
+def test_pool_measures_gains_from_the_common_start(bench, tmp_path):
+    import json
+
+    def run(system, seed, first, last):
+        windows = {"first": first, "last": last, "per_100": (last - first) * 100 / 100}
+        return {
+            "system": system,
+            "seed": seed,
+            "teacher_gain": {**windows, "stories": 132},
+            "judge_gain": dict(windows),
+        }
+
+    # every first window averages 0.5 over the four runs; ppo_story's are lower by chance
+    runs = [run("ppo_story", 1, 0.4, 0.6), run("ppo_story", 2, 0.4, 0.8)]
+    runs += [run("trl", 1, 0.6, 0.6), run("trl", 2, 0.6, 0.8)]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"runs": runs}))
+    lines = bench.pool([path])
+    # own first window: ppo_story gains 0.3 per 100 stories, trl 0.1
+    assert "held-out judge: ppo_story - trl = +0.2000 (standard error 0.1414; 95% interval " in (
+        "\n".join(lines)
+    )
+    # from the common start 0.5 both gain (0.6 - 0.5) and (0.8 - 0.5): the same
+    assert "From the common start (teacher 0.5000, judge 0.5000):" in lines
+    assert f"| {bench.SYSTEMS['trl']} | 2 | +0.2000 (0.1000) | +0.2000 (0.1000) |" in lines
+    assert any(line.startswith("held-out judge: ppo_story - trl = +0.0000") for line in lines)
+    assert any(line.startswith("held-out judge start: ppo_story - trl = -0.2000") for line in lines)
