@@ -2,10 +2,12 @@
 
     OMP_NUM_THREADS=1 python bench/bench_peers.py [--tokens 20000] [--repeats 3] [--threads 1]
         [--systems ppo,ppo_story,ppo_story2,grpo,trl,trl2] [--judge lm] [--json FILE]
+        [--teacher lm --teacher-kwargs '{"dtype": "bfloat16"}' --judge lm:gemma]
     python bench/bench_peers.py --pool FILE [FILE ...]
 
-The systems train the same student (``tiny``) against the same teacher (``heuristic``)
-on the paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
+The systems train the same student (``tiny``) against the same teacher (``heuristic``;
+``--teacher`` and ``--teacher-kwargs`` choose another, e.g. the demo's ``lm``) on the
+paper's prompt (``story_env.prompts.PAPER_PROMPT``), with KL coefficient 0.01,
 learning rate 1e-4, stories of at most 90 tokens and a budget of ``--tokens`` completion
 tokens (end-of-story tokens included), run a, b, c, a, b, c... (``--repeats`` rounds,
 seed ``--seed + round``):
@@ -53,7 +55,9 @@ between the two windows' centres. ``--judge lm`` (or ``lm:gemma``...) also grade
 stories with a held-out judge (``story_env.run.judging.parse_judge``); without it the
 held-out judge is not measured. ``--json FILE`` writes the table and every run;
 ``--pool`` reads such files (of different seeds) and prints the gains over all their runs
-per system, and each system's difference from the first one's, trains nothing.
+per system, and each system's difference from the first one's (also from the common
+start: every run's last window against the mean first window of all runs), trains
+nothing.
 Without TRL installed the ``grpo`` and ``trl`` rows are skipped (one line says so).
 """
 
