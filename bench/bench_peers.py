@@ -503,8 +503,9 @@ def pool(paths: list[Path]) -> list[str]:
             ),
         ]
         lines += _pooled_table(runs, from_start, "gain / 100 stories from the common start")
-        lines += _pooled_differences(
-            runs, lambda run, key: run[key]["first"] if _has_windows(run, key) else None, "start"
+        lines += _differences(
+            _figures(runs, lambda run, key: run[key]["first"] if _has_windows(run, key) else None),
+            "start",
         )
     return lines
 
@@ -550,16 +551,11 @@ def _pooled_table(
         lines.append(
             f"| {SYSTEMS.get(system, system)} | {len(system_runs)} | " + " | ".join(cells) + " |"
         )
-    return lines + _pooled_differences(runs, value, "")
+    return lines + _differences(figures, "")
 
 
-def _pooled_differences(
-    runs: dict[str, list[dict[str, Any]]],
-    value: Callable[[dict[str, Any], str], float | None],
-    label: str,
-) -> list[str]:
+def _differences(figures: dict[str, dict[str, tuple[float, float]]], label: str) -> list[str]:
     """Each other system's difference from the first, per key, with its 95% interval."""
-    figures = _figures(runs, value)
     if not figures:
         return []
     first, *others = list(figures)
