@@ -357,6 +357,21 @@ def teacher_gain(scores: list[float]) -> dict[str, float | None]:
     return {"first": first, "last": last, "per_100": per_100, "stories": len(scores)}
 
 
+def not_held_out(judge_text: str, teacher: TeacherSpec) -> str | None:
+    """Why ``judge_text`` cannot be the held-out judge of runs rewarded by ``teacher``
+    (random, or the reward's teacher on the same model), or None."""
+    from story_env.run.judging import parse_judge
+
+    judge = parse_judge(judge_text)
+    same_model = dict(judge.kwargs).get("model") == teacher[1].get("model")
+    if judge.name == "random" or (judge.name == teacher[0] and same_model):
+        return (
+            f"--judge {judge_text}: a held-out judge is neither random nor the reward "
+            f"(teacher {teacher[0]}); e.g. --judge lm:gemma"
+        )
+    return None
+
+
 def judge_runs(runs: list[dict[str, Any]], spec_text: str) -> None:
     """Grade every run's first and last ``WINDOW`` stories with a held-out judge, in one batch."""
     from story_env.registry import create_teacher
@@ -617,16 +632,8 @@ def _parse() -> argparse.Namespace:
         parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
     if not isinstance(args.teacher_kwargs, dict):
         parser.error(f"--teacher-kwargs {args.teacher_kwargs!r}: give a JSON object")
-    if args.judge:
-        from story_env.run.judging import parse_judge
-
-        judge = parse_judge(args.judge)
-        same_model = dict(judge.kwargs).get("model") == args.teacher_kwargs.get("model")
-        if judge.name == "random" or (judge.name == args.teacher and same_model):
-            parser.error(
-                f"--judge {args.judge}: a held-out judge is neither random nor the reward "
-                f"(--teacher {args.teacher}); e.g. --judge lm:gemma"
-            )
+    if args.judge and (error := not_held_out(args.judge, (args.teacher, args.teacher_kwargs))):
+        parser.error(error)
     args.teacher = (args.teacher, args.teacher_kwargs)
     if min(args.tokens, args.repeats, args.threads) < 1:
         parser.error("--tokens, --repeats and --threads must be >= 1")

@@ -35,14 +35,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--judge", default=None, help="held-out judge, e.g. lm (default: none)")
     args = parser.parse_args()
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
     path = Path(__file__).with_name("bench_peers.py")
     spec = importlib.util.spec_from_file_location("bench_peers", path)
     peers = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(peers)  # type: ignore[union-attr]
+    if args.judge and (error := peers.not_held_out(args.judge, (peers.TEACHER, {}))):
+        parser.error(error)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
     peers._quiet()
     changes = dict(args.algo_kwargs)
     if args.kl_coef is not None:

@@ -181,3 +181,13 @@ def test_pool_measures_gains_from_the_common_start(bench, tmp_path):
     assert f"| {bench.SYSTEMS['trl']} | 2 | +0.2000 (0.1000) | +0.2000 (0.1000) |" in lines
     assert any(line.startswith("held-out judge: ppo_story - trl = +0.0000") for line in lines)
     assert any(line.startswith("held-out judge start: ppo_story - trl = -0.2000") for line in lines)
+
+
+def test_ppo_settings_refuses_the_reward_as_judge(monkeypatch):
+    path = _PATH.with_name("bench_ppo_settings.py")
+    spec = importlib.util.spec_from_file_location("bench_ppo_settings", path)
+    settings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(settings)
+    monkeypatch.setattr(sys, "argv", ["bench_ppo_settings.py", "--judge", "heuristic"])
+    with pytest.raises(SystemExit):
+        settings.main()  # refused before any training
