@@ -85,16 +85,22 @@ def _sources(tmp_path: Path) -> list[str]:
 
 
 def test_vote_with_keys_and_clicks_reload_resume_and_read_the_results(browser, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     db = tmp_path / "ratings.db"
     assert main(["rate", *_sources(tmp_path), "--db", str(db), "--prepare-only"]) == 0
-    wait = WebDriverWait(browser, 30)
+    # a vote submits a form: the page it was found on may be replaced between
+    # finding an element and reading it, so a stale element means "look again"
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
 
     def progress_says(text: str) -> None:
-        wait.until(lambda d: text in d.find_element(By.ID, "progress").text)
+        wait.until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+            and text in d.find_element(By.ID, "progress").text
+        )
 
     def press(key: str) -> None:
         browser.find_element(By.TAG_NAME, "body").send_keys(key)
