@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import socket
 import string
-import time
 
 import numpy as np
 import pytest
@@ -246,9 +245,7 @@ DEGENERATE = {
 
 @pytest.mark.parametrize("text", DEGENERATE.values(), ids=DEGENERATE.keys())
 def test_degenerate_input_scores_low_and_never_raises(text: str) -> None:
-    start = time.perf_counter()
-    scores = grade(text)
-    assert time.perf_counter() - start < 1.0
+    scores = grade(text)  # its speed on such input: bench/bench_heuristic.py
     assert set(scores.values) == set(TEACHER.dimensions)
     assert all(0.0 <= v <= 3.0 for v in scores.values.values())
     assert total(scores) <= 0.15

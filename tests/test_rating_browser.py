@@ -98,8 +98,10 @@ def test_vote_with_keys_and_clicks_reload_resume_and_read_the_results(browser, t
 
     def progress_says(text: str) -> None:
         wait.until(
-            lambda d: d.execute_script("return document.readyState") == "complete"
-            and text in d.find_element(By.ID, "progress").text
+            lambda d: (
+                d.execute_script("return document.readyState") == "complete"
+                and text in d.find_element(By.ID, "progress").text
+            )
         )
 
     def press(key: str) -> None:
