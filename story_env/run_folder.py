@@ -93,28 +93,35 @@ def dumps(record: Any) -> str:
     return json.dumps(record, allow_nan=False)
 
 
+#: What a failed write's error tells the user to do once the disk or folder is fixed: in a
+#: run folder, resume; elsewhere (a --json file, a calibration) the caller says.
+RESUME = "rerun with --resume (the run continues from its last checkpoint)"
+
+
 @contextlib.contextmanager
-def _writing(path: Path, what: str) -> Iterator[None]:
+def _writing(path: Path, what: str, then: str = RESUME) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
         raise RunFolderError(
             f"cannot write {what} {str(path)!r} ({describe_os_error(exc)}); free disk space "
-            "or fix the folder's permissions, then rerun with --resume (the run continues "
-            "from its last checkpoint)"
+            f"or fix the folder's permissions, then {then}"
         ) from exc
 
 
-def write_atomic_with(path: Path, write: Callable[[IO[bytes]], object], what: str = "file") -> None:
+def write_atomic_with(
+    path: Path, write: Callable[[IO[bytes]], object], what: str = "file", then: str = RESUME
+) -> None:
     """Let ``write`` fill a temporary file, then ``os.replace`` it onto ``path``.
 
     For content a library writes into a file object itself (``torch.save``, an SB3
     model's ``save``). The file is flushed and synced before the replace; no ``.tmp``
-    survives a failure, and an ``OSError`` becomes a ``RunFolderError`` naming ``what``.
+    survives a failure, and an ``OSError`` becomes a ``RunFolderError`` naming ``what``
+    and saying what to do after fixing it (``then``: resume, unless the caller says).
     """
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with _writing(path, what):
+        with _writing(path, what, then):
             with open(tmp, "w+b") as fh:  # readable too: a zip writer may append to it
                 write(fh)
                 fh.flush()
@@ -125,10 +132,10 @@ def write_atomic_with(path: Path, write: Callable[[IO[bytes]], object], what: st
             tmp.unlink()
 
 
-def write_atomic(path: Path, data: bytes | str, what: str = "file") -> None:
+def write_atomic(path: Path, data: bytes | str, what: str = "file", then: str = RESUME) -> None:
     """Write ``path`` through a temporary file and ``os.replace``; no ``.tmp`` survives."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    write_atomic_with(path, lambda fh: fh.write(payload), what)
+    write_atomic_with(path, lambda fh: fh.write(payload), what, then)
 
 
 def write_folder_atomic(dest: Path, fill: Callable[[Path], object], what: str = "folder") -> None:

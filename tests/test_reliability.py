@@ -360,6 +360,17 @@ def test_out_that_is_a_file_or_read_only_is_one_line(capsys, tmp_path):
     assert f"cannot create run folder '{missing}'" in err
 
 
+def test_a_json_file_on_a_full_disk_says_run_again_not_resume(capsys, tmp_path):
+    out = tmp_path / "eval.json"
+    (tmp_path / "eval.json.tmp").symlink_to("/dev/full")  # every write: ENOSPC
+    argv = ["eval", "--student", "ngram", "--teacher", "heuristic", "--stories", "2"]
+    argv += ["--judge", "random", "--no-mauve", "--no-progress", "--json", str(out)]
+    err = one_line_error(capsys, argv)
+    assert f"cannot write --json file '{out}'" in err and "No space left on device" in err
+    assert err.endswith("then run the command again") and "--resume" not in err
+    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
 def test_a_full_disk_leaves_no_tmp_and_says_how_to_continue(random_lm_student, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

@@ -34,7 +34,7 @@ def _json_out(args: argparse.Namespace, result: Any) -> bool:
 
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text + "\n", "--json file")
+    write_atomic(path, text + "\n", "--json file", "run the command again")
     return False
 
 
@@ -474,7 +474,12 @@ def cmd_calibrate_lm(args: argparse.Namespace) -> int:
         if old.get("version") == CALIBRATION_VERSION:
             data = old
     data["models"][model_id] = entry
-    write_atomic(out, json.dumps(data, indent=2, sort_keys=True) + "\n", "lm calibration")
+    write_atomic(
+        out,
+        json.dumps(data, indent=2, sort_keys=True) + "\n",
+        "lm calibration",
+        "run calibrate-lm again",
+    )
     for name in ("fluency", "order_gain", "variety"):
         print(f"  {name:10s} bad {entry[name]['bad']:+.4f}  good {entry[name]['good']:+.4f}")
     print(f"wrote {out}")

@@ -443,7 +443,7 @@ def export_votes(db: RatingDB, path: str | Path) -> int:
         raise ConfigError(
             f"--export {str(target)!r}: name a .jsonl or .csv file (the suffix picks the format)"
         )
-    write_atomic(target, text, "vote export")
+    write_atomic(target, text, "vote export", "run --export again (the votes stay in the database)")
     return len(rows)
 
 

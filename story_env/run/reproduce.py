@@ -73,6 +73,8 @@ from story_env.run_folder import (
 PR_SET_PDEATHSIG = 1
 #: Seed of the evaluation stories (the same before and after RL, at every budget).
 EVAL_SEED = 10_000
+#: What to do after a failed write is fixed: a rerun keeps every finished stage.
+REPRO_AGAIN = "run the same reproduce command again (finished stages are kept)"
 #: Seed of the probe items (the same items before and after RL).
 PROBE_SEED = 0
 
@@ -435,7 +437,7 @@ def _pretrain_stage(
         entry = {"was": was, "now": now, "seconds": seconds}
         _save(pre / "rebuilds.json", [*_load(pre / "rebuilds.json", []), entry])
         log(f"rebuilt the checkpoints: validation perplexity was {was}, now {now}")
-    write_atomic(pre / "done.json", "{}", "pretraining stage marker")
+    write_atomic(pre / "done.json", "{}", "pretraining stage marker", REPRO_AGAIN)
 
 
 def _audit_stage(config: ReproConfig, target: str, out: Path, log: Callable[[str], None]) -> dict:
@@ -559,7 +561,7 @@ def _load(path: Path, default: Any) -> Any:
 
 
 def _save(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2), path.name)
+    write_atomic(path, json.dumps(data, indent=2), path.name, REPRO_AGAIN)
 
 
 __all__ = [
