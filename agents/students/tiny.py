@@ -35,7 +35,7 @@ from story_env.run_folder import write_atomic
 
 logger = logging.getLogger(__name__)
 
-#: The recipe of the default student (the ladder's run in examples/reproduce/issue14.json);
+#: The recipe of the default student (the ladder's run in examples/reproduce/ladder.json);
 #: changing it or the corpus changes its cache key, and the shipped weights then no longer match.
 TINY_RECIPE = PretrainConfig(
     words=10_000_000,
