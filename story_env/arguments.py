@@ -18,6 +18,8 @@ MAX_SEED = 2**32 - 1
 MAX_ENVS = 1024
 #: Stories one evaluation writes at most.
 MAX_STORIES = 1_000_000
+#: Stories one evaluation writes by default (eval, compare, reproduce, evaluate()).
+EVAL_STORIES = 64
 #: The largest count a flag takes: past it a budget is a typo (1e30), not a plan.
 MAX_COUNT = 10**12
 

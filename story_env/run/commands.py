@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from story_env.arguments import count, json_object, name_list, pick, positive_int, seed, seed_list
+from story_env.arguments import (
+    EVAL_STORIES,
+    count,
+    json_object,
+    name_list,
+    pick,
+    positive_int,
+    seed,
+    seed_list,
+)
 from story_env.errors import ConfigError, StorytellingError
 
 _JSON_HELP = "also write the result as JSON to FILE; with '-', print the JSON instead of the text"
@@ -233,7 +242,7 @@ def eval_command(config: Any, out: Path) -> str:
     ):
         if value != default:
             words += [flag, str(value)]
-    return shlex.join([*words, "--stories", "64"])
+    return shlex.join([*words, "--stories", str(EVAL_STORIES)])
 
 
 def _duration(seconds: float) -> str:
@@ -355,7 +364,12 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         "--teacher", help="teacher name (default: the run's own teacher, else heuristic)"
     )
     _add_judge_flags(p)
-    p.add_argument("--stories", type=int, default=64, help="stories to write (default: 64)")
+    p.add_argument(
+        "--stories",
+        type=int,
+        default=EVAL_STORIES,
+        help=f"stories to write (default: {EVAL_STORIES})",
+    )
     p.add_argument(
         "--top-p",
         type=float,
@@ -381,8 +395,8 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eval-stories",
         type=positive_int,
-        default=64,
-        help="stories each trained run writes for its evaluation (default: 64)",
+        default=EVAL_STORIES,
+        help=f"stories each trained run writes for its evaluation (default: {EVAL_STORIES})",
     )
     _add_judge_flags(p)
     p.add_argument("--out", required=True, help="folder of the comparison: one run per row")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from story_env.arguments import MAX_STORIES
+from story_env.arguments import EVAL_STORIES, MAX_STORIES
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import accepts_kwarg, check_algo_kwargs, policy_class_for
@@ -38,7 +38,7 @@ def compare(
     seeds: Sequence[int],
     out_dir: str | Path,
     *,
-    eval_stories: int = 64,
+    eval_stories: int = EVAL_STORIES,
     resume: bool = False,
     progress: bool = True,
     judges: Sequence[JudgeSpec | str] | None = None,
@@ -359,8 +359,7 @@ def check_compare_plan(algorithms: Sequence[str], seeds: Sequence[int], eval_sto
     ):
         raise ConfigError(
             f"--eval-stories must be a whole number from 1 to {MAX_STORIES}, got "
-            f"{eval_stories!r}; e.g. "
-            "--eval-stories 64"
+            f"{eval_stories!r}; e.g. --eval-stories {EVAL_STORIES}"
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from story_env.agents.rl.reference import ReferenceVecEnv
-from story_env.arguments import MAX_ENVS, MAX_STORIES
+from story_env.arguments import EVAL_STORIES, MAX_ENVS, MAX_STORIES
 from story_env.errors import ConfigError
 from story_env.registry import get_algorithm
 from story_env.run.algorithms import build_algorithm, untrainable_student
@@ -115,7 +115,7 @@ def evaluate(
     checkpoint: str | Path | None = None,
     model: Any = None,
     teacher: str | None = None,
-    stories: int = 64,
+    stories: int = EVAL_STORIES,
     seed: int = 0,
     num_envs: int = 16,
     max_new_tokens: int | None = None,
@@ -216,10 +216,12 @@ def _check_counts(stories: Any, seed: Any, num_envs: Any) -> None:
     """
     if isinstance(stories, bool) or not isinstance(stories, int) or stories < 1:
         raise ConfigError(
-            f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories 64"
+            f"stories must be a whole number >= 1, got {stories!r}; e.g. --stories {EVAL_STORIES}"
         )
     if stories > MAX_STORIES:
-        raise ConfigError(f"stories must be <= {MAX_STORIES}, got {stories}; e.g. --stories 64")
+        raise ConfigError(
+            f"stories must be <= {MAX_STORIES}, got {stories}; e.g. --stories {EVAL_STORIES}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:

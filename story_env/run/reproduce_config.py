@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from story_env.agents.pretraining.pretrain import ModelConfig, PretrainConfig
+from story_env.arguments import EVAL_STORIES
 from story_env.errors import ConfigError
 from story_env.run.config import TrainConfig
 from story_env.run.judging import JudgeSpec, resolve_judges
@@ -121,7 +122,7 @@ class ReproConfig:
     judges: tuple[str, ...] | None = None
     control_budgets: tuple[int, ...] | None = None
     probe_pairs: int = 100
-    eval_stories: int = 64
+    eval_stories: int = EVAL_STORIES
     audit: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain_batch_size: int = 16
